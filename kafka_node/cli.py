@@ -1,0 +1,118 @@
+"""The `maelstrom-kafka` command: flags and environment, logging on stderr, exit statuses.
+All the work is done by `storage` and `node`."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+
+from kafka_node import __version__
+from kafka_node.node import Node
+from kafka_node.storage import Durability, Storage, UnusableDatabase, fresh_database_path
+
+log = logging.getLogger("kafka_node")
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_REFUSED = 2  # bad flags, or a database file this node will not open
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="maelstrom-kafka",
+        description=(
+            "A durable single-node Kafka-style log speaking Maelstrom's JSON-lines protocol on "
+            "stdin/stdout (the kafka workload: send, poll, commit_offsets, "
+            "list_committed_offsets), stored in SQLite. Logs go to stderr."
+        ),
+        epilog=(
+            "Exit status: 0 after end of input or SIGTERM/SIGINT (the batch in hand is finished "
+            "first); 1 after a failed COMMIT (restart to recover from the disk); 2 for bad flags "
+            "or a database file that is not a kafka-node log, is damaged, or has a newer schema "
+            "(the file is left untouched)."
+        ),
+    )
+    parser.add_argument(
+        "--db",
+        metavar="PATH",
+        default=os.environ.get("KAFKA_NODE_DB") or None,
+        help=(
+            "SQLite file holding the log (default: $KAFKA_NODE_DB). A restart with the same path "
+            "continues the same log. With neither, each start uses a fresh file in a new "
+            "temporary directory and logs its path, so every Maelstrom test starts empty."
+        ),
+    )
+    parser.add_argument(
+        "--durability",
+        choices=[d.value for d in Durability],
+        default=os.environ.get("KAFKA_NODE_DURABILITY", Durability.FULL.value),
+        help=(
+            "full (default, $KAFKA_NODE_DURABILITY): fsync before every acknowledgement, so an "
+            "acknowledged send or commit survives a process kill, an OS crash and a power cut. "
+            "normal: fsync only at checkpoints; an acknowledgement survives a process kill but "
+            "the last acknowledged batches may be lost in an OS crash or power cut."
+        ),
+    )
+    parser.add_argument(
+        "--poll-max-per-key",
+        type=_positive_int,
+        default=100,
+        metavar="N",
+        help="most messages returned per key in one poll reply (default: 100)",
+    )
+    parser.add_argument(
+        "--max-line-bytes",
+        type=_positive_int,
+        default=64 << 20,
+        metavar="N",
+        help="input lines longer than this are skipped with a log line (default: 64 MiB)",
+    )
+    parser.add_argument(
+        "--log-level",
+        choices=["debug", "info", "warning", "error"],
+        default="info",
+        help="stderr log detail (default: info; valid requests are never logged one by one)",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    return parser.parse_args(argv)
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(
+        stream=sys.stderr,
+        level=args.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    path = args.db or fresh_database_path()
+    durability = Durability(args.durability)
+    try:
+        storage = Storage.open(path, durability)
+    except UnusableDatabase as refusal:
+        log.error("refusing to start: %s", refusal)
+        return EXIT_REFUSED
+    log.info(
+        "serving log %s (schema version %d, durability %s)%s",
+        path, storage.schema_version, durability.value,
+        "" if args.db else " (a fresh file: pass --db to keep the log across runs)",
+    )
+    try:
+        return Node(storage, args.poll_max_per_key, args.max_line_bytes).serve()
+    except BrokenPipeError:
+        log.error("stdout closed: the reader went away; exiting")
+        return EXIT_FAILED
+    finally:
+        storage.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,242 @@
+"""The node: reads JSON lines from stdin, dispatches each request to its handler, applies a
+whole batch in one transaction (group commit), and writes the replies only after COMMIT."""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import signal
+from collections.abc import Callable
+
+import apsw
+
+from kafka_node import protocol
+from kafka_node.protocol import ErrorCode
+from kafka_node.storage import Storage
+
+log = logging.getLogger(__name__)
+
+#: Bytes asked of stdin per read: everything a busy client has queued arrives in one batch.
+READ_SIZE = 1 << 20
+
+
+class _Interrupted(Exception):
+    """A stop signal arrived while the node was waiting for input."""
+
+
+class Node:
+    """One kafka-node serving Maelstrom requests against one open log."""
+
+    def __init__(self, storage: Storage, poll_max_per_key: int, max_line_bytes: int) -> None:
+        self.storage = storage
+        self.poll_max_per_key = poll_max_per_key
+        self.max_line_bytes = max_line_bytes
+        self.node_id: str | None = None
+        self._stopping = False
+        self._waiting_for_input = False
+        self._must_exit_after_batch = False
+        self._handlers: dict[type, Callable] = {
+            protocol.Init: self.init,
+            protocol.Send: self.send,
+            protocol.Poll: self.poll,
+            protocol.CommitOffsets: self.commit_offsets,
+            protocol.ListCommittedOffsets: self.list_committed_offsets,
+        }
+
+    # --- handlers, one per request type -----------------------------------------------
+
+    def init(self, body: protocol.Init) -> protocol.InitOk:
+        self.node_id = body.node_id
+        log.info("initialised as %s (cluster %s)", body.node_id, ",".join(body.node_ids))
+        return protocol.InitOk(in_reply_to=body.msg_id)
+
+    def send(self, body: protocol.Send) -> protocol.SendOk:
+        offset = self.storage.append(body.key, protocol.message_text(body))
+        return protocol.SendOk(in_reply_to=body.msg_id, offset=offset)
+
+    def poll(self, body: protocol.Poll) -> protocol.PollOk:
+        found = self.storage.read_from(body.offsets, self.poll_max_per_key)
+        msgs = {
+            key: [(offset, protocol.stored_message(msg)) for offset, msg in entries]
+            for key, entries in found.items()
+        }
+        return protocol.PollOk(in_reply_to=body.msg_id, msgs=msgs)
+
+    def commit_offsets(self, body: protocol.CommitOffsets) -> protocol.CommitOffsetsOk:
+        self.storage.commit_offsets(body.offsets)
+        return protocol.CommitOffsetsOk(in_reply_to=body.msg_id)
+
+    def list_committed_offsets(self, body: protocol.ListCommittedOffsets) -> protocol.ListCommittedOffsetsOk:
+        offsets = self.storage.committed_offsets(body.keys)
+        return protocol.ListCommittedOffsetsOk(in_reply_to=body.msg_id, offsets=offsets)
+
+    # --- one batch ----------------------------------------------------------------------
+
+    def answer_batch(self, lines: list[bytes]) -> bytes:
+        """Apply every request of a batch in one transaction; return the encoded replies.
+
+        If a statement fails, the transaction rolls back and each request is retried in a
+        transaction of its own, so one bad request costs only its own reply. If COMMIT
+        itself fails, whether the batch reached the disk is unknown: every request that
+        touched storage is answered with the indefinite error 13.
+        """
+        requests = [protocol.decode(line) for line in lines if line.strip()]
+        if not any(self._uses_storage(r) for r in requests):
+            return self._encode([self._answer(r) for r in requests])
+        replies: list[protocol.Outgoing | None] = []
+        committing = False
+        try:
+            with self.storage.transaction():
+                replies = [self._answer(r) for r in requests]
+                committing = True
+        except Exception as error:
+            if not committing:
+                log.warning("batch of %d rolled back (%s); retrying its requests one by one", len(requests), error)
+                return self._encode([self._answer_alone(r) for r in requests])
+            log.error("COMMIT failed (%s): the batch's outcome is unknown", error)
+            self._after_failed_commit(error)
+            replies = [
+                self._error_for(r, ErrorCode.CRASH, f"commit failed, outcome unknown: {error}")
+                if self._uses_storage(r) else reply
+                for r, reply in zip(requests, replies)
+            ]
+        return self._encode(replies)
+
+    def _answer_alone(self, request: protocol.Envelope | protocol.Rejected) -> protocol.Outgoing | None:
+        """Answer one request in its own transaction (the slow path after a rollback)."""
+        if not self._uses_storage(request):
+            return self._answer(request)
+        committing = False
+        try:
+            with self.storage.transaction():
+                reply = self._answer(request)
+                committing = True
+            return reply
+        except apsw.Error as error:
+            if committing:
+                self._after_failed_commit(error)
+                return self._error_for(request, ErrorCode.CRASH, f"commit failed, outcome unknown: {error}")
+            return self._error_for(request, ErrorCode.TEMPORARILY_UNAVAILABLE, f"storage error, nothing applied: {error}")
+        except Exception as error:
+            log.exception("unexpected failure answering %s", type(request.body).__name__)
+            return self._error_for(request, ErrorCode.CRASH, f"internal error: {error!r}")
+
+    def _after_failed_commit(self, error: Exception) -> None:
+        """After an I/O error at COMMIT the page cache may not match the disk: stop serving.
+
+        A restart recovers from what is really on disk (as PostgreSQL does after a failed
+        fsync); carrying on could hand out offsets that a half-written batch already used.
+        """
+        if isinstance(error, apsw.IOError):
+            self._must_exit_after_batch = True
+
+    def _uses_storage(self, request: protocol.Envelope | protocol.Rejected) -> bool:
+        return (
+            isinstance(request, protocol.Envelope)
+            and self.node_id is not None
+            and not isinstance(request.body, protocol.Init)
+        )
+
+    def _answer(self, request: protocol.Envelope | protocol.Rejected) -> protocol.Outgoing | None:
+        """The reply to one request (None when there is nobody to reply to)."""
+        if isinstance(request, protocol.Rejected):
+            if request.src is None:
+                log.warning("skipped a line that is not a request: %s", request.text)
+                return None
+            log.info("rejected a request from %s: %s", request.src, request.text)
+            return self._reply(request.src, request.dest, protocol.Error(
+                in_reply_to=request.msg_id, code=request.code, text=request.text))
+        body = request.body
+        if self.node_id is None and not isinstance(body, protocol.Init):
+            return self._error_for(request, ErrorCode.TEMPORARILY_UNAVAILABLE, "node not initialised yet: send init first")
+        return self._reply(request.src, request.dest, self._handlers[type(body)](body))
+
+    def _error_for(self, request: protocol.Envelope, code: ErrorCode, text: str) -> protocol.Outgoing:
+        return self._reply(request.src, request.dest, protocol.Error(in_reply_to=request.body.msg_id, code=code, text=text))
+
+    def _reply(self, asker: str, addressed_to: str | None, body) -> protocol.Outgoing:
+        return protocol.Outgoing(src=self.node_id or addressed_to or "", dest=asker, body=body)
+
+    @staticmethod
+    def _encode(replies: list[protocol.Outgoing | None]) -> bytes:
+        return protocol.encode([r for r in replies if r is not None])
+
+    # --- the stdin loop -----------------------------------------------------------------
+
+    def serve(self, stdin_fd: int = 0, stdout_fd: int = 1) -> int:
+        """Serve until EOF or a stop signal; return the process exit status."""
+        self._install_signal_handlers()
+        unfinished: list[bytes] = []  # pieces of a line whose newline has not arrived yet
+        unfinished_size = 0
+        discarding = False  # inside a line longer than max_line_bytes
+        while not self._stopping:
+            try:
+                chunk = self._read(stdin_fd)
+            except _Interrupted:
+                break
+            if not chunk:  # EOF: a last line without its newline still counts
+                if unfinished and not discarding:
+                    self._write(stdout_fd, self.answer_batch([b"".join(unfinished)]))
+                break
+            lines = chunk.split(b"\n")
+            tail = lines.pop()
+            if lines:
+                if discarding:
+                    lines.pop(0)
+                    discarding = False
+                elif unfinished:
+                    lines[0] = b"".join(unfinished) + lines[0]
+                unfinished, unfinished_size = [], 0
+                lines = [line for line in lines if self._within_limit(line)]
+            if tail and not discarding:
+                unfinished.append(tail)
+                unfinished_size += len(tail)
+                if unfinished_size > self.max_line_bytes:
+                    log.warning("skipped a line longer than %d bytes", self.max_line_bytes)
+                    unfinished, unfinished_size, discarding = [], 0, True
+            if lines:
+                self._write(stdout_fd, self.answer_batch(lines))
+            if self._must_exit_after_batch:
+                log.error("exiting after a failed COMMIT; restart to recover from the disk")
+                return 1
+        log.info("stopping: %s", "signal" if self._stopping else "end of input")
+        return 0
+
+    def _within_limit(self, line: bytes) -> bool:
+        if len(line) <= self.max_line_bytes:
+            return True
+        log.warning("skipped a line longer than %d bytes", self.max_line_bytes)
+        return False
+
+    def _read(self, fd: int) -> bytes:
+        self._waiting_for_input = True
+        try:
+            if self._stopping:
+                raise _Interrupted
+            return os.read(fd, READ_SIZE)
+        finally:
+            self._waiting_for_input = False
+
+    @staticmethod
+    def _write(fd: int, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            try:
+                written = os.write(fd, view)
+            except OSError as error:
+                if error.errno == errno.EINTR:
+                    continue
+                raise
+            view = view[written:]
+
+    def _install_signal_handlers(self) -> None:
+        """SIGTERM/SIGINT: finish the batch in hand, then exit 0."""
+
+        def stop(signum: int, _frame) -> None:
+            self._stopping = True
+            if self._waiting_for_input:
+                raise _Interrupted
+
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
