@@ -144,7 +144,7 @@ def decode(line: bytes) -> Envelope | Rejected:
     """Decode one line into a request, or say why it is not one."""
     try:
         return _envelope_decoder.decode(line)
-    except (msgspec.DecodeError, RecursionError) as error:
+    except Exception as error:  # DecodeError, and UnicodeDecodeError or RecursionError from hostile bytes
         return _diagnose(line, error)
 
 
@@ -158,7 +158,7 @@ def _diagnose(line: bytes, error: Exception) -> Rejected:
         loose = msgspec.json.decode(line, type=_LooseEnvelope)
     except RecursionError:
         return Rejected(None, None, None, ErrorCode.MALFORMED_REQUEST, "JSON nested too deeply")
-    except msgspec.DecodeError as not_an_object:
+    except ValueError as not_an_object:  # msgspec.DecodeError or UnicodeDecodeError
         return Rejected(None, None, None, ErrorCode.MALFORMED_REQUEST, f"not a JSON message: {not_an_object}")
     src = loose.src if isinstance(loose.src, str) else None
     dest = loose.dest if isinstance(loose.dest, str) else None
@@ -166,7 +166,9 @@ def _diagnose(line: bytes, error: Exception) -> Rejected:
         return Rejected(src, dest, None, ErrorCode.MALFORMED_REQUEST, "missing field `$.body`")
     try:
         body = msgspec.json.decode(loose.body, type=_LooseBody)
-    except (msgspec.DecodeError, RecursionError) as not_an_object:
+    except RecursionError:
+        return Rejected(src, dest, None, ErrorCode.MALFORMED_REQUEST, "JSON nested too deeply in `$.body`")
+    except ValueError as not_an_object:
         return Rejected(src, dest, None, ErrorCode.MALFORMED_REQUEST, f"invalid `$.body`: {not_an_object}")
     msg_id = body.msg_id
     if msg_id is not None and (type(msg_id) is not int):
