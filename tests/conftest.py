@@ -1,0 +1,156 @@
+"""Shared fixtures: the installed `maelstrom-kafka` script run as a real child process."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import queue
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import pytest
+
+BIN_DIR = Path(sys.executable).parent
+
+
+def installed_script(name: str) -> str:
+    """The console script installed beside the Python running the tests."""
+    path = BIN_DIR / name
+    if path.exists():
+        return str(path)
+    found = shutil.which(name)
+    if not found:
+        pytest.fail(f"{name} is not installed; run `make install` (or `make test`)")
+    return found
+
+
+class NodeProcess:
+    """A running maelstrom-kafka child: write requests to its stdin, read replies from stdout."""
+
+    def __init__(self, args: list[str], stderr_path: Path, env: dict[str, str] | None = None, cwd: Path | None = None) -> None:
+        self.stderr_path = stderr_path
+        self._stderr = open(stderr_path, "ab")
+        self.proc = subprocess.Popen(
+            [installed_script("maelstrom-kafka"), *args],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self._stderr,
+            env=env,
+            cwd=cwd,
+        )
+        self.lines: queue.Queue[bytes | None] = queue.Queue()
+        self._reader = threading.Thread(target=self._read_stdout, daemon=True)
+        self._reader.start()
+        self._ids = itertools.count(1)
+
+    def _read_stdout(self) -> None:
+        for line in self.proc.stdout:
+            self.lines.put(line)
+        self.lines.put(None)
+
+    def write(self, data: bytes) -> None:
+        self.proc.stdin.write(data)
+        self.proc.stdin.flush()
+
+    def send_message(self, body: dict[str, Any], src: str = "c1") -> None:
+        self.write(msgspec.json.encode({"src": src, "dest": "n0", "body": body}) + b"\n")
+
+    def read_message(self, timeout: float = 10) -> dict[str, Any]:
+        """The next line the node wrote, decoded; fails the test on timeout or EOF."""
+        try:
+            line = self.lines.get(timeout=timeout)
+        except queue.Empty:
+            pytest.fail(f"no reply within {timeout} s; node stderr:\n{self.stderr()}")
+        if line is None:
+            pytest.fail(f"node closed stdout (exit {self.proc.poll()}); stderr:\n{self.stderr()}")
+        return msgspec.json.decode(line)
+
+    def no_message_within(self, timeout: float) -> bool:
+        try:
+            line = self.lines.get(timeout=timeout)
+        except queue.Empty:
+            return True
+        self.lines.put(line)
+        return False
+
+    def request(self, body: dict[str, Any], src: str = "c1") -> dict[str, Any]:
+        """Send one request with a fresh msg_id and return the reply body."""
+        msg_id = next(self._ids)
+        self.send_message({**body, "msg_id": msg_id}, src=src)
+        reply = self.read_message()
+        assert reply["body"].get("in_reply_to") == msg_id, reply
+        assert reply["dest"] == src, reply
+        return reply["body"]
+
+    def init(self, node_id: str = "n0") -> None:
+        body = self.request({"type": "init", "node_id": node_id, "node_ids": [node_id]})
+        assert body["type"] == "init_ok"
+
+    def stderr(self) -> str:
+        self._stderr.flush()
+        return self.stderr_path.read_text(errors="replace")
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def close_stdin_and_wait(self, timeout: float = 10) -> int:
+        self.proc.stdin.close()
+        return self.proc.wait(timeout)
+
+    def signal(self, signum: int) -> None:
+        self.proc.send_signal(signum)
+
+    def kill(self) -> None:
+        if self.alive():
+            self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(10)
+
+    def cleanup(self) -> None:
+        self.kill()
+        for stream in (self.proc.stdin, self.proc.stdout):
+            try:
+                stream.close()
+            except OSError:
+                pass
+        self._stderr.close()
+
+
+@pytest.fixture
+def start_node(tmp_path):
+    """Start maelstrom-kafka children (`--db` defaults to tmp_path/log.db); all killed afterwards."""
+    started: list[NodeProcess] = []
+
+    def start(*args: str, db: Path | None = None, init: bool = True, env: dict[str, str] | None = None,
+              cwd: Path | None = None) -> NodeProcess:
+        full_args = list(args)
+        if "--db" not in full_args and not (env and "KAFKA_NODE_DB" in env):
+            full_args = ["--db", str(db or tmp_path / "log.db"), *full_args]
+        node = NodeProcess(full_args, tmp_path / f"node-{len(started)}.stderr", env=env, cwd=cwd)
+        started.append(node)
+        if init:
+            node.init()
+        return node
+
+    yield start
+    for node in started:
+        node.cleanup()
+
+
+def run_node(*args: str, stdin: bytes = b"", env: dict[str, str] | None = None, timeout: float = 30) -> subprocess.CompletedProcess:
+    """Run maelstrom-kafka to completion with the given stdin."""
+    return subprocess.run(
+        [installed_script("maelstrom-kafka"), *args],
+        input=stdin, capture_output=True, env=env, timeout=timeout,
+    )
+
+
+def child_env(**overrides: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KAFKA_NODE_")}
+    env.update(overrides)
+    return env

@@ -1,0 +1,111 @@
+"""Bad input, case by case: the right error reply or stderr line, the node alive, data intact."""
+
+from __future__ import annotations
+
+import time
+
+import msgspec
+import pytest
+
+
+def envelope(body, src="c1") -> bytes:
+    return msgspec.json.encode({"src": src, "dest": "n0", "body": body})
+
+
+NESTED = b"[" * 100_000 + b"]" * 100_000
+
+# (case id, raw line without newline, expected reply (code, text fragment) or None, stderr fragment or None)
+CASES = [
+    ("not-json", b"garbage", None, "not a JSON message"),
+    ("truncated-json", b'{"src":"c1","dest":"n0","body":{"type":"se', None, "not a JSON message"),
+    ("invalid-utf8-in-body", b'{"src":"c1","dest":"n0","body":{"type":"send","key":"\xff","msg":1,"msg_id":1}}', (12, "utf-8"), None),
+    ("binary-garbage", b"\x00\x01\x02\xff\xfe", None, "not a JSON message"),
+    ("top-level-array", b"[1,2,3]", None, "not a JSON message"),
+    ("top-level-string", b'"hello"', None, "not a JSON message"),
+    ("empty-object", b"{}", None, "missing field `$.body`"),
+    ("src-not-a-string", envelope({"type": "send", "key": "k", "msg": 1, "msg_id": 1}, src=5), None, "`$.src` must be a string"),
+    ("body-missing", b'{"src":"c1","dest":"n0"}', (12, "$.body"), None),
+    ("body-not-an-object", envelope([1, 2]), (12, "$.body"), None),
+    ("msg-id-not-an-integer", envelope({"type": "send", "key": "k", "msg": 1, "msg_id": "7"}), (12, "msg_id"), None),
+    ("msg-id-float", envelope({"type": "send", "key": "k", "msg": 1, "msg_id": 1.5}), (12, "msg_id"), None),
+    ("type-missing", envelope({"key": "k", "msg": 1, "msg_id": 1}), (12, "$.body.type"), None),
+    ("type-not-a-string", envelope({"type": 3, "msg_id": 1}), (12, "$.body.type"), None),
+    ("type-unknown", envelope({"type": "txn", "msg_id": 1}), (10, "'txn'"), None),
+    ("init-missing-node-id", envelope({"type": "init", "node_ids": ["n0"], "msg_id": 1}), (12, "node_id"), None),
+    ("send-key-missing", envelope({"type": "send", "msg": 1, "msg_id": 1}), (12, "key"), None),
+    ("send-key-not-a-string", envelope({"type": "send", "key": 7, "msg": 1, "msg_id": 1}), (12, "$.body.key"), None),
+    ("send-key-null", envelope({"type": "send", "key": None, "msg": 1, "msg_id": 1}), (12, "$.body.key"), None),
+    ("send-msg-missing", envelope({"type": "send", "key": "k", "msg_id": 1}), (12, "msg"), None),
+    ("poll-offsets-missing", envelope({"type": "poll", "msg_id": 1}), (12, "offsets"), None),
+    ("poll-offsets-a-list", envelope({"type": "poll", "offsets": [0], "msg_id": 1}), (12, "$.body.offsets"), None),
+    ("poll-offset-negative", envelope({"type": "poll", "offsets": {"k": -1}, "msg_id": 1}), (12, '$.body.offsets["k"]'), None),
+    ("poll-offset-float", envelope({"type": "poll", "offsets": {"k": 1.5}, "msg_id": 1}), (12, '$.body.offsets["k"]'), None),
+    ("poll-offset-bool", envelope({"type": "poll", "offsets": {"k": True}, "msg_id": 1}), (12, '$.body.offsets["k"]'), None),
+    ("poll-offset-string", envelope({"type": "poll", "offsets": {"ok": 0, "k": "0"}, "msg_id": 1}), (12, '$.body.offsets["k"]'), None),
+    ("poll-offset-huge", envelope({"type": "poll", "offsets": {"k": 2**70}, "msg_id": 1}), (12, '$.body.offsets["k"]'), None),
+    ("commit-offset-negative", envelope({"type": "commit_offsets", "offsets": {"k": -5}, "msg_id": 1}), (12, '$.body.offsets["k"]'), None),
+    ("commit-offsets-null", envelope({"type": "commit_offsets", "offsets": None, "msg_id": 1}), (12, "$.body.offsets"), None),
+    ("list-keys-not-a-list", envelope({"type": "list_committed_offsets", "keys": "k", "msg_id": 1}), (12, "$.body.keys"), None),
+    ("list-key-not-a-string", envelope({"type": "list_committed_offsets", "keys": ["k", 1], "msg_id": 1}), (12, "$.body.keys[1]"), None),
+    ("nested-100k-deep", NESTED, None, "not a JSON message"),
+    ("msg-nested-100k-deep", b'{"src":"c1","dest":"n0","body":{"type":"send","key":"k","msg":' + NESTED + b',"msg_id":1}}', None, "nested too deeply"),
+]
+
+
+@pytest.mark.parametrize(("line", "expected_reply", "expected_log"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+def test_bad_input_is_answered_or_logged_and_costs_nothing(start_node, line, expected_reply, expected_log):
+    node = start_node()
+    assert node.request({"type": "send", "key": "k", "msg": "before"})["offset"] == 0
+    node.request({"type": "commit_offsets", "offsets": {"k": 0}})
+
+    node.write(line + b"\n")
+    if expected_reply is not None:
+        code, fragment = expected_reply
+        reply = node.read_message()
+        assert reply["dest"] == "c1" and reply["src"] == "n0"
+        assert reply["body"]["type"] == "error"
+        assert reply["body"]["code"] == code
+        assert fragment in reply["body"]["text"]
+        if b'"msg_id":1}' in line:
+            assert reply["body"]["in_reply_to"] == 1
+    else:
+        assert node.no_message_within(0.3), "a line nobody can be answered about must get no reply"
+        deadline = time.monotonic() + 5
+        while expected_log not in node.stderr() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert expected_log in node.stderr()
+
+    assert node.alive()
+    assert node.request({"type": "send", "key": "k", "msg": "after"})["offset"] == 1
+    assert node.request({"type": "poll", "offsets": {"k": 0}})["msgs"] == {"k": [[0, "before"], [1, "after"]]}
+    assert node.request({"type": "list_committed_offsets", "keys": ["k"]})["offsets"] == {"k": 0}
+
+
+def test_blank_lines_are_ignored_silently(start_node):
+    node = start_node()
+    node.write(b"\n   \n\t\n")
+    assert node.no_message_within(0.3)
+    assert node.request({"type": "send", "key": "k", "msg": 1})["offset"] == 0
+    assert "WARNING" not in node.stderr()
+
+
+def test_a_line_over_the_limit_is_skipped_and_the_next_line_is_served(start_node):
+    node = start_node("--max-line-bytes", "1000")
+    node.write(envelope({"type": "send", "key": "k", "msg": "x" * 5000, "msg_id": 1}) + b"\n")
+    assert node.request({"type": "send", "key": "k", "msg": "small"})["offset"] == 0
+    assert "skipped a line longer than 1000 bytes" in node.stderr()
+    assert node.request({"type": "poll", "offsets": {"k": 0}})["msgs"] == {"k": [[0, "small"]]}
+
+
+def test_an_unknown_request_mixed_into_a_batch_does_not_disturb_the_others(start_node):
+    node = start_node()
+    node.write(
+        envelope({"type": "send", "key": "k", "msg": 1, "msg_id": 1}) + b"\n"
+        + envelope({"type": "send", "key": 1, "msg": 1, "msg_id": 2}) + b"\n"
+        + b"junk\n"
+        + envelope({"type": "send", "key": "k", "msg": 2, "msg_id": 3}) + b"\n"
+    )
+    replies = {r["body"]["in_reply_to"]: r["body"] for r in (node.read_message() for _ in range(3))}
+    assert replies[1] == {"type": "send_ok", "offset": 0, "in_reply_to": 1}
+    assert replies[2]["code"] == 12
+    assert replies[3] == {"type": "send_ok", "offset": 1, "in_reply_to": 3}
