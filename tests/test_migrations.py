@@ -1,0 +1,143 @@
+"""Schema migrations, and refusal of files that are not ours, left byte-for-byte untouched."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import apsw
+import pytest
+
+from conftest import child_env, run_node
+from kafka_node import migrations
+from kafka_node.storage import APPLICATION_ID, Storage, UnusableDatabase
+
+
+def schema_of(path: Path) -> list[tuple]:
+    conn = apsw.Connection(str(path))
+    try:
+        return conn.execute("SELECT type, name, sql FROM sqlite_schema ORDER BY name").fetchall()
+    finally:
+        conn.close()
+
+
+def digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_a_fresh_file_reaches_the_latest_version(tmp_path):
+    storage = Storage.open(str(tmp_path / "log.db"))
+    try:
+        assert storage.schema_version == migrations.latest_version() >= 1
+        assert storage.conn.pragma("user_version") == migrations.latest_version()
+        assert storage.conn.pragma("application_id") == APPLICATION_ID
+        assert storage.conn.pragma("journal_mode") == "wal"
+    finally:
+        storage.close()
+    names = {name for _, name, _ in schema_of(tmp_path / "log.db")}
+    assert {"messages", "log_keys", "key_log", "key_summary"} <= names
+
+
+def test_migrations_are_numbered_without_gaps_and_ship_with_the_package():
+    found = migrations.available()
+    assert [m.version for m in found] == list(range(1, len(found) + 1))
+    assert all(m.sql.strip() for m in found)
+
+
+def test_reopening_an_up_to_date_file_changes_nothing(tmp_path):
+    path = tmp_path / "log.db"
+    Storage.open(str(path)).close()
+    before = schema_of(path)
+    storage = Storage.open(str(path))
+    assert storage.schema_version == migrations.latest_version()
+    storage.close()
+    assert schema_of(path) == before
+
+
+def test_the_installed_node_migrates_once_and_logs_it(tmp_path):
+    db = str(tmp_path / "log.db")
+    first = run_node("--db", db, env=child_env())
+    second = run_node("--db", db, env=child_env())
+    assert first.returncode == second.returncode == 0
+    assert b"applied migration 001_initial" in first.stderr
+    assert b"applied migration" not in second.stderr
+    assert f"schema version {migrations.latest_version()}".encode() in second.stderr
+
+
+def make_newer_schema(path: Path) -> None:
+    Storage.open(str(path)).close()
+    conn = apsw.Connection(str(path))
+    conn.pragma("journal_mode", "delete")
+    conn.pragma("user_version", migrations.latest_version() + 1)
+    conn.close()
+
+
+def make_foreign_database(path: Path) -> None:
+    conn = apsw.Connection(str(path))
+    conn.execute("CREATE TABLE invoices (id INTEGER PRIMARY KEY, total REAL); INSERT INTO invoices VALUES (1, 9.5)")
+    conn.close()
+
+
+def make_foreign_versioned_database(path: Path) -> None:
+    conn = apsw.Connection(str(path))
+    conn.execute("CREATE TABLE notes (body TEXT)")
+    conn.pragma("user_version", 1)
+    conn.close()
+
+
+def make_text_file(path: Path) -> None:
+    path.write_text("this is a shopping list, not a database\n" * 100)
+
+
+def make_truncated_header(path: Path) -> None:
+    Storage.open(str(path)).close()
+    path.write_bytes(path.read_bytes()[:50])
+
+
+def make_scrambled_header(path: Path) -> None:
+    Storage.open(str(path)).close()
+    data = bytearray(path.read_bytes())
+    data[16:24] = b"\xff" * 8  # page size and format bytes
+    path.write_bytes(bytes(data))
+
+
+REFUSED_FILES = [
+    (make_newer_schema, "newer than"),
+    (make_foreign_database, "another program"),
+    (make_foreign_versioned_database, "another program"),
+    (make_text_file, "not a readable SQLite database"),
+    (make_truncated_header, "not a readable SQLite database"),
+    (make_scrambled_header, "not a readable SQLite database"),
+]
+
+
+@pytest.mark.parametrize(("make_file", "reason"), REFUSED_FILES, ids=[f.__name__[5:] for f, _ in REFUSED_FILES])
+def test_a_file_that_is_not_ours_is_refused_with_exit_2_and_left_untouched(tmp_path, make_file, reason):
+    path = tmp_path / "other.db"
+    make_file(path)
+    before = digest(path)
+    done = run_node("--db", str(path), stdin=b'{"src":"c1","dest":"n0","body":{"type":"init","node_id":"n0","node_ids":["n0"],"msg_id":1}}\n', env=child_env())
+    assert done.returncode == 2
+    assert reason.encode() in done.stderr
+    assert b"refusing to start" in done.stderr
+    assert b"Traceback" not in done.stderr
+    assert done.stdout == b""
+    assert digest(path) == before
+    assert not Path(f"{path}-wal").exists()
+
+
+@pytest.mark.parametrize("make_file", [make_newer_schema, make_foreign_database], ids=["newer", "foreign"])
+def test_storage_refuses_before_writing(tmp_path, make_file):
+    path = tmp_path / "other.db"
+    make_file(path)
+    before = digest(path)
+    with pytest.raises(UnusableDatabase):
+        Storage.open(str(path))
+    assert digest(path) == before
+
+
+def test_a_path_that_cannot_be_opened_is_refused_with_exit_2(tmp_path):
+    done = run_node("--db", str(tmp_path / "no" / "such" / "dir" / "log.db"), env=child_env())
+    assert done.returncode == 2
+    assert b"cannot open" in done.stderr or b"not a readable" in done.stderr
+    assert b"Traceback" not in done.stderr
