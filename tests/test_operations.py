@@ -1,0 +1,123 @@
+"""Running the node: flags, start-up log, where the log lives, signals, end of input."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import time
+
+import apsw
+import msgspec
+import pytest
+
+from conftest import child_env, installed_script, run_node
+
+INIT = b'{"src":"c1","dest":"n0","body":{"type":"init","node_id":"n0","node_ids":["n0"],"msg_id":1}}\n'
+
+
+def send_line(key: str, value, msg_id: int) -> bytes:
+    return msgspec.json.encode({"src": "c1", "dest": "n0", "body": {"type": "send", "key": key, "msg": value, "msg_id": msg_id}}) + b"\n"
+
+
+def stored_messages(db) -> dict[tuple[str, int], object]:
+    conn = apsw.Connection(str(db), flags=apsw.SQLITE_OPEN_READONLY)
+    try:
+        return {(k, o): msgspec.json.decode(m) for k, o, m in conn.execute("SELECT key, log_offset, msg FROM messages")}
+    finally:
+        conn.close()
+
+
+def test_help_explains_every_flag():
+    done = subprocess.run([installed_script("maelstrom-kafka"), "--help"], capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0
+    for flag in ["--db", "--durability", "--poll-max-per-key", "--max-line-bytes", "--log-level", "--version",
+                 "KAFKA_NODE_DB", "power", "Exit status"]:
+        assert flag in done.stdout, flag
+
+
+@pytest.mark.parametrize("bad_flags", [["--durability", "sometimes"], ["--poll-max-per-key", "0"], ["--no-such-flag"]])
+def test_bad_flags_exit_2_with_usage(bad_flags, tmp_path):
+    done = run_node("--db", str(tmp_path / "log.db"), *bad_flags, env=child_env())
+    assert done.returncode == 2
+    assert b"usage:" in done.stderr
+
+
+@pytest.mark.parametrize("mode", ["full", "normal"])
+def test_start_up_logs_path_schema_version_and_durability(tmp_path, mode):
+    db = tmp_path / "log.db"
+    done = run_node("--db", str(db), "--durability", mode, env=child_env())
+    assert done.returncode == 0
+    assert re.search(rf"serving log {re.escape(str(db))} \(schema version \d+, durability {mode}\)", done.stderr.decode())
+
+
+def test_without_a_path_each_start_uses_a_fresh_logged_file():
+    starts = [run_node(stdin=INIT + send_line("k", "v", 2), env=child_env()) for _ in range(2)]
+    paths = []
+    for done in starts:
+        assert done.returncode == 0
+        assert b'"offset":0' in done.stdout, "every fresh start must begin with an empty log"
+        paths.append(re.search(r"serving log (\S+) ", done.stderr.decode())[1])
+    assert paths[0] != paths[1]
+    assert all(os.path.exists(p) for p in paths)
+
+
+def test_kafka_node_db_names_the_file_and_a_restart_continues_it(tmp_path):
+    env = child_env(KAFKA_NODE_DB=str(tmp_path / "from-env.db"))
+    first = run_node(stdin=INIT + send_line("k", "a", 2), env=env)
+    second = run_node(stdin=INIT + send_line("k", "b", 2), env=env)
+    assert b'"offset":0' in first.stdout and b'"offset":1' in second.stdout
+    assert stored_messages(tmp_path / "from-env.db") == {("k", 0): "a", ("k", 1): "b"}
+
+
+def test_end_of_input_commits_everything_and_exits_0(tmp_path):
+    db = tmp_path / "log.db"
+    lines = INIT + b"".join(send_line(str(i % 7), i, i + 10) for i in range(500))
+    done = run_node("--db", str(db), stdin=lines.rstrip(b"\n"), env=child_env())  # last line lacks its newline
+    assert done.returncode == 0
+    assert len(done.stdout.splitlines()) == 501
+    assert len(stored_messages(db)) == 500
+
+
+def test_sigterm_while_idle_exits_0(start_node):
+    node = start_node()
+    node.request({"type": "send", "key": "k", "msg": 1})
+    node.signal(signal.SIGTERM)
+    assert node.proc.wait(10) == 0
+    assert "stopping: signal" in node.stderr()
+
+
+def test_sigterm_under_load_finishes_the_batch_in_hand_and_stores_exactly_what_was_acked(start_node, tmp_path):
+    node = start_node()
+    node.write(b"".join(send_line(str(i % 5), i, 1000 + i) for i in range(20_000)))
+    time.sleep(0.05)
+    node.signal(signal.SIGTERM)
+    assert node.proc.wait(20) == 0
+    acked = {}
+    while (line := node.lines.get(timeout=5)) is not None:
+        body = msgspec.json.decode(line)["body"]  # every line is complete JSON
+        assert body["type"] == "send_ok"
+        acked[(str((body["in_reply_to"] - 1000) % 5), body["offset"])] = body["in_reply_to"] - 1000
+    assert acked, "the node stopped before answering anything"
+    assert stored_messages(tmp_path / "log.db") == acked
+
+
+def test_closed_stdout_ends_the_node_without_a_traceback(tmp_path):
+    db = tmp_path / "log.db"
+    stderr_path = tmp_path / "stderr"
+    with open(stderr_path, "wb") as stderr:
+        proc = subprocess.Popen([installed_script("maelstrom-kafka"), "--db", str(db)],
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr)
+        proc.stdin.write(INIT + send_line("k", "kept", 2))
+        proc.stdin.flush()
+        assert b"send_ok" in proc.stdout.readline() + proc.stdout.readline()
+        proc.stdout.close()
+        proc.stdin.write(send_line("k", "unanswerable", 3))
+        proc.stdin.flush()
+        status = proc.wait(10)
+        proc.stdin.close()
+    assert status == 1
+    text = stderr_path.read_text()
+    assert "stdout closed" in text and "Traceback" not in text
+    assert stored_messages(db)[("k", 0)] == "kept"
