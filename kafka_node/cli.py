@@ -93,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
         level=args.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    path = args.db or fresh_database_path()
+    path = os.path.abspath(args.db) if args.db else fresh_database_path()
     durability = Durability(args.durability)
     try:
         storage = Storage.open(path, durability)
