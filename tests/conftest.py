@@ -142,11 +142,12 @@ def start_node(tmp_path):
         node.cleanup()
 
 
-def run_node(*args: str, stdin: bytes = b"", env: dict[str, str] | None = None, timeout: float = 30) -> subprocess.CompletedProcess:
+def run_node(*args: str, stdin: bytes = b"", env: dict[str, str] | None = None, cwd: Path | None = None,
+             timeout: float = 30) -> subprocess.CompletedProcess:
     """Run maelstrom-kafka to completion with the given stdin."""
     return subprocess.run(
         [installed_script("maelstrom-kafka"), *args],
-        input=stdin, capture_output=True, env=env, timeout=timeout,
+        input=stdin, capture_output=True, env=env, cwd=cwd, timeout=timeout,
     )
 
 

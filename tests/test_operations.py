@@ -63,6 +63,15 @@ def test_without_a_path_each_start_uses_a_fresh_logged_file():
     assert all(os.path.exists(p) for p in paths)
 
 
+def test_the_installed_script_finds_its_schema_from_any_directory(tmp_path):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    done = run_node("--db", "relative.db", stdin=INIT + send_line("k", "v", 2), env=child_env(), cwd=elsewhere)
+    assert done.returncode == 0, done.stderr
+    assert b'"offset":0' in done.stdout
+    assert f"serving log {elsewhere / 'relative.db'} ".encode() in done.stderr
+
+
 def test_kafka_node_db_names_the_file_and_a_restart_continues_it(tmp_path):
     env = child_env(KAFKA_NODE_DB=str(tmp_path / "from-env.db"))
     first = run_node(stdin=INIT + send_line("k", "a", 2), env=env)
