@@ -4,6 +4,7 @@ field-level validation, the error codes, and encoding of replies as JSON lines."
 from __future__ import annotations
 
 import enum
+import json
 from typing import Annotated, Any, NamedTuple, Union
 
 import msgspec
@@ -143,9 +144,22 @@ class _LooseBody(msgspec.Struct):
 def decode(line: bytes) -> Envelope | Rejected:
     """Decode one line into a request, or say why it is not one."""
     try:
-        return _envelope_decoder.decode(line)
+        envelope = _envelope_decoder.decode(line)
     except Exception as error:  # DecodeError, and UnicodeDecodeError or RecursionError from hostile bytes
         return _diagnose(line, error)
+    body = envelope.body
+    if type(body) is Send and not _is_utf8(body.msg):  # msgspec does not check the bytes of a Raw value
+        return Rejected(envelope.src, envelope.dest, body.msg_id, ErrorCode.MALFORMED_REQUEST,
+                        "invalid request: `$.body.msg` is not valid UTF-8")
+    return envelope
+
+
+def _is_utf8(raw: msgspec.Raw) -> bool:
+    try:
+        str(memoryview(raw), "utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def _diagnose(line: bytes, error: Exception) -> Rejected:
@@ -155,11 +169,18 @@ def _diagnose(line: bytes, error: Exception) -> Rejected:
     so the reply can name the offending field and reach the asker.
     """
     try:
+        return _diagnose_loosely(line, error)
+    except Exception as unexpected:  # the last word on input nobody foresaw: refuse it, never crash
+        return Rejected(None, None, None, ErrorCode.MALFORMED_REQUEST, f"undecodable line ({unexpected!r})")
+
+
+def _diagnose_loosely(line: bytes, error: Exception) -> Rejected:
+    try:
         loose = msgspec.json.decode(line, type=_LooseEnvelope)
     except RecursionError:
         return Rejected(None, None, None, ErrorCode.MALFORMED_REQUEST, "JSON nested too deeply")
     except ValueError as not_an_object:  # msgspec.DecodeError or UnicodeDecodeError
-        return Rejected(None, None, None, ErrorCode.MALFORMED_REQUEST, f"not a JSON message: {not_an_object}")
+        return _diagnose_invalid_json(line, not_an_object)
     src = loose.src if isinstance(loose.src, str) else None
     dest = loose.dest if isinstance(loose.dest, str) else None
     if not loose.body:
@@ -185,15 +206,42 @@ def _diagnose(line: bytes, error: Exception) -> Rejected:
     return Rejected(src, dest, msg_id, ErrorCode.MALFORMED_REQUEST, _name_offending_key(str(error), loose.body))
 
 
+def _diagnose_invalid_json(line: bytes, error: ValueError) -> Rejected:
+    """A line msgspec cannot parse may still name its asker: the standard library's parser
+    accepts what msgspec refuses in valid-looking JSON (lone UTF-16 surrogates such as
+    `"\\ud800"`), so the asker hears why instead of waiting for a timeout."""
+    try:
+        message = json.loads(line)
+    except (ValueError, RecursionError):
+        return Rejected(None, None, None, ErrorCode.MALFORMED_REQUEST, f"not a JSON message: {error}")
+    if not isinstance(message, dict) or not isinstance(message.get("body"), dict):
+        return Rejected(None, None, None, ErrorCode.MALFORMED_REQUEST, f"not a JSON message: {error}")
+    src, dest, body = _encodable(message.get("src")), _encodable(message.get("dest")), message["body"]
+    if src is None:
+        return Rejected(None, None, None, ErrorCode.MALFORMED_REQUEST, f"not a JSON message: {error}")
+    msg_id = body.get("msg_id") if type(body.get("msg_id")) is int else None
+    return Rejected(src, dest, msg_id, ErrorCode.MALFORMED_REQUEST, f"invalid request: not valid JSON text ({error})")
+
+
+def _encodable(value: Any) -> str | None:
+    """The value if it is a string that can be written back as UTF-8, else None."""
+    if not isinstance(value, str):
+        return None
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return None
+    return value
+
+
 def _name_offending_key(text: str, body: msgspec.Raw) -> str:
     """Replace msgspec's `[...]` in an offsets path with the key whose value is wrong."""
-    if "offsets[...]" not in text:
-        return f"invalid request: {text}"
-    offsets = msgspec.json.decode(body).get("offsets", {})
-    for key, value in offsets.items():
-        if type(value) is not int or not 0 <= value <= MAX_OFFSET:
-            text = text.replace("[...]", msgspec.json.encode([key]).decode())
-            break
+    offsets = msgspec.json.decode(body).get("offsets") if "offsets[...]" in text else None
+    if isinstance(offsets, dict):
+        for key, value in offsets.items():
+            if type(value) is not int or not 0 <= value <= MAX_OFFSET:
+                text = text.replace("[...]", msgspec.json.encode([key]).decode())
+                break
     return f"invalid request: {text}"
 
 

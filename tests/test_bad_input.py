@@ -47,6 +47,10 @@ CASES = [
     ("commit-offsets-null", envelope({"type": "commit_offsets", "offsets": None, "msg_id": 1}), (12, "$.body.offsets"), None),
     ("list-keys-not-a-list", envelope({"type": "list_committed_offsets", "keys": "k", "msg_id": 1}), (12, "$.body.keys"), None),
     ("list-key-not-a-string", envelope({"type": "list_committed_offsets", "keys": ["k", 1], "msg_id": 1}), (12, "$.body.keys[1]"), None),
+    ("offsets-given-twice", b'{"src":"c1","dest":"n0","body":{"type":"commit_offsets","offsets":{"k":-1},"offsets":null,"msg_id":1}}', (12, "offsets"), None),
+    ("msg-invalid-utf8", b'{"src":"c1","dest":"n0","body":{"type":"send","key":"k","msg":"\xff\xfe","msg_id":1}}', (12, "`$.body.msg` is not valid UTF-8"), None),
+    ("key-lone-surrogate", b'{"src":"c1","dest":"n0","body":{"type":"send","key":"\\ud800","msg":1,"msg_id":1}}', (12, "not valid JSON text"), None),
+    ("src-lone-surrogate", b'{"src":"c\\ud800","dest":"n0","body":{"type":"send","key":"k","msg":1,"msg_id":1}}', None, "not a JSON message"),
     ("nested-100k-deep", NESTED, None, "not a JSON message"),
     ("msg-nested-100k-deep", b'{"src":"c1","dest":"n0","body":{"type":"send","key":"k","msg":' + NESTED + b',"msg_id":1}}', None, "nested too deeply"),
 ]
@@ -95,6 +99,23 @@ def test_a_line_over_the_limit_is_skipped_and_the_next_line_is_served(start_node
     assert node.request({"type": "send", "key": "k", "msg": "small"})["offset"] == 0
     assert "skipped a line longer than 1000 bytes" in node.stderr()
     assert node.request({"type": "poll", "offsets": {"k": 0}})["msgs"] == {"k": [[0, "small"]]}
+
+
+def test_bad_requests_in_the_same_write_as_init_are_answered_and_the_rest_applied(start_node):
+    node = start_node(init=False)
+    node.write(
+        envelope({"type": "init", "node_id": "n0", "node_ids": ["n0"], "msg_id": 1}) + b"\n"
+        + envelope({"type": "send", "key": "k", "msg": 1, "msg_id": 2}) + b"\n"
+        + b'{"src":"c1","dest":"n0","body":{"type":"send","key":"k","msg":"\xff","msg_id":3}}\n'
+        + b'{"src":"c1","dest":"n0","body":{"type":"commit_offsets","offsets":{"k":-1},"offsets":[],"msg_id":4}}\n'
+        + envelope({"type": "send", "key": "k", "msg": 2, "msg_id": 5}) + b"\n"
+    )
+    replies = {r["body"]["in_reply_to"]: r["body"] for r in (node.read_message() for _ in range(5))}
+    assert replies[1]["type"] == "init_ok"
+    assert replies[2] == {"type": "send_ok", "offset": 0, "in_reply_to": 2}
+    assert replies[3]["code"] == 12 and replies[4]["code"] == 12
+    assert replies[5] == {"type": "send_ok", "offset": 1, "in_reply_to": 5}
+    assert node.alive()
 
 
 def test_an_unknown_request_mixed_into_a_batch_does_not_disturb_the_others(start_node):
