@@ -76,7 +76,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="stderr log detail (default: info; valid requests are never logged one by one)",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.durability not in [d.value for d in Durability]:  # argparse does not check a default
+        parser.error(f"KAFKA_NODE_DURABILITY must be one of full, normal; got {args.durability!r}")
+    return args
 
 
 def _positive_int(text: str) -> int:
@@ -105,13 +108,17 @@ def main(argv: list[str] | None = None) -> int:
         path, storage.schema_version, durability.value,
         "" if args.db else " (a fresh file: pass --db to keep the log across runs)",
     )
+    node = Node(storage, args.poll_max_per_key, args.max_line_bytes)
     try:
-        return Node(storage, args.poll_max_per_key, args.max_line_bytes).serve()
+        return node.serve()
     except BrokenPipeError:
         log.error("stdout closed: the reader went away; exiting")
         return EXIT_FAILED
     finally:
-        storage.close()
+        if node.storage_untrusted:
+            storage.abandon()
+        else:
+            storage.close()
 
 
 if __name__ == "__main__":

@@ -9,9 +9,8 @@ import os
 import signal
 from collections.abc import Callable
 
-import apsw
-
 from kafka_node import protocol
+from kafka_node import storage as storage_lib
 from kafka_node.protocol import ErrorCode
 from kafka_node.storage import Storage
 
@@ -19,6 +18,9 @@ log = logging.getLogger(__name__)
 
 #: Bytes asked of stdin per read: everything a busy client has queued arrives in one batch.
 READ_SIZE = 1 << 20
+
+
+Request = protocol.Envelope | protocol.Rejected
 
 
 class _Interrupted(Exception):
@@ -35,7 +37,7 @@ class Node:
         self.node_id: str | None = None
         self._stopping = False
         self._waiting_for_input = False
-        self._must_exit_after_batch = False
+        self._storage_untrusted = False
         self._handlers: dict[type, Callable] = {
             protocol.Init: self.init,
             protocol.Send: self.send,
@@ -74,71 +76,61 @@ class Node:
     # --- one batch ----------------------------------------------------------------------
 
     def answer_batch(self, lines: list[bytes]) -> bytes:
-        """Apply every request of a batch in one transaction; return the encoded replies.
-
-        If a statement fails, the transaction rolls back and each request is retried in a
-        transaction of its own, so one bad request costs only its own reply. If COMMIT
-        itself fails, whether the batch reached the disk is unknown: every request that
-        touched storage is answered with the indefinite error 13.
-        """
+        """Apply every request of a batch in one transaction; return the encoded replies."""
         requests = [protocol.decode(line) for line in lines if line.strip()]
-        if not any(self._uses_storage(r) for r in requests):
-            return self._encode([self._answer(r) for r in requests])
+        return self._encode(self._answer_together(requests, retry_alone=True))
+
+    def _answer_together(self, requests: list[Request], retry_alone: bool) -> list[protocol.Outgoing | None]:
+        """Answer requests inside one transaction, committed before any reply is returned.
+
+        If a statement fails because of one request, the transaction rolls back and each
+        request is retried in a transaction of its own, so a bad request costs only its own
+        reply; a failure of the database as a whole (lock held, disk full) is answered at
+        once for the whole batch. If COMMIT itself fails, whether the batch reached the disk
+        is unknown: every request that touched storage gets the indefinite error 13.
+        """
+        stored = [r for r in requests if self._uses_storage(r)]
+        if not stored:
+            return [self._answer(r) for r in requests]
+        writes = any(isinstance(r.body, (protocol.Send, protocol.CommitOffsets)) for r in stored)
         replies: list[protocol.Outgoing | None] = []
         committing = False
         try:
-            with self.storage.transaction():
+            with self.storage.transaction(write=writes):
                 replies = [self._answer(r) for r in requests]
                 committing = True
+            return replies
         except Exception as error:
-            if not committing:
-                log.warning("batch of %d rolled back (%s); retrying its requests one by one", len(requests), error)
-                return self._encode([self._answer_alone(r) for r in requests])
-            log.error("COMMIT failed (%s): the batch's outcome is unknown", error)
-            self._after_failed_commit(error)
-            replies = [
-                self._error_for(r, ErrorCode.CRASH, f"commit failed, outcome unknown: {error}")
-                if self._uses_storage(r) else reply
-                for r, reply in zip(requests, replies)
-            ]
-        return self._encode(replies)
-
-    def _answer_alone(self, request: protocol.Envelope | protocol.Rejected) -> protocol.Outgoing | None:
-        """Answer one request in its own transaction (the slow path after a rollback)."""
-        if not self._uses_storage(request):
-            return self._answer(request)
-        committing = False
-        try:
-            with self.storage.transaction():
-                reply = self._answer(request)
-                committing = True
-            return reply
-        except apsw.Error as error:
             if committing:
-                self._after_failed_commit(error)
-                return self._error_for(request, ErrorCode.CRASH, f"commit failed, outcome unknown: {error}")
-            return self._error_for(request, ErrorCode.TEMPORARILY_UNAVAILABLE, f"storage error, nothing applied: {error}")
-        except Exception as error:
-            log.exception("unexpected failure answering %s", type(request.body).__name__)
-            return self._error_for(request, ErrorCode.CRASH, f"internal error: {error!r}")
+                log.error("COMMIT failed (%s): the outcome of %d requests is unknown", error, len(stored))
+                self._storage_untrusted = storage_lib.cache_untrustworthy_after(error)
+                text = f"commit failed, outcome unknown: {error}"
+                return [self._error_for(r, ErrorCode.CRASH, text) if self._uses_storage(r) else reply
+                        for r, reply in zip(requests, replies)]
+            if retry_alone and len(stored) > 1 and not storage_lib.is_whole_database_error(error):
+                log.warning("batch of %d rolled back (%s); retrying its requests one by one", len(requests), error)
+                return [self._answer_together([r], retry_alone=False)[0] for r in requests]
+            if isinstance(error, storage_lib.StorageError):
+                code, text = ErrorCode.TEMPORARILY_UNAVAILABLE, f"storage error, nothing applied: {error}"
+            else:
+                log.exception("unexpected failure; the transaction was rolled back")
+                code, text = ErrorCode.CRASH, f"internal error: {error!r}"
+            return [self._error_for(r, code, text) if self._uses_storage(r) else self._answer(r) for r in requests]
 
-    def _after_failed_commit(self, error: Exception) -> None:
+    @property
+    def storage_untrusted(self) -> bool:
         """After an I/O error at COMMIT the page cache may not match the disk: stop serving.
 
         A restart recovers from what is really on disk (as PostgreSQL does after a failed
         fsync); carrying on could hand out offsets that a half-written batch already used.
         """
-        if isinstance(error, apsw.IOError):
-            self._must_exit_after_batch = True
+        return self._storage_untrusted
 
-    def _uses_storage(self, request: protocol.Envelope | protocol.Rejected) -> bool:
-        return (
-            isinstance(request, protocol.Envelope)
-            and self.node_id is not None
-            and not isinstance(request.body, protocol.Init)
-        )
+    @staticmethod
+    def _uses_storage(request: Request) -> bool:
+        return isinstance(request, protocol.Envelope) and not isinstance(request.body, protocol.Init)
 
-    def _answer(self, request: protocol.Envelope | protocol.Rejected) -> protocol.Outgoing | None:
+    def _answer(self, request: Request) -> protocol.Outgoing | None:
         """The reply to one request (None when there is nobody to reply to)."""
         if isinstance(request, protocol.Rejected):
             if request.src is None:
@@ -197,9 +189,11 @@ class Node:
                     unfinished, unfinished_size, discarding = [], 0, True
             if lines:
                 self._write(stdout_fd, self.answer_batch(lines))
-            if self._must_exit_after_batch:
-                log.error("exiting after a failed COMMIT; restart to recover from the disk")
-                return 1
+            if self._storage_untrusted:
+                break
+        if self._storage_untrusted:
+            log.error("exiting after a failed COMMIT; restart to recover from what is on disk")
+            return 1
         log.info("stopping: %s", "signal" if self._stopping else "end of input")
         return 0
 

@@ -34,20 +34,58 @@ class Durability(enum.Enum):
     NORMAL = "normal"  # fsync at checkpoints only: an ack survives a process kill, not a power cut
 
 
+#: Any failure reported by SQLite.
+StorageError = apsw.Error
+
+#: Failures of the database as a whole rather than of one statement's data: retrying the
+#: requests of a batch one by one would only meet them again, each after its own wait.
+_WHOLE_DATABASE_ERRORS = (
+    apsw.BusyError, apsw.LockedError, apsw.FullError, apsw.IOError, apsw.ReadOnlyError,
+    apsw.CantOpenError, apsw.CorruptError, apsw.NotADBError, apsw.NoMemError,
+)
+
+
+def is_whole_database_error(error: BaseException) -> bool:
+    return isinstance(error, _WHOLE_DATABASE_ERRORS)
+
+
+def cache_untrustworthy_after(error: BaseException) -> bool:
+    """Whether, after this error at COMMIT, the connection's view may differ from the disk."""
+    return isinstance(error, apsw.IOError)
+
+
 class UnusableDatabase(Exception):
     """The file at the database path is not one this node may open; it was left untouched."""
 
 
-def _check_is_ours(conn: apsw.Connection, path: str) -> int:
+def _check_is_ours(path: str) -> int:
     """Return the file's schema version, or refuse a file that is not a kafka-node log.
 
-    Only reads: nothing is written before the file is known to be ours, so a foreign or
-    damaged file stays byte-for-byte as it was.
+    Reads through a read-only connection: closing a read-write one would replay and
+    checkpoint a WAL left behind, so a foreign, damaged or newer file would not stay
+    byte-for-byte as it was. WAL side files that reading created beside a refused file are
+    removed again.
     """
+    side_files = [path + suffix for suffix in ("-wal", "-shm")]
+    absent_before = [side for side in side_files if not os.path.exists(side)]
     try:
-        version = conn.pragma("user_version")
-        application_id = conn.pragma("application_id")
-        objects = conn.execute("SELECT count(*) FROM sqlite_schema").get
+        return _schema_version_if_ours(path)
+    except UnusableDatabase:
+        for side in absent_before:
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(side)
+        raise
+
+
+def _schema_version_if_ours(path: str) -> int:
+    try:
+        conn = apsw.Connection(path, flags=apsw.SQLITE_OPEN_READONLY)
+        try:
+            version = conn.pragma("user_version")
+            application_id = conn.pragma("application_id")
+            objects = conn.execute("SELECT count(*) FROM sqlite_schema").get
+        finally:
+            conn.close()
     except apsw.Error as error:
         raise UnusableDatabase(f"{path} is not a readable SQLite database ({error})") from None
     latest = migrations.latest_version()
@@ -94,12 +132,13 @@ class Storage:
     def open(cls, path: str, durability: Durability = Durability.FULL) -> Storage:
         """Open (creating if absent) the log at `path` and bring its schema up to date."""
         apsw.bestpractice.library_logging()
+        if os.path.exists(path):
+            _check_is_ours(path)
         try:
             conn = apsw.Connection(path, flags=apsw.SQLITE_OPEN_READWRITE | apsw.SQLITE_OPEN_CREATE)
         except apsw.Error as error:
             raise UnusableDatabase(f"cannot open {path} ({error})") from None
         try:
-            _check_is_ours(conn, path)
             _configure(conn, durability)
             version = migrations.migrate(conn)
         except BaseException:
@@ -112,9 +151,24 @@ class Storage:
             self.conn.pragma("optimize")
         self.conn.close()
 
+    def abandon(self) -> None:
+        """Close without writing anything more: no optimize, no checkpoint of the WAL.
+
+        For after an I/O error at COMMIT, when what the connection believes may not be what
+        is on disk; the next open recovers from the disk alone.
+        """
+        with contextlib.suppress(apsw.Error):
+            self.conn.config(apsw.SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1)
+        self.conn.close()
+
     @contextlib.contextmanager
-    def transaction(self) -> Iterator[None]:
-        """BEGIN IMMEDIATE ... COMMIT, rolled back if the body raises."""
+    def transaction(self, write: bool = True) -> Iterator[None]:
+        """BEGIN ... COMMIT, rolled back if the body raises.
+
+        A writing transaction takes the write lock at BEGIN (IMMEDIATE), so a lock held
+        elsewhere fails before any work is done; a reading one (DEFERRED) never waits for it.
+        """
+        self.conn.transaction_mode = "IMMEDIATE" if write else "DEFERRED"
         with self.conn:
             yield
 

@@ -64,3 +64,45 @@ def test_storage_keeps_every_value_at_dense_increasing_offsets(tmp_path_factory,
         }
     finally:
         storage.close()
+
+
+def _with_duplicated_field(encoded: bytes) -> bytes:
+    """The same object with its first field given again at the end (JSON allows it)."""
+    if not encoded.startswith(b'{"') or encoded == b"{}":
+        return encoded
+    first_field = encoded[1:].split(b",", 1)[0].rstrip(b"}")
+    return encoded[:-1] + b"," + first_field + b"}"
+
+
+raw_lines = st.one_of(
+    st.binary(max_size=120).map(lambda b: b.replace(b"\n", b" ")),
+    request_shaped.map(msgspec.json.encode),
+    request_shaped.map(lambda m: _with_duplicated_field(msgspec.json.encode(m))),
+    st.tuples(request_shaped, st.integers(0, 60), st.sampled_from([b"\xff", b"\\ud800", b'"', b"}", b"\x00"]))
+    .map(lambda t: (lambda e: e[:t[1]] + t[2] + e[t[1]:])(msgspec.json.encode(t[0]))),
+)
+INIT_LINE = b'{"src":"c1","dest":"n0","body":{"type":"init","node_id":"n0","node_ids":["n0"],"msg_id":0}}'
+REPLY_TYPES = {"init_ok", "send_ok", "poll_ok", "commit_offsets_ok", "list_committed_offsets_ok", "error"}
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(raw_lines, max_size=12), st.booleans())
+def test_a_batch_of_hostile_lines_never_raises_and_every_answerable_line_gets_one_reply(tmp_path_factory, lines, init_first):
+    from kafka_node.node import Node
+
+    storage = Storage.open(str(tmp_path_factory.mktemp("db") / "log.db"))
+    try:
+        node = Node(storage, poll_max_per_key=10, max_line_bytes=1 << 20)
+        batch = ([INIT_LINE] if init_first else []) + lines
+        out = node.answer_batch(batch)
+        replies = [msgspec.json.decode(line) for line in out.splitlines()]
+        answerable = [d for d in map(protocol.decode, (line for line in batch if line.strip()))
+                      if isinstance(d, protocol.Envelope) or d.src is not None]
+        assert len(replies) == len(answerable)
+        for reply in replies:
+            assert set(reply) == {"src", "dest", "body"}
+            assert reply["body"]["type"] in REPLY_TYPES
+            if reply["body"]["type"] == "error":
+                assert reply["body"]["code"] in (10, 11, 12)
+    finally:
+        storage.close()
