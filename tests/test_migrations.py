@@ -72,6 +72,18 @@ def make_newer_schema(path: Path) -> None:
     conn.close()
 
 
+def make_newer_schema_with_wal_left_behind(path: Path) -> None:
+    """A newer kafka-node killed mid-run: its last changes are still in the -wal file."""
+    Storage.open(str(path)).close()
+    conn = apsw.Connection(str(path))
+    conn.config(apsw.SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1)
+    conn.pragma("wal_autocheckpoint", 0)
+    conn.pragma("user_version", migrations.latest_version() + 1)
+    conn.execute("INSERT INTO messages VALUES ('k', 0, '1')")
+    conn.close()
+    assert Path(f"{path}-wal").stat().st_size > 0
+
+
 def make_foreign_database(path: Path) -> None:
     conn = apsw.Connection(str(path))
     conn.execute("CREATE TABLE invoices (id INTEGER PRIMARY KEY, total REAL); INSERT INTO invoices VALUES (1, 9.5)")
@@ -103,6 +115,7 @@ def make_scrambled_header(path: Path) -> None:
 
 REFUSED_FILES = [
     (make_newer_schema, "newer than"),
+    (make_newer_schema_with_wal_left_behind, "newer than"),
     (make_foreign_database, "another program"),
     (make_foreign_versioned_database, "another program"),
     (make_text_file, "not a readable SQLite database"),
@@ -115,6 +128,8 @@ REFUSED_FILES = [
 def test_a_file_that_is_not_ours_is_refused_with_exit_2_and_left_untouched(tmp_path, make_file, reason):
     path = tmp_path / "other.db"
     make_file(path)
+    wal = Path(f"{path}-wal")
+    wal_before = digest(wal) if wal.exists() else None
     before = digest(path)
     done = run_node("--db", str(path), stdin=b'{"src":"c1","dest":"n0","body":{"type":"init","node_id":"n0","node_ids":["n0"],"msg_id":1}}\n', env=child_env())
     assert done.returncode == 2
@@ -123,7 +138,7 @@ def test_a_file_that_is_not_ours_is_refused_with_exit_2_and_left_untouched(tmp_p
     assert b"Traceback" not in done.stderr
     assert done.stdout == b""
     assert digest(path) == before
-    assert not Path(f"{path}-wal").exists()
+    assert (digest(wal) if wal.exists() else None) == wal_before, "the WAL must be neither replayed nor created"
 
 
 @pytest.mark.parametrize("make_file", [make_newer_schema, make_foreign_database], ids=["newer", "foreign"])

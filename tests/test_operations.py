@@ -44,6 +44,13 @@ def test_bad_flags_exit_2_with_usage(bad_flags, tmp_path):
     assert b"usage:" in done.stderr
 
 
+def test_a_bad_durability_in_the_environment_exits_2_with_usage(tmp_path):
+    done = run_node("--db", str(tmp_path / "log.db"), env=child_env(KAFKA_NODE_DURABILITY="FULL"))
+    assert done.returncode == 2
+    assert b"KAFKA_NODE_DURABILITY must be one of full, normal" in done.stderr
+    assert b"Traceback" not in done.stderr
+
+
 @pytest.mark.parametrize("mode", ["full", "normal"])
 def test_start_up_logs_path_schema_version_and_durability(tmp_path, mode):
     db = tmp_path / "log.db"
