@@ -15,6 +15,7 @@ $(BIN)/.deps: pyproject.toml
 	touch $@
 
 install: $(BIN)/.deps
+	rm -rf build  # a stale build/lib would be copied into the wheel
 	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps --force-reinstall .
 
 test: install
