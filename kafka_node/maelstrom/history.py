@@ -1,0 +1,87 @@
+"""Operations and the history they form: what each client invoked and how it completed,
+stamped with the time since the test began, recorded in order and stored as JSON lines."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+#: The four op types, as in Jepsen: an invocation, then exactly one completion.
+INVOKE, OK, FAIL, INFO = "invoke", "ok", "fail", "info"
+
+
+class Op(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """One history entry.
+
+    `value` depends on `f`: a send is {key, msg} (+ offset when ok); a poll is {offsets}
+    asked (+ msgs read and the commit sent after it); an assign is {keys, seek_to_beginning}
+    (+ committed, as listed by the node, and the offsets the client starts from); a crash
+    has no value. `time` is in nanoseconds since the test began.
+    """
+
+    index: int = -1
+    time: int = 0
+    process: int
+    client: str | None = None
+    type: str
+    f: str
+    value: Any = None
+    error: str | None = None
+
+
+class History:
+    """The ops of one run, appended as clients invoke and complete them."""
+
+    def __init__(self) -> None:
+        self.ops: list[Op] = []
+        self.counts: Counter[tuple[str, str]] = Counter()  # (f, type) of completions
+        self._origin = time.monotonic_ns()
+
+    def now(self) -> int:
+        """Nanoseconds since the history began."""
+        return time.monotonic_ns() - self._origin
+
+    def seconds(self) -> float:
+        return self.now() / 1e9
+
+    def invoke(self, process: int, client: str, f: str, value: Any) -> Op:
+        op = Op(index=len(self.ops), time=self.now(), process=process, client=client, type=INVOKE, f=f, value=value)
+        self.ops.append(op)
+        return op
+
+    def complete(self, invocation: Op, type: str, value: Any, error: str | None = None) -> Op:
+        op = Op(
+            index=len(self.ops), time=self.now(), process=invocation.process, client=invocation.client,
+            type=type, f=invocation.f, value=value, error=error,
+        )
+        self.ops.append(op)
+        self.counts[op.f, op.type] += 1
+        return op
+
+
+def pairs(ops: Iterable[Op]) -> Iterator[tuple[Op | None, Op]]:
+    """Each completion with its invocation (None when the history lacks it), in history order."""
+    pending: dict[int, Op] = {}
+    for op in ops:
+        if op.type == INVOKE:
+            pending[op.process] = op
+        else:
+            yield pending.pop(op.process, None), op
+
+
+def write_jsonl(ops: Sequence[Op], path: Path) -> None:
+    encoder = msgspec.json.Encoder()
+    with open(path, "wb") as out:
+        for start in range(0, len(ops), 4096):
+            out.write(encoder.encode_lines(ops[start:start + 4096]))
+
+
+def read_jsonl(path: Path) -> list[Op]:
+    decoder = msgspec.json.Decoder(Op)
+    with open(path, "rb") as lines:
+        return [decoder.decode(line) for line in lines if line.strip()]
