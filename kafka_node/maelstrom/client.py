@@ -1,0 +1,163 @@
+"""One Maelstrom kafka client (c1, c2, ...): its assigned keys and next poll offsets, and the
+RPCs behind each operation (send; poll then commit_offsets; assign via list_committed_offsets)."""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from typing import Any
+
+import msgspec
+
+from kafka_node.maelstrom.history import FAIL, INFO, OK
+from kafka_node.maelstrom.network import Network, NodeLost, RpcTimeout
+
+#: Maelstrom's error codes; a definite one promises the request had no effect.
+ERROR_NAMES = {
+    0: "timeout", 1: "node-not-found", 10: "not-supported", 11: "temporarily-unavailable",
+    12: "malformed-request", 13: "crash", 14: "abort", 20: "key-does-not-exist",
+    21: "key-already-exists", 22: "precondition-failed", 30: "txn-conflict",
+}
+DEFINITE_CODES = frozenset({1, 10, 11, 12, 14, 20, 21, 22, 30})
+
+
+class RpcError(Exception):
+    """The node answered with an error body."""
+
+    def __init__(self, code: int, text: str) -> None:
+        super().__init__(f"error {code} ({ERROR_NAMES.get(code, 'unknown code')}): {text}")
+        self.code = code
+
+    @property
+    def definite(self) -> bool:
+        """Unknown codes are treated as indefinite: the request may have taken effect."""
+        return self.code in DEFINITE_CODES
+
+
+class MalformedReply(Exception):
+    """A reply whose type or fields do not match the request (Maelstrom's schema check)."""
+
+
+class SendOk(msgspec.Struct):
+    offset: int
+
+
+class PollOk(msgspec.Struct):
+    msgs: dict[str, list[tuple[int, Any]]]
+
+
+class ListCommittedOffsetsOk(msgspec.Struct):
+    offsets: dict[str, int]
+
+
+class ErrorReply(msgspec.Struct):
+    code: int
+    text: str = ""
+
+
+class Latencies:
+    """Round-trip times of answered RPCs, per request type: (start s, latency s)."""
+
+    def __init__(self, clock) -> None:
+        self.clock = clock
+        self.by_rpc: dict[str, list[tuple[float, float]]] = defaultdict(list)
+
+    def record(self, rpc: str, start: float, latency: float) -> None:
+        self.by_rpc[rpc].append((start, latency))
+
+
+class Client:
+    """A consumer and producer at once, as Maelstrom's kafka client is."""
+
+    def __init__(self, name: str, net: Network, latencies: Latencies) -> None:
+        self.name = name
+        self.net = net
+        self.latencies = latencies
+        self.offsets: dict[str, int] = {}  # assigned key -> next offset to poll
+
+    async def _rpc(self, body: dict[str, Any], expected: str, reply_type: type | None) -> Any:
+        start, began = self.latencies.clock(), time.perf_counter()
+        head, raw = await self.net.call(self.name, body)
+        self.latencies.record(body["type"], start, time.perf_counter() - began)
+        if head.type == "error":
+            try:
+                error = msgspec.json.decode(raw, type=ErrorReply)
+            except msgspec.DecodeError as bad:
+                raise MalformedReply(f"error reply: {bad}") from None
+            raise RpcError(error.code, error.text)
+        if head.type != expected:
+            raise MalformedReply(f"expected {expected}, got {head.type}")
+        if reply_type is None:
+            return None
+        try:
+            return msgspec.json.decode(raw, type=reply_type)
+        except msgspec.DecodeError as bad:
+            raise MalformedReply(f"{expected}: {bad}") from None
+
+    async def send(self, key: str, msg: Any) -> int:
+        reply = await self._rpc({"type": "send", "key": key, "msg": msg}, "send_ok", SendOk)
+        return reply.offset
+
+    async def poll(self) -> dict[str, list[tuple[int, Any]]]:
+        """Poll every assigned key; advance each key's next offset past what was read."""
+        reply = await self._rpc({"type": "poll", "offsets": dict(self.offsets)}, "poll_ok", PollOk)
+        for key, pairs in reply.msgs.items():
+            following = max((offset for offset, _ in pairs), default=-1) + 1
+            self.offsets[key] = max(self.offsets.get(key, following), following)
+        return reply.msgs
+
+    async def commit(self, offsets: dict[str, int]) -> None:
+        await self._rpc({"type": "commit_offsets", "offsets": offsets}, "commit_offsets_ok", None)
+
+    async def assign(self, keys: list[str], seek_to_beginning: bool) -> dict[str, int] | None:
+        """Replace the assignment; start at offset 0, or at each key's committed offset (the
+        committed message is read again), or 0 when none. Returns the listed offsets."""
+        if seek_to_beginning:
+            self.offsets = dict.fromkeys(keys, 0)
+            return None
+        reply = await self._rpc({"type": "list_committed_offsets", "keys": keys},
+                                "list_committed_offsets_ok", ListCommittedOffsetsOk)
+        self.offsets = {key: reply.offsets.get(key, 0) for key in keys}
+        return reply.offsets
+
+
+def invocation_value(client: Client, f: str, value: Any) -> Any:
+    """What the history records at invocation; a poll records the offsets it will ask for."""
+    return {"offsets": dict(client.offsets)} if f == "poll" else value
+
+
+async def perform(client: Client, f: str, value: Any) -> tuple[str, Any, str | None]:
+    """Run one operation; its completion type, value and error.
+
+    A definite error fails the op; a timeout, a lost node, an indefinite error or a malformed
+    reply make it indeterminate (info), and the caller replaces the client. A poll whose
+    commit fails keeps the messages it read in its value, since the client has consumed them.
+    """
+    result: dict[str, Any] = dict(value) if isinstance(value, dict) else {}
+    try:
+        if f == "send":
+            result["offset"] = await client.send(value["key"], value["msg"])
+        elif f == "poll":
+            result["msgs"] = msgs = await client.poll()
+            commit = {key: max(offset for offset, _ in pairs) for key, pairs in msgs.items() if pairs}
+            if commit:
+                result["commit"] = commit
+                await client.commit(commit)
+        elif f == "assign":
+            committed = await client.assign(value["keys"], value["seek_to_beginning"])
+            if committed is not None:
+                result["committed"] = committed
+            result["start"] = dict(client.offsets)
+        elif f == "crash":
+            return INFO, None, "client crashed on purpose and was replaced"
+        else:
+            raise ValueError(f"unknown operation {f!r}")
+        return OK, result, None
+    except RpcError as error:
+        return (FAIL if error.definite else INFO), result, str(error)
+    except RpcTimeout as error:
+        return INFO, result, f"timeout: {error}"
+    except NodeLost as error:
+        return INFO, result, f"node lost: {error}"
+    except MalformedReply as error:
+        return INFO, result, f"malformed reply: {error}"

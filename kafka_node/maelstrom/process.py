@@ -1,0 +1,97 @@
+"""The node under test as a child process: started with its stderr appended to a log file,
+fed lines on stdin, read line by line from stdout, and ended with SIGKILL."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+from pathlib import Path
+
+#: Longest stdout line accepted; a final poll naming thousands of keys can be megabytes.
+MAX_LINE_BYTES = 1 << 28
+
+
+class NodeStartError(Exception):
+    """The node program could not be started, or did not answer init."""
+
+
+class NodeProcess:
+    """One incarnation of the node program."""
+
+    def __init__(self, command: list[str], cwd: str, log_path: Path) -> None:
+        self.command = command
+        self.cwd = cwd
+        self.log_path = log_path
+        self.killed = False  # by us: a truncated last line is then no fault of the node
+        self._proc: asyncio.subprocess.Process | None = None
+
+    async def start(self) -> None:
+        with open(self.log_path, "ab") as log:
+            try:
+                self._proc = await asyncio.create_subprocess_exec(
+                    *self.command, cwd=self.cwd, stdin=asyncio.subprocess.PIPE,
+                    stdout=asyncio.subprocess.PIPE, stderr=log, limit=MAX_LINE_BYTES,
+                    start_new_session=True,
+                )
+            except OSError as error:
+                raise NodeStartError(f"cannot start {' '.join(self.command)}: {error}") from None
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc else None
+
+    @property
+    def returncode(self) -> int | None:
+        return self._proc.returncode if self._proc else None
+
+    def write(self, data: bytes) -> bool:
+        """Queue bytes for the node's stdin; False if the node can no longer read them."""
+        stdin = self._proc.stdin if self._proc else None
+        if stdin is None or stdin.is_closing() or self._proc.returncode is not None:
+            return False
+        try:
+            stdin.write(data)
+        except (BrokenPipeError, ConnectionResetError):
+            return False
+        return True
+
+    async def drain(self) -> None:
+        if self._proc and self._proc.stdin:
+            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                await self._proc.stdin.drain()
+
+    async def read_line(self) -> bytes:
+        """The next stdout line with its newline; an unterminated last line without; b"" at EOF."""
+        assert self._proc and self._proc.stdout
+        try:
+            return await self._proc.stdout.readuntil(b"\n")
+        except asyncio.IncompleteReadError as eof:
+            return eof.partial
+        except asyncio.LimitOverrunError:
+            return await self._proc.stdout.read(MAX_LINE_BYTES)
+
+    async def wait(self) -> int:
+        assert self._proc
+        return await self._proc.wait()
+
+    async def kill(self) -> int | None:
+        """SIGKILL the node (and anything it started in its session); its exit status."""
+        if not self._proc:
+            return None
+        self.killed = True
+        if self._proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self._proc.pid, signal.SIGKILL)
+            with contextlib.suppress(ProcessLookupError):
+                self._proc.kill()
+        status = await self._proc.wait()
+        if self._proc.stdin:
+            self._proc.stdin.close()
+        return status
+
+    def append_to_log(self, text: str) -> None:
+        """A runner note in node.log, between the node's own lines (only while it is not running)."""
+        with open(self.log_path, "a", encoding="utf-8") as log:
+            log.write(text.rstrip("\n") + "\n")

@@ -1,0 +1,300 @@
+"""Runs one test against a node program: init, the paced main phase, node restarts, the
+recovery pause and the final polls, then SIGKILL; returns what happened, for the checker."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import math
+import random
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+from kafka_node.maelstrom.client import Client, Latencies, invocation_value, perform
+from kafka_node.maelstrom.history import FAIL, INFO, OK, History, Op
+from kafka_node.maelstrom.network import NODE_ID, InvalidOutput, Network, NodeLost, RpcTimeout, parse_line
+from kafka_node.maelstrom.process import NodeProcess, NodeStartError
+from kafka_node.maelstrom.workload import CrashSchedule, Stagger, Workload, restart_delay
+
+#: Seconds the final polls may take at most (Maelstrom clips them to 10 s).
+FINAL_TIME_LIMIT = 10.0
+#: Mean seconds between two final polls of one client (Jepsen: stagger 1/5).
+FINAL_POLL_INTERVAL = 0.2
+#: Seconds a starting node has to answer init.
+INIT_TIMEOUT = 10.0
+
+
+@dataclass
+class RunConfig:
+    command: list[str]
+    cwd: str
+    log_path: Path
+    concurrency: int
+    time_limit: float
+    rate: float
+    max_writes_per_key: int
+    recovery_time: float
+    restart_every: float | None
+    seed: int
+
+
+@dataclass
+class RunRecord:
+    """Everything a run produced besides the node's own log."""
+
+    history: History
+    latencies: Latencies
+    net_counts: dict[str, int] = field(default_factory=dict)
+    restarts: list[float] = field(default_factory=list)  # seconds since start
+    node_exits: list[str] = field(default_factory=list)  # exits we did not cause
+    phases: dict[str, float] = field(default_factory=dict)  # phase name -> start (s)
+    aborted: str | None = None
+
+
+class Worker:
+    """One of the `concurrency` client slots: its current process number and client."""
+
+    def __init__(self, runner: Runner, index: int) -> None:
+        self.runner = runner
+        self.process = index
+        self.client = runner.new_client()
+
+    def replace(self) -> None:
+        """A fresh client (new id, no assignment) under the next process number, as Jepsen does."""
+        self.runner.net.forget_client(self.client.name)
+        self.process += self.runner.config.concurrency
+        self.client = self.runner.new_client()
+
+    async def execute(self, f: str, value: Any) -> Op:
+        history = self.runner.history
+        asked = invocation_value(self.client, f, value)
+        invocation = history.invoke(self.process, self.client.name, f, asked)
+        outcome, result, error = await perform(self.client, f, asked)
+        op = history.complete(invocation, outcome, result, error)
+        self.runner.workload.observe(op)
+        if outcome == INFO:
+            self.replace()
+        return op
+
+
+class Runner:
+    def __init__(self, config: RunConfig, progress: TextIO | None = sys.stderr) -> None:
+        self.config = config
+        self.history = History()
+        self.latencies = Latencies(self.history.seconds)
+        self.net = Network()
+        self.record = RunRecord(self.history, self.latencies)
+        self.workload = Workload(random.Random(config.seed), config.max_writes_per_key)
+        self.timing = random.Random(f"{config.seed}:timing")
+        self.phase = "starting"
+        self._progress_stream = progress
+        self._client_ids = itertools.count(1)
+        self._node: NodeProcess | None = None
+        self._reader: asyncio.Task | None = None
+        self._aborted = asyncio.Event()
+        self._main_over = asyncio.Event()
+        self._last_count, self._last_time = 0, 0.0
+
+    def new_client(self) -> Client:
+        return Client(f"c{next(self._client_ids)}", self.net, self.latencies)
+
+    # --- the node --------------------------------------------------------------------
+
+    async def _start_node(self) -> None:
+        node = NodeProcess(self.config.command, self.config.cwd, self.config.log_path)
+        await node.start()
+        self._node = node
+        self.net.attach(node)
+        self._reader = asyncio.create_task(self._read(node))
+        init = {"type": "init", "node_id": NODE_ID, "node_ids": [NODE_ID]}
+        try:
+            head, body = await self.net.call("c0", init, timeout=INIT_TIMEOUT, wait_ready=False)
+        except (RpcTimeout, NodeLost) as error:
+            raise NodeStartError(self.record.aborted or f"the node did not answer init: {error}") from None
+        if head.type != "init_ok":
+            raise NodeStartError(f"the node answered init with {bytes(body).decode(errors='replace')}")
+        self.net.ready.set()
+
+    async def _read(self, node: NodeProcess) -> None:
+        """Deliver each line the node prints; abort the test on one that is not a message."""
+        while line := await node.read_line():
+            if node.killed and not line.endswith(b"\n"):
+                break  # cut short by our SIGKILL
+            try:
+                envelope, head = parse_line(line)
+            except InvalidOutput as error:
+                self._abort(f"the node printed something on stdout that is not a valid Maelstrom message: {error}")
+                return
+            self.net.deliver(envelope, head)
+        status = await node.wait()
+        if not node.killed:
+            reason = f"the node exited on its own with status {status} at {self.history.seconds():.1f} s"
+            self.record.node_exits.append(reason)
+            node.append_to_log(f"--- maelstrom-kafka-test: {reason} ---")
+            self.net.lose_all(reason)
+
+    def _abort(self, reason: str) -> None:
+        if self.record.aborted is None:
+            self.record.aborted = reason
+        self.net.lose_all(reason)
+        self._aborted.set()
+
+    async def _stop_node(self) -> None:
+        if self._node:
+            await self._node.kill()
+        if self._reader:
+            await self._reader
+
+    async def _restart_node(self) -> None:
+        self.net.ready.clear()
+        await self._stop_node()
+        self.net.lose_all("the node was killed by --restart-every")
+        at = self.history.seconds()
+        self.record.restarts.append(round(at, 3))
+        self._node.append_to_log(f"--- maelstrom-kafka-test: SIGKILL at {at:.3f} s (--restart-every); restarting ---")
+        try:
+            await self._start_node()
+        except NodeStartError as error:
+            self._abort(f"the node could not be restarted: {error}")
+
+    async def _restarts(self, period: float) -> None:
+        while not self._aborted.is_set():
+            try:
+                await asyncio.wait_for(self._main_over.wait(), restart_delay(self.timing, period))
+                return
+            except TimeoutError:
+                await self._restart_node()
+
+    # --- phases ----------------------------------------------------------------------
+
+    async def run(self) -> RunRecord:
+        """Run the whole test. Raises NodeStartError if the node cannot be started."""
+        progress = asyncio.create_task(self._show_progress())
+        try:
+            try:
+                await self._start_node()
+            except NodeStartError:
+                if self.record.aborted:
+                    return self.record
+                raise
+            drive = asyncio.create_task(self._drive())
+            aborted = asyncio.create_task(self._aborted.wait())
+            await asyncio.wait({drive, aborted}, return_when=asyncio.FIRST_COMPLETED)
+            aborted.cancel()
+            drive.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await drive
+        finally:
+            progress.cancel()
+            self.phase = "done"
+            await self._stop_node()
+            self.record.phases["end"] = round(self.history.seconds(), 3)
+            self.record.net_counts = dict(self.net.counts)
+            self._print_progress(final=True)
+        return self.record
+
+    def _enter(self, phase: str) -> None:
+        self.phase = phase
+        self.record.phases[phase] = round(self.history.seconds(), 3)
+
+    async def _drive(self) -> None:
+        workers = [Worker(self, i) for i in range(self.config.concurrency)]
+        self._enter("main")
+        restarts = None
+        if self.config.restart_every:
+            restarts = asyncio.create_task(self._restarts(self.config.restart_every))
+        end = self.history.seconds() + self.config.time_limit
+        crashes = CrashSchedule(self.timing, self.config.concurrency, self.history.seconds())
+        stagger = Stagger(self.timing, self.config.rate)
+        await asyncio.gather(*(self._main_phase(w, end, crashes, stagger) for w in workers))
+        self._main_over.set()
+        if restarts:
+            await restarts
+        self._enter("recovery")
+        await asyncio.sleep(self.config.recovery_time)
+        self._enter("final")
+        targets = dict(self.workload.max_offsets)
+        keys = self.workload.keys_used()
+        deadline = self.history.seconds() + FINAL_TIME_LIMIT
+        await asyncio.gather(*(self._final_polls(w, keys, targets, deadline) for w in workers))
+
+    async def _main_phase(self, worker: Worker, end: float, crashes: CrashSchedule, stagger: Stagger) -> None:
+        clock = self.history.seconds
+        while (now := clock()) < end:
+            if crashes.due(now):
+                await worker.execute("crash", None)
+                continue
+            slot = stagger.next_slot(now)
+            await asyncio.sleep(max(0.0, min(slot, end) - now))
+            await self.net.ready.wait()
+            if clock() >= end:
+                return
+            f, value = self.workload.next_op()
+            await worker.execute(f, value)
+
+    async def _final_polls(self, worker: Worker, keys: list[str], targets: dict[str, int], deadline: float) -> None:
+        """Crash, assign every key from offset 0, poll until this client has read up to every
+        key's highest known offset (or the deadline)."""
+        clock = self.history.seconds
+        waiting = dict(targets)
+        assigned = False
+        while waiting and clock() < deadline:
+            if not assigned:
+                await worker.execute("crash", None)
+                assign = await worker.execute("assign", {"keys": keys, "seek_to_beginning": True})
+                assigned = assign.type == OK
+                continue
+            pause = self.timing.uniform(0, 2 * FINAL_POLL_INTERVAL)
+            await asyncio.sleep(max(0.0, min(pause, deadline - clock())))
+            if clock() >= deadline:
+                return
+            poll = await worker.execute("poll", None)
+            if poll.type == INFO:
+                assigned = False
+            elif poll.type == OK:
+                for key, pairs in poll.value.get("msgs", {}).items():
+                    if pairs and waiting.get(key, math.inf) <= max(offset for offset, _ in pairs):
+                        del waiting[key]
+
+    # --- progress --------------------------------------------------------------------
+
+    async def _show_progress(self) -> None:
+        last_line = 0.0
+        tty = self._progress_stream is not None and self._progress_stream.isatty()
+        while True:
+            await asyncio.sleep(1.0)
+            now = self.history.seconds()
+            if tty or now - last_line >= 5.0:
+                self._print_progress()
+                last_line = now
+
+    def _print_progress(self, final: bool = False) -> None:
+        stream = self._progress_stream
+        if stream is None:
+            return
+        tty = stream.isatty()
+        counts = self.history.counts
+        done = sum(counts.values())
+        now = self.history.seconds()
+        rate = (done - self._last_count) / max(1e-9, now - self._last_time)
+        self._last_count, self._last_time = done, now
+        by_type = {t: sum(n for (_, kind), n in counts.items() if kind == t) for t in (OK, FAIL, INFO)}
+        line = (
+            f"{self.phase:<9}{now:7.1f} s  {done:7d} ops  {rate:6.0f} op/s  "
+            f"ok {by_type[OK]}  fail {by_type[FAIL]}  info {by_type[INFO]}"
+        )
+        if self.config.restart_every:
+            line += f"  restarts {len(self.record.restarts)}"
+        if tty:
+            stream.write("\r" + line.ljust(100)[:100] + ("\n" if final else ""))
+        elif not final:
+            stream.write(line + "\n")
+        stream.flush()
+
+
+def run(config: RunConfig, progress: TextIO | None = sys.stderr) -> RunRecord:
+    """Run one test to completion (see Runner.run)."""
+    return asyncio.run(Runner(config, progress).run())
