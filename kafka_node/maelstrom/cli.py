@@ -1,0 +1,192 @@
+"""The `maelstrom-kafka-test` command: Maelstrom's flags, the run directory under --store,
+exit statuses. The work is done by `runner`, `checker` and `report`."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import shlex
+import shutil
+import signal
+import sys
+from datetime import datetime
+from pathlib import Path
+
+from kafka_node.maelstrom import report
+from kafka_node.maelstrom.checker import check
+from kafka_node.maelstrom.history import write_jsonl
+from kafka_node.maelstrom.process import NodeStartError
+from kafka_node.maelstrom.runner import FINAL_TIME_LIMIT, RunConfig, run
+
+EXIT_VALID = 0
+EXIT_INVALID = 1
+EXIT_USAGE = 2  # bad flags, or a node that could not be started
+
+
+def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
+    """Flags, and the node's own arguments (everything after `--`)."""
+    node_args: list[str] = []
+    if "--" in argv:
+        cut = argv.index("--")
+        argv, node_args = argv[:cut], argv[cut + 1:]
+    parser = argparse.ArgumentParser(
+        prog="maelstrom-kafka-test",
+        usage="%(prog)s --bin PATH [options] [-- node args...]",
+        description=(
+            "Run Jepsen Maelstrom's kafka workload against a node program and check the history, "
+            "as `maelstrom test -w kafka` does: the node is a child process spoken to in JSON lines "
+            "on its stdin/stdout; its stderr goes to node.log in the run directory."
+        ),
+        epilog=(
+            "Writes store/kafka/<time>/ (history.jsonl, results.json, node.log, latency-raw.png, "
+            "rate.png) and points store/latest at it. Exit status: 0 if the run is valid, 1 if the "
+            "checker found anomalies or the test was aborted, 2 for bad flags or a node that could "
+            "not be started."
+        ),
+    )
+    parser.add_argument("--bin", required=True, metavar="PATH", help="the node program to test")
+    parser.add_argument("--node-count", type=_positive_int, default=1, metavar="N",
+                        help="number of nodes (only 1 is supported)")
+    parser.add_argument("--concurrency", default="2n", metavar="N|Nn",
+                        help="client count: an integer, or Nn for N times the node count (default 2n)")
+    parser.add_argument("--time-limit", type=_positive_float, default=20.0, metavar="SECONDS",
+                        help="length of the main phase (default 20)")
+    parser.add_argument("--rate", type=_positive_float, default=1000.0, metavar="OPS",
+                        help="approximate operations per second over all clients (default 1000)")
+    parser.add_argument("--max-writes-per-key", type=_positive_int, default=16, metavar="N",
+                        help="most sends any one key receives (default 16)")
+    parser.add_argument("--recovery-time", type=_non_negative_float, default=10.0, metavar="SECONDS",
+                        help="pause between the main phase and the final polls (default 10)")
+    parser.add_argument("--restart-every", type=_positive_float, default=None, metavar="SECONDS",
+                        help="SIGKILL and restart the node (same arguments and directory) at random "
+                             "moments about this far apart during the main phase; also checks that "
+                             "committed offsets never go back (a node keeping its log in a file must "
+                             "be given the same file each time, e.g. -- --db PATH)")
+    parser.add_argument("--seed", type=int, default=None, help="seed of the workload's random choices")
+    parser.add_argument("--store", default="store", metavar="DIR", help="where run directories go (default store/)")
+    return parser.parse_args(argv), node_args
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0, got {text}")
+    return value
+
+
+def _non_negative_float(text: str) -> float:
+    value = float(text)
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
+    return value
+
+
+def concurrency_of(text: str, node_count: int) -> int:
+    """`Nn` is N clients per node; a plain integer is the client count."""
+    try:
+        value = int(text[:-1]) * node_count if text.endswith("n") else int(text)
+    except ValueError:
+        raise ValueError(f"--concurrency must be an integer or Nn (e.g. 2n), got {text!r}") from None
+    if value < 1:
+        raise ValueError(f"--concurrency must come to at least 1 client, got {text!r}")
+    return value
+
+
+def node_program(bin_path: str) -> str:
+    """The absolute path of --bin (looked up on PATH when it names no existing file)."""
+    path = Path(bin_path)
+    found = str(path.resolve()) if path.exists() else shutil.which(bin_path)
+    if not found:
+        raise ValueError(f"--bin {bin_path}: no such file")
+    if not os.access(found, os.X_OK) or Path(found).is_dir():
+        raise ValueError(f"--bin {bin_path}: not an executable file")
+    return found
+
+
+def new_run_dir(store: Path) -> Path:
+    """store/kafka/<local time>/, with store/latest and store/kafka/latest pointing at it."""
+    now = datetime.now().astimezone()
+    stamp = now.strftime("%Y%m%dT%H%M%S.%f")[:-3] + now.strftime("%z")
+    tests = store / "kafka"
+    tests.mkdir(parents=True, exist_ok=True)
+    run_dir, n = tests / stamp, 1
+    while True:
+        try:
+            run_dir.mkdir()
+            break
+        except FileExistsError:
+            n += 1
+            run_dir = tests / f"{stamp}-{n}"
+    for link, target in ((store / "latest", Path("kafka") / run_dir.name), (tests / "latest", Path(run_dir.name))):
+        temporary = link.with_name(f".{link.name}.{os.getpid()}")
+        temporary.unlink(missing_ok=True)
+        temporary.symlink_to(target)
+        os.replace(temporary, link)
+    return run_dir
+
+
+def _interrupt(signum: int, _frame) -> None:
+    """SIGTERM stops the run as Ctrl-C does: the node is still killed on the way out."""
+    raise KeyboardInterrupt
+
+
+def main(argv: list[str] | None = None) -> int:
+    args, node_args = parse_args(sys.argv[1:] if argv is None else argv)
+    try:
+        if args.node_count != 1:
+            raise ValueError(f"--node-count {args.node_count}: only 1 node is supported (a single-node log)")
+        concurrency = concurrency_of(args.concurrency, args.node_count)
+        program = node_program(args.bin)
+    except ValueError as error:
+        print(f"maelstrom-kafka-test: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    seed = args.seed if args.seed is not None else random.SystemRandom().randrange(2**32)
+    run_dir = new_run_dir(Path(args.store))
+    command = [program, *node_args]
+    config = RunConfig(
+        command=command, cwd=os.getcwd(), log_path=run_dir / "node.log", concurrency=concurrency,
+        time_limit=args.time_limit, rate=args.rate, max_writes_per_key=args.max_writes_per_key,
+        recovery_time=args.recovery_time, restart_every=args.restart_every, seed=seed,
+    )
+    described = {
+        "command": shlex.join(command), "node_count": 1, "concurrency": concurrency,
+        "time_limit": args.time_limit, "rate": args.rate, "max_writes_per_key": args.max_writes_per_key,
+        "recovery_time": args.recovery_time, "final_time_limit": FINAL_TIME_LIMIT,
+        "restart_every": args.restart_every, "seed": seed, "cwd": os.getcwd(),
+    }
+    signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        record = run(config)
+    except KeyboardInterrupt:
+        print(f"maelstrom-kafka-test: interrupted; the node was killed (partial run in {run_dir})", file=sys.stderr)
+        return 130
+    except NodeStartError as error:
+        print(f"maelstrom-kafka-test: the node could not be started: {error} (see {run_dir / 'node.log'})", file=sys.stderr)
+        report.write_results(run_dir / "results.json", {"valid": False, "aborted": f"the node could not be started: {error}",
+                                                        "run": described})
+        return EXIT_USAGE
+    ops = record.history.ops
+    write_jsonl(ops, run_dir / "history.jsonl")
+    verdict = check(ops, committed_offsets=bool(args.restart_every))
+    notes = []
+    if note := report.plot(ops, record.restarts, run_dir):
+        notes.append(note)
+    described |= {"phases": record.phases, "restarts": record.restarts, "node_exits": record.node_exits,
+                  "net": record.net_counts, "notes": notes}
+    perf = report.performance(ops, record.latencies.by_rpc, record.phases)
+    data = report.results(verdict, perf, described, record.aborted)
+    report.write_results(run_dir / "results.json", data)
+    print(report.summary(data, run_dir))
+    return EXIT_VALID if data["valid"] else EXIT_INVALID
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,200 @@
+"""What a run reports: performance figures, results.json, the latency and rate plots (when
+matplotlib is installed) and the summary printed at the end, anomalies described in words."""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from kafka_node.maelstrom.checker import Verdict
+from kafka_node.maelstrom.history import FAIL, INFO, OK, Op, pairs
+
+GOOD = "Everything looks good! ヽ('ー`)ノ"
+BAD = "Analysis invalid! (ﾉಥ益ಥ）ﾉ ┻━┻"
+ABORTED = "Test aborted! (ﾉಥ益ಥ）ﾉ ┻━┻"
+#: Cases kept per anomaly type in results.json, and shown in the summary.
+KEPT_CASES = 32
+SHOWN_CASES = 3
+OUTCOMES = (OK, FAIL, INFO)
+
+
+def quantiles(samples: list[float]) -> dict[str, float]:
+    """Count and p50/p95/p99/max (nearest rank) of latencies given in seconds, in ms."""
+    ordered = sorted(samples)
+    if not ordered:
+        return {"count": 0}
+    pick = lambda q: ordered[min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))]  # noqa: E731
+    return {"count": len(ordered), **{name: round(pick(q) * 1000, 3) for name, q in
+                                      (("p50", .5), ("p95", .95), ("p99", .99), ("max", 1.0))}}
+
+
+def performance(ops: list[Op], by_rpc: dict[str, list[tuple[float, float]]], phases: dict[str, float]) -> dict[str, Any]:
+    """Throughput of the main phase and of the whole run; latency per RPC and per operation."""
+    main_start, main_end = phases.get("main", 0.0), phases.get("recovery", phases.get("end", 0.0))
+    completions = [(inv, op) for inv, op in pairs(ops) if op.f != "crash"]
+    in_main = sum(1 for inv, op in completions if inv and main_start <= inv.time / 1e9 < main_end)
+    by_f: dict[str, list[float]] = defaultdict(list)
+    for inv, op in completions:
+        if inv and op.type == OK:
+            by_f[op.f].append((op.time - inv.time) / 1e9)
+    end = phases.get("end", 0.0)
+    return {
+        "main_phase_ops_per_s": round(in_main / max(1e-9, main_end - main_start), 1),
+        "overall_ops_per_s": round(len(completions) / max(1e-9, end), 1),
+        "rpc_latency_ms": {rpc: quantiles([lat for _, lat in samples]) for rpc, samples in sorted(by_rpc.items())},
+        "ok_op_latency_ms": {f: quantiles(samples) for f, samples in sorted(by_f.items())},
+    }
+
+
+def results(verdict: Verdict, perf: dict[str, Any], run: dict[str, Any], aborted: str | None) -> dict[str, Any]:
+    return {
+        "valid": verdict.valid and aborted is None,
+        "aborted": aborted,
+        "anomaly_types": sorted(verdict.anomalies),
+        "anomalies": {name: {"count": len(cases), "cases": cases[:KEPT_CASES]}
+                      for name, cases in verdict.anomalies.items()},
+        "stats": verdict.stats,
+        "perf": perf,
+        "run": run,
+    }
+
+
+def write_results(path: Path, data: dict[str, Any]) -> None:
+    path.write_bytes(msgspec.json.format(msgspec.json.encode(data), indent=2) + b"\n")
+
+
+# --- the summary ---------------------------------------------------------------------------
+
+def summary(data: dict[str, Any], run_dir: Path) -> str:
+    run, perf = data["run"], data["perf"]
+    lines = [f"kafka test: {run['command']}", f"run directory: {run_dir}", ""]
+    lines.append(f"{'operation':<10}{'ok':>8}{'fail':>8}{'info':>8}")
+    for f, counts in sorted(data["stats"].items()):
+        lines.append(f"{f:<10}" + "".join(f"{counts.get(kind, 0):>8}" for kind in OUTCOMES))
+    lines.append(f"throughput: {perf['main_phase_ops_per_s']} op/s in the main phase "
+                 f"({run['time_limit']:g} s at --rate {run['rate']:g}); {perf['overall_ops_per_s']} op/s overall")
+    lines += ["", f"{'latency (ms)':<24}{'count':>8}{'p50':>9}{'p95':>9}{'p99':>9}{'max':>9}"]
+    for rpc, q in perf["rpc_latency_ms"].items():
+        lines.append(f"{rpc:<24}{q['count']:>8}" + "".join(f"{q.get(n, 0):>9.2f}" for n in ("p50", "p95", "p99", "max")))
+    if run.get("restart_every"):
+        lines.append(f"\nnode restarts (SIGKILL): {len(run['restarts'])}")
+    for note in run.get("node_exits", []):
+        lines.append(f"\nwarning: {note}")
+    for note in run.get("notes", []):
+        lines.append(f"note: {note}")
+    lines.append("")
+    if data["aborted"]:
+        lines += [data["aborted"], "", ABORTED]
+        return "\n".join(lines)
+    for name in data["anomaly_types"]:
+        group = data["anomalies"][name]
+        lines.append(f"{name}: {group['count']}")
+        lines += [f"  {describe(name, case)}" for case in group["cases"][:SHOWN_CASES]]
+        if group["count"] > SHOWN_CASES:
+            lines.append(f"  ... ({group['count'] - SHOWN_CASES} more; up to {KEPT_CASES} in results.json)")
+    lines.append(GOOD if data["valid"] else BAD)
+    return "\n".join(lines)
+
+
+def _op(ref: dict[str, Any]) -> str:
+    return f"op #{ref['index']} ({ref['client']} {ref['f']} {ref['type']} at {ref['time'] / 1e9:.3f} s)"
+
+
+def _offsets(skipped: list[dict[str, Any]]) -> str:
+    """Skipped offsets with their values: `offset 3 (value 4)`."""
+    shown = [f"offset {s['offset']} (value{'s' if len(s['values']) != 1 else ''} "
+             f"{', '.join(map(repr, s['values']))})" for s in skipped[:5]]
+    return ", ".join(shown) + (f" and {len(skipped) - 5} more" if len(skipped) > 5 else "")
+
+
+def describe(name: str, case: dict[str, Any]) -> str:
+    """One anomaly case in a sentence."""
+    ops = case.get("ops", [])
+    key = f"key {case.get('key')!r}"
+    if name == "inconsistent-offsets":
+        return f"{key} offset {case['offset']} holds values {case['values']}: " + "; ".join(map(_op, ops))
+    if name == "duplicate":
+        return f"{key} value {case['value']!r} is at offsets {case['offsets']}: " + "; ".join(map(_op, ops))
+    if name == "lost-write":
+        return (f"{key} value {case['value']!r} at offset {case['offset']} was acknowledged by {_op(ops[0])} but "
+                f"never polled, though {_op(ops[1])} polled offset {case['max_read_offset']}")
+    if name == "unseen":
+        return f"{key} value {case['value']!r} at offset {case['offset']} was acknowledged by {_op(ops[0])} but never polled"
+    if name == "nonmonotonic-send":
+        return (f"{key}: {ops[0]['client']} sent {case['values'][0]!r} at offset {case['offsets'][0]}, then "
+                f"{case['values'][1]!r} at offset {case['offsets'][1]} ({_op(ops[0])}; {_op(ops[1])})")
+    if name in ("poll-skip", "nonmonotonic-poll"):
+        verb = f"skipping {_offsets(case['skipped'])}" if name == "poll-skip" else "going backwards"
+        return (f"{key}: {ops[1]['client']} polled up to offset {case['offsets'][0]}, then its next poll started at "
+                f"offset {case['offsets'][1]}, {verb} ({_op(ops[0])}; {_op(ops[1])})")
+    if name in ("int-poll-skip", "int-nonmonotonic-poll"):
+        verb = f"skipping {_offsets(case['skipped'])}" if name == "int-poll-skip" else "going backwards"
+        return f"{key}: one poll went from offset {case['offsets'][0]} to {case['offsets'][1]}, {verb} ({_op(ops[0])})"
+    if name == "G1a":
+        return (f"{key} value {case['value']!r}: its send failed ({ops[0].get('error')}), yet {_op(ops[1])} "
+                f"polled it at offset {case['offset']}")
+    if name == "committed-offset-regression":
+        listed = "nothing" if case["listed"] is None else f"offset {case['listed']}"
+        return (f"{key}: a commit of offset {case['committed']} was acknowledged ({_op(ops[0])}), "
+                f"yet a later list_committed_offsets returned {listed} ({_op(ops[1])})")
+    if name == "stats":
+        return f"no successful {case['f']} ({case.get(OK, 0)} ok, {case.get(FAIL, 0)} fail, {case.get(INFO, 0)} info)"
+    return msgspec.json.encode(case).decode()
+
+
+# --- plots ---------------------------------------------------------------------------------
+
+def plot(ops: list[Op], restarts: list[float], run_dir: Path) -> str | None:
+    """Draw latency-raw.png and rate.png; a note instead when matplotlib is missing."""
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return "plots skipped: matplotlib is not installed (pip install 'kafka-node[plots]')"
+    completions = [(inv, op) for inv, op in pairs(ops) if inv is not None and op.f != "crash"]
+    colors = {"send": "tab:blue", "poll": "tab:green", "assign": "tab:orange"}
+    markers = {OK: "o", FAIL: "x", INFO: "^"}
+    fig, ax = plt.subplots(figsize=(10, 5))
+    groups: dict[tuple[str, str], list[tuple[float, float]]] = defaultdict(list)
+    for inv, op in completions:
+        groups[op.f, op.type].append((inv.time / 1e9, max(1e-3, (op.time - inv.time) / 1e6)))
+    for (f, kind), points in sorted(groups.items()):
+        xs, ys = zip(*points)
+        ax.scatter(xs, ys, s=4 if kind == OK else 24, marker=markers.get(kind, "."), color=colors.get(f, "tab:gray"),
+                   label=f"{f} {kind}", alpha=0.6, linewidths=0.5)
+    _decorate(ax, restarts, "Latency (ms)", "kafka latency (raw)", log=True)
+    fig.savefig(run_dir / "latency-raw.png", dpi=100, bbox_inches="tight")
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(10, 5))
+    end = max((op.time for _, op in completions), default=0) / 1e9
+    width = max(1.0, end / 200)
+    buckets: dict[tuple[str, str], dict[int, int]] = defaultdict(lambda: defaultdict(int))
+    for _, op in completions:
+        buckets[op.f, op.type][int(op.time / 1e9 / width)] += 1
+    for (f, kind), counts in sorted(buckets.items()):
+        xs = [i * width for i in range(int(end / width) + 1)]
+        ax.step(xs, [counts.get(i, 0) / width for i in range(len(xs))], where="post", color=colors.get(f, "tab:gray"),
+                linestyle={OK: "-", FAIL: ":", INFO: "--"}.get(kind, "-"), label=f"{f} {kind}", linewidth=1)
+    _decorate(ax, restarts, "Throughput (op/s)", "kafka rate", log=False)
+    fig.savefig(run_dir / "rate.png", dpi=100, bbox_inches="tight")
+    plt.close(fig)
+    return None
+
+
+def _decorate(ax, restarts: list[float], ylabel: str, title: str, log: bool) -> None:
+    for at in restarts:
+        ax.axvline(at, color="tab:red", linestyle=":", linewidth=0.8)
+    if log:
+        ax.set_yscale("log")
+    ax.set_xlabel("Time (s)")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title + (" (dotted red: node restarts)" if restarts else ""))
+    ax.grid(True, alpha=0.3)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8)
