@@ -52,7 +52,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
             "full (default, $KAFKA_NODE_DURABILITY): fsync before every acknowledgement, so an "
             "acknowledged send or commit survives a process kill, an OS crash and a power cut. "
             "normal: fsync only at checkpoints; an acknowledgement survives a process kill but "
-            "the last acknowledged batches may be lost in an OS crash or power cut."
+            "the last acknowledged batches may be lost in an OS crash or power cut. "
+            "off: never fsync, for measuring what durability costs; survives a process kill "
+            "only, and a power cut may corrupt the file."
         ),
     )
     parser.add_argument(
@@ -61,6 +63,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=100,
         metavar="N",
         help="most messages returned per key in one poll reply (default: 100)",
+    )
+    parser.add_argument(
+        "--max-batch",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help=(
+            "most requests applied in one transaction (default: no limit, every request read "
+            "at once shares one COMMIT); 1 turns group commit off"
+        ),
     )
     parser.add_argument(
         "--max-line-bytes",
@@ -78,7 +90,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     args = parser.parse_args(argv)
     if args.durability not in [d.value for d in Durability]:  # argparse does not check a default
-        parser.error(f"KAFKA_NODE_DURABILITY must be one of full, normal; got {args.durability!r}")
+        parser.error(f"KAFKA_NODE_DURABILITY must be one of full, normal, off; got {args.durability!r}")
     return args
 
 
@@ -108,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
         path, storage.schema_version, durability.value,
         "" if args.db else " (a fresh file: pass --db to keep the log across runs)",
     )
-    node = Node(storage, args.poll_max_per_key, args.max_line_bytes)
+    node = Node(storage, args.poll_max_per_key, args.max_line_bytes, args.max_batch)
     try:
         return node.serve()
     except BrokenPipeError:

@@ -30,17 +30,19 @@ class _Interrupted(Exception):
 class Node:
     """One kafka-node serving Maelstrom requests against one open log."""
 
-    def __init__(self, storage: Storage, poll_max_per_key: int, max_line_bytes: int) -> None:
+    def __init__(self, storage: Storage, poll_max_per_key: int, max_line_bytes: int,
+                 max_batch: int | None = None) -> None:
         self.storage = storage
+        self.max_batch = max_batch
         self.poll_max_per_key = poll_max_per_key
         self.max_line_bytes = max_line_bytes
         self.node_id: str | None = None
         self._stopping = False
         self._waiting_for_input = False
         self._storage_untrusted = False
+        # Sends are not here: consecutive sends are answered together by `send`.
         self._handlers: dict[type, Callable] = {
             protocol.Init: self.init,
-            protocol.Send: self.send,
             protocol.Poll: self.poll,
             protocol.CommitOffsets: self.commit_offsets,
             protocol.ListCommittedOffsets: self.list_committed_offsets,
@@ -53,17 +55,14 @@ class Node:
         log.info("initialised as %s (cluster %s)", body.node_id, ",".join(body.node_ids))
         return protocol.InitOk(in_reply_to=body.msg_id)
 
-    def send(self, body: protocol.Send) -> protocol.SendOk:
-        offset = self.storage.append(body.key, protocol.message_text(body))
-        return protocol.SendOk(in_reply_to=body.msg_id, offset=offset)
+    def send(self, bodies: list[protocol.Send]) -> list[protocol.SendOk]:
+        """A run of consecutive sends, appended together in their order."""
+        offsets = self.storage.append_many([(body.key, protocol.message_text(body)) for body in bodies])
+        return [protocol.SendOk(in_reply_to=body.msg_id, offset=offset) for body, offset in zip(bodies, offsets)]
 
     def poll(self, body: protocol.Poll) -> protocol.PollOk:
-        found = self.storage.read_from(body.offsets, self.poll_max_per_key)
-        msgs = {
-            key: [(offset, protocol.stored_message(msg)) for offset, msg in entries]
-            for key, entries in found.items()
-        }
-        return protocol.PollOk(in_reply_to=body.msg_id, msgs=msgs)
+        msgs = self.storage.read_from(body.offsets, self.poll_max_per_key)
+        return protocol.PollOk(in_reply_to=body.msg_id, msgs=protocol.json_text(msgs))
 
     def commit_offsets(self, body: protocol.CommitOffsets) -> protocol.CommitOffsetsOk:
         self.storage.commit_offsets(body.offsets)
@@ -78,7 +77,12 @@ class Node:
     def answer_batch(self, lines: list[bytes]) -> bytes:
         """Apply every request of a batch in one transaction; return the encoded replies."""
         requests = [protocol.decode(line) for line in lines if line.strip()]
-        return self._encode(self._answer_together(requests, retry_alone=True))
+        if self.max_batch is None or len(requests) <= self.max_batch:
+            return self._encode(self._answer_together(requests, retry_alone=True))
+        replies = []
+        for start in range(0, len(requests), self.max_batch):
+            replies += self._answer_together(requests[start:start + self.max_batch], retry_alone=True)
+        return self._encode(replies)
 
     def _answer_together(self, requests: list[Request], retry_alone: bool) -> list[protocol.Outgoing | None]:
         """Answer requests inside one transaction, committed before any reply is returned.
@@ -97,7 +101,7 @@ class Node:
         committing = False
         try:
             with self.storage.transaction(write=writes):
-                replies = [self._answer(r) for r in requests]
+                replies = self._answer_in_order(requests)
                 committing = True
             return replies
         except Exception as error:
@@ -116,6 +120,27 @@ class Node:
                 log.exception("unexpected failure; the transaction was rolled back")
                 code, text = ErrorCode.CRASH, f"internal error: {error!r}"
             return [self._error_for(r, code, text) if self._uses_storage(r) else self._answer(r) for r in requests]
+
+    def _answer_in_order(self, requests: list[Request]) -> list[protocol.Outgoing | None]:
+        """Replies in request order; each run of consecutive sends is appended at once, so
+        a poll later in the batch sees every send before it."""
+        replies: list[protocol.Outgoing | None] = []
+        run: list[protocol.Envelope] = []
+        for request in requests:
+            if self.node_id is not None and type(request) is protocol.Envelope and type(request.body) is protocol.Send:
+                run.append(request)
+                continue
+            if run:
+                replies += self._answer_sends(run)
+                run = []
+            replies.append(self._answer(request))
+        if run:
+            replies += self._answer_sends(run)
+        return replies
+
+    def _answer_sends(self, run: list[protocol.Envelope]) -> list[protocol.Outgoing]:
+        acks = self.send([request.body for request in run])
+        return [self._reply(request.src, request.dest, ack) for request, ack in zip(run, acks)]
 
     @property
     def storage_untrusted(self) -> bool:

@@ -91,7 +91,7 @@ class SendOk(_Reply, tag="send_ok"):
 
 
 class PollOk(_Reply, tag="poll_ok"):
-    msgs: dict[str, list[tuple[int, msgspec.Raw]]]
+    msgs: msgspec.Raw  # {"key": [[offset, msg], ...]}, assembled as JSON text by storage
 
 
 class CommitOffsetsOk(_Reply, tag="commit_offsets_ok"):
@@ -255,8 +255,8 @@ def message_text(send: Send) -> str:
     return text.replace("\r", " ") if "\r" in text else text
 
 
-def stored_message(text: str) -> msgspec.Raw:
-    """A stored message's JSON text, to be embedded in a reply without re-encoding."""
+def json_text(text: str) -> msgspec.Raw:
+    """JSON text from storage, to be embedded in a reply without decoding and re-encoding."""
     return msgspec.Raw(text.encode())
 
 

@@ -8,7 +8,7 @@ import enum
 import logging
 import os
 import tempfile
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 
 import apsw
 import apsw.bestpractice
@@ -32,6 +32,7 @@ class Durability(enum.Enum):
 
     FULL = "full"  # fsync at every commit: an ack survives a power cut or OS crash
     NORMAL = "normal"  # fsync at checkpoints only: an ack survives a process kill, not a power cut
+    OFF = "off"  # never fsync (for measuring what durability costs): a power cut may corrupt the file
 
 
 #: Any failure reported by SQLite.
@@ -172,49 +173,58 @@ class Storage:
         with self.conn:
             yield
 
-    def append(self, key: str, msg: str) -> int:
-        """Append one message (JSON text) to a key's log; return its offset."""
-        offset = self.conn.execute(
-            """
-            INSERT INTO log_keys (key, next_offset) VALUES (?, 1)
-            ON CONFLICT (key) DO UPDATE SET next_offset = next_offset + 1
-            RETURNING next_offset - 1
-            """,
-            (key,),
-        ).get
-        self.conn.execute(
-            "INSERT INTO messages (key, log_offset, msg) VALUES (?, ?, ?)",
-            (key, offset, msg),
-        )
-        return offset
+    def append_many(self, entries: Sequence[tuple[str, str]]) -> list[int]:
+        """Append messages (key, JSON text) in order; return the offset each one got.
 
-    def read_from(self, offsets: Mapping[str, int], limit_per_key: int) -> dict[str, list[tuple[int, str]]]:
-        """For each key, up to `limit_per_key` messages from its asked offset on, ascending.
-
-        Offsets are dense, so a key's answer is one index range; all keys are read by one
-        statement, however many the poll names.
+        One statement reserves each key's offsets (its counter moves by the number of its
+        messages) and one `executemany` inserts them all, however many the batch holds.
         """
-        found: dict[str, list[tuple[int, str]]] = {}
-        if not offsets:
-            return found
-        rows = self.conn.execute(
+        counts: dict[str, int] = {}
+        for key, _ in entries:
+            counts[key] = counts.get(key, 0) + 1
+        reserved = self.conn.execute(
             """
-            SELECT wanted.key, m.log_offset, m.msg
+            INSERT INTO log_keys (key, next_offset)
+            SELECT key, value FROM json_each(?) WHERE true
+            ON CONFLICT (key) DO UPDATE SET next_offset = next_offset + excluded.next_offset
+            RETURNING key, next_offset
+            """,
+            (msgspec.json.encode(counts).decode(),),
+        )
+        next_free = {key: next_offset - counts[key] for key, next_offset in reserved}
+        offsets = []
+        rows = []
+        for key, msg in entries:
+            offset = next_free[key]
+            next_free[key] = offset + 1
+            offsets.append(offset)
+            rows.append((key, offset, msg))
+        self.conn.executemany("INSERT INTO messages (key, log_offset, msg) VALUES (?, ?, ?)", rows)
+        return offsets
+
+    def read_from(self, offsets: Mapping[str, int], limit_per_key: int) -> str:
+        """For each key, up to `limit_per_key` messages from its asked offset on, ascending,
+        as the JSON text of a poll reply's `msgs`: {"key": [[offset, msg], ...], ...}.
+
+        Offsets are dense, so a key's answer is one range of the primary key, read in
+        order; SQLite assembles the whole reply, so a poll naming thousands of keys costs
+        one statement and no Python object per message. Keys with nothing are left out.
+        """
+        return self.conn.execute(
+            """
+            SELECT '{' || coalesce(group_concat(json_quote(wanted.key) || ':[' || (
+                       SELECT group_concat(entry, ',') FROM (
+                         SELECT '[' || log_offset || ',' || msg || ']' AS entry
+                         FROM messages
+                         WHERE key = wanted.key
+                           AND log_offset >= wanted.value
+                           AND log_offset < wanted.value + :limit
+                         ORDER BY log_offset)
+                     ) || ']', ','), '') || '}'
             FROM json_each(:offsets) AS wanted
-            CROSS JOIN messages AS m
-              ON m.key = wanted.key
-             AND m.log_offset >= wanted.value
-             AND m.log_offset < wanted.value + :limit
-            ORDER BY wanted.id, m.log_offset
             """,
             {"offsets": msgspec.json.encode(offsets).decode(), "limit": limit_per_key},
-        )
-        for key, offset, msg in rows:
-            entries = found.get(key)
-            if entries is None:
-                entries = found[key] = []
-            entries.append((offset, msg))
-        return found
+        ).get
 
     def commit_offsets(self, offsets: Mapping[str, int]) -> None:
         """Record committed offsets; a key's committed offset never moves backwards."""
@@ -239,6 +249,36 @@ class Storage:
             (msgspec.json.encode(list(keys)).decode(),),
         )
         return dict(rows)
+
+    def fill_synthetic(self, keys: int, messages_per_key: int, msg: str) -> None:
+        """Bulk-load keys "0".."keys-1", each with messages_per_key copies of `msg` (JSON text).
+
+        For benchmarks of a large log: millions of rows in seconds, in key order, one
+        transaction per slice of keys so the WAL stays small.
+        """
+        slice_size = max(1, 1_000_000 // messages_per_key)
+        for first in range(0, keys, slice_size):
+            with self.transaction():
+                self.conn.execute(
+                    """
+                    WITH RECURSIVE
+                      numbers(i) AS (SELECT :first UNION ALL SELECT i + 1 FROM numbers WHERE i + 1 < :last),
+                      offsets(o) AS (SELECT 0 UNION ALL SELECT o + 1 FROM offsets WHERE o + 1 < :per_key),
+                      new_keys(key) AS (SELECT CAST(i AS TEXT) FROM numbers ORDER BY 1)
+                    INSERT INTO messages (key, log_offset, msg)
+                    SELECT key, o, :msg FROM new_keys CROSS JOIN offsets
+                    """,
+                    {"first": first, "last": min(keys, first + slice_size), "per_key": messages_per_key, "msg": msg},
+                )
+                self.conn.execute(
+                    """
+                    WITH RECURSIVE numbers(i) AS (SELECT :first UNION ALL SELECT i + 1 FROM numbers WHERE i + 1 < :last)
+                    INSERT INTO log_keys (key, next_offset) SELECT CAST(i AS TEXT), :per_key FROM numbers WHERE true
+                    ON CONFLICT (key) DO UPDATE SET next_offset = excluded.next_offset
+                    """,
+                    {"first": first, "last": min(keys, first + slice_size), "per_key": messages_per_key},
+                )
+            self.conn.pragma("wal_checkpoint", "TRUNCATE")
 
 
 def fresh_database_path() -> str:

@@ -48,19 +48,27 @@ def test_decoding_request_shaped_json_gives_a_request_or_a_coded_rejection(messa
 
 
 @settings(max_examples=50, deadline=None)
-@given(st.lists(st.tuples(st.sampled_from(["a", "", "ü", "'; --"]), json_values), max_size=30))
-def test_storage_keeps_every_value_at_dense_increasing_offsets(tmp_path_factory, appends):
+@given(st.lists(st.lists(st.tuples(st.sampled_from(["a", "", "ü", "'; --"]), json_values), max_size=8), max_size=6),
+       st.data())
+def test_storage_keeps_every_value_at_dense_increasing_offsets(tmp_path_factory, batches, data):
     storage = Storage.open(str(tmp_path_factory.mktemp("db") / "log.db"))
     try:
         expected: dict[str, list] = {}
-        with storage.transaction():
-            for key, value in appends:
-                offset = storage.append(key, msgspec.json.encode(value).decode())
+        for batch in batches:
+            with storage.transaction():
+                offsets = storage.append_many([(key, msgspec.json.encode(value).decode()) for key, value in batch])
+            for (key, value), offset in zip(batch, offsets):
                 assert offset == len(expected.setdefault(key, []))
                 expected[key].append(value)
-        found = storage.read_from({key: 0 for key in expected}, limit_per_key=1000)
-        assert {k: [(o, msgspec.json.decode(m)) for o, m in v] for k, v in found.items()} == {
-            k: list(enumerate(v)) for k, v in expected.items()
+        found = msgspec.json.decode(storage.read_from({key: 0 for key in expected}, limit_per_key=1000))
+        assert found == {k: [[o, v] for o, v in enumerate(values)] for k, values in expected.items()}
+        starts = {key: data.draw(st.integers(0, len(values) + 2)) for key, values in expected.items()}
+        starts["never-sent"] = 0
+        limit = data.draw(st.integers(1, 5))
+        window = msgspec.json.decode(storage.read_from(starts, limit_per_key=limit))
+        assert window == {
+            key: [[o, expected[key][o]] for o in range(start, min(start + limit, len(expected[key])))]
+            for key, start in starts.items() if key in expected and start < len(expected[key])
         }
     finally:
         storage.close()
