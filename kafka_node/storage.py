@@ -8,6 +8,7 @@ import enum
 import logging
 import os
 import tempfile
+import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 
 import apsw
@@ -25,6 +26,12 @@ APPLICATION_ID = 0x4B61664E
 #: during a checkpoint, or a second node on the same file) before failing with BusyError.
 #: Shorter than Maelstrom's 5 s RPC timeout, so the client hears a definite error instead.
 BUSY_TIMEOUT_MS = 2_000
+
+
+#: WAL size, in pages, at which the WAL is copied back into the database file (SQLite's own
+#: automatic checkpoint uses the same size, but runs inside the COMMIT of whichever request
+#: crosses it).
+CHECKPOINT_PAGES = 1000
 
 
 class Durability(enum.Enum):
@@ -121,13 +128,57 @@ def _configure(conn: apsw.Connection, durability: Durability) -> None:
     conn.transaction_mode = "IMMEDIATE"
 
 
+class _Checkpointer:
+    """Checkpoints the WAL on a connection and thread of its own, so that no request waits
+    for a checkpoint's writes and fsyncs; it replaces SQLite's automatic checkpoint.
+
+    apsw releases the GIL while SQLite works, and a PASSIVE checkpoint never blocks the
+    writer, so the node keeps committing while the file catches up.
+    https://sqlite.org/wal.html#application_initiated_checkpoints
+    """
+
+    def __init__(self, path: str, durability: Durability) -> None:
+        self._conn = apsw.Connection(path, flags=apsw.SQLITE_OPEN_READWRITE)
+        apsw.bestpractice.connection_busy_timeout(self._conn, BUSY_TIMEOUT_MS)
+        self._conn.pragma("synchronous", durability.name)
+        self._due = threading.Event()
+        self._stopping = False
+        self._thread = threading.Thread(target=self._run, name="checkpointer", daemon=True)
+        self._thread.start()
+
+    def after_commit(self, _conn: apsw.Connection, _database: str, wal_pages: int) -> int:
+        """SQLite's WAL hook, called in the committing thread: only wakes the checkpointer."""
+        if wal_pages >= CHECKPOINT_PAGES:
+            self._due.set()
+        return apsw.SQLITE_OK
+
+    def _run(self) -> None:
+        while True:
+            self._due.wait()
+            self._due.clear()
+            if self._stopping:
+                return
+            try:
+                self._conn.wal_checkpoint(mode=apsw.SQLITE_CHECKPOINT_PASSIVE)
+            except apsw.Error as error:
+                log.warning("background checkpoint failed (it will be retried): %s", error)
+
+    def stop(self) -> None:
+        self._stopping = True
+        self._due.set()
+        self._thread.join()
+        self._conn.close()
+
+
 class Storage:
     """One open kafka-node log file."""
 
-    def __init__(self, conn: apsw.Connection, path: str, schema_version: int) -> None:
+    def __init__(self, conn: apsw.Connection, path: str, schema_version: int, durability: Durability) -> None:
         self.conn = conn
         self.path = path
         self.schema_version = schema_version
+        self._checkpointer = _Checkpointer(path, durability)
+        conn.set_wal_hook(self._checkpointer.after_commit)
 
     @classmethod
     def open(cls, path: str, durability: Durability = Durability.FULL) -> Storage:
@@ -145,9 +196,11 @@ class Storage:
         except BaseException:
             conn.close()
             raise
-        return cls(conn, path, version)
+        return cls(conn, path, version, durability)
 
     def close(self) -> None:
+        """Close, leaving a checkpointed file and no WAL behind."""
+        self._checkpointer.stop()
         with contextlib.suppress(apsw.Error):
             self.conn.pragma("optimize")
         self.conn.close()
@@ -158,6 +211,7 @@ class Storage:
         For after an I/O error at COMMIT, when what the connection believes may not be what
         is on disk; the next open recovers from the disk alone.
         """
+        self._checkpointer.stop()
         with contextlib.suppress(apsw.Error):
             self.conn.config(apsw.SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1)
         self.conn.close()

@@ -137,3 +137,17 @@ def test_closed_stdout_ends_the_node_without_a_traceback(tmp_path):
     text = stderr_path.read_text()
     assert "stdout closed" in text and "Traceback" not in text
     assert stored_messages(db)[("k", 0)] == "kept"
+
+
+def test_the_wal_is_checkpointed_into_the_file_while_the_node_runs(start_node, tmp_path):
+    node = start_node()
+    db = tmp_path / "log.db"
+    size_before = db.stat().st_size
+    payload = "x" * 20_000
+    for i in range(400):  # about 8 MB: several times the checkpoint threshold of the WAL
+        node.request({"type": "send", "key": str(i % 10), "msg": payload})
+    deadline = time.monotonic() + 10
+    while db.stat().st_size < size_before + 4_000_000 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert db.stat().st_size >= size_before + 4_000_000, "the WAL was never copied into the database file"
+    assert node.alive()
