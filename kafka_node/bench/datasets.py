@@ -1,0 +1,56 @@
+"""Database files for the benchmark: synthetic logs built with the node's own storage layer,
+the big one cached between runs, and copies so that no run changes a cached file."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from kafka_node.storage import Durability, Storage
+
+#: The stored message of every synthetic log.
+SYNTHETIC_MSG = '"12345"'
+
+
+def build_log(path: Path, keys: int, messages_per_key: int) -> Path:
+    """A log at `path` with keys "0".."keys-1", each holding `messages_per_key` messages."""
+    storage = Storage.open(str(path), Durability.OFF)
+    try:
+        storage.fill_synthetic(keys, messages_per_key, SYNTHETIC_MSG)
+    finally:
+        storage.close()
+    return path
+
+
+def empty_log(path: Path) -> Path:
+    """A log at `path` with the current schema and no message."""
+    Storage.open(str(path), Durability.OFF).close()
+    return path
+
+
+def cached_log(cache_dir: Path, keys: int, messages_per_key: int) -> Path:
+    """The synthetic log of this size kept in `cache_dir`, built on first use.
+
+    A cached file is opened once by the storage layer, so a schema migration added since it
+    was built is applied to it, not timed at each start of the node.
+    """
+    path = cache_dir / f"log-{keys}x{messages_per_key}.db"
+    if path.exists():
+        return empty_log(path)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    building = Path(tempfile.mkdtemp(prefix="building-", dir=cache_dir))
+    try:
+        built = build_log(building / path.name, keys, messages_per_key)
+        os.replace(built, path)
+    finally:
+        shutil.rmtree(building)
+    return path
+
+
+def copy_log(source: Path, directory: Path) -> Path:
+    """A copy of a (checkpointed) log file in `directory`, for a run that writes to it."""
+    target = directory / source.name
+    shutil.copyfile(source, target)
+    return target

@@ -1,0 +1,180 @@
+"""The benchmark tool is correct (not fast): `maelstrom-kafka-bench load` measures real runs
+against our node and the trivial node with zero errors, and catches every kind of wrong reply."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import apsw
+import msgspec
+import pytest
+
+from kafka_node.bench import datasets
+from kafka_node.bench.report import Row, Target, markdown_table
+from kafka_node.bench.trivial_node import TrivialNode
+from kafka_node.bench.workload import parse_mix
+
+from conftest import installed_script
+
+BROKEN = Path(__file__).parent / "broken_nodes"
+SHORT = ["--duration", "1", "--warmup", "0.2"]
+
+
+def bench_load(*args: str, timeout: float = 30) -> tuple[int, dict[str, Any]]:
+    """Run `maelstrom-kafka-bench load --json`; its exit status and decoded result."""
+    finished = subprocess.run([installed_script("maelstrom-kafka-bench"), "load", "--json", *args],
+                              capture_output=True, timeout=timeout)
+    assert finished.returncode in (0, 1), finished.stderr.decode()
+    return finished.returncode, msgspec.json.decode(finished.stdout)
+
+
+def assert_sane(result: dict[str, Any], rpcs: set[str]) -> None:
+    assert result["errors"] == {} and result["error_examples"] == []
+    assert result["unanswered"] == 0
+    assert result["exit_status"] == 0
+    assert result["acknowledged"] > 0 and result["throughput"] > 0
+    assert 0.5 < result["window_s"] < 5
+    assert set(result["latency"]) == rpcs
+    for summary in result["latency"].values():
+        assert summary["count"] > 0
+        assert 0 < summary["p50_ms"] <= summary["p95_ms"] <= summary["p99_ms"] <= summary["max_ms"]
+    assert sum(s["count"] for s in result["latency"].values()) == result["acknowledged"]
+    assert result["requests_sent"] >= result["acknowledged"]
+    assert result["node_memory"]["peak_kib"] >= result["node_memory"]["now_kib"] > 0
+
+
+def test_load_against_our_node_is_acknowledged_and_stored(tmp_path):
+    db = tmp_path / "log.db"
+    status, result = bench_load(*SHORT, "--db", str(db), "--mix", "send=2,poll=1,commit=1,list=1", "--keys", "20")
+    assert status == 0
+    assert_sane(result, {"send", "poll", "commit_offsets", "list_committed_offsets"})
+    with apsw.Connection(str(db), flags=apsw.SQLITE_OPEN_READONLY) as conn:
+        stored = conn.execute("SELECT count(*) FROM messages").get
+        keys = conn.execute("SELECT count(*) FROM log_keys").get
+    assert stored >= result["latency"]["send"]["count"]
+    assert keys <= 20
+
+
+def test_load_against_the_trivial_node_measures_the_generator():
+    status, result = bench_load(*SHORT, "--trivial", "--mix", "send=1,poll=1")
+    assert status == 0
+    assert_sane(result, {"send", "poll"})
+    assert "kafka_node.bench.trivial_node" in result["command"]
+
+
+def test_request_count_ends_the_window_at_exactly_that_many_with_one_in_flight():
+    status, result = bench_load("--trivial", "--in-flight", "1", "--requests", "100", "--warmup", "0", "--mix", "poll=1")
+    assert status == 0
+    assert result["acknowledged"] == 100 == result["latency"]["poll"]["count"]
+    assert result["requests_sent"] == 100
+
+
+@pytest.mark.parametrize(("mode", "error"), [
+    ("error", "error 11 in reply to send"),
+    ("in-reply-to", "a reply to a msg_id not awaiting one"),
+    ("type", "send answered with commit_offsets_ok"),
+    ("garbage", "a line that is not a reply"),
+])
+def test_load_counts_every_wrong_reply(mode, error):
+    status, result = bench_load("--bin", sys.executable, "--node-args", f"{BROKEN / 'bench_misreplying.py'} --mode {mode}",
+                                "--requests", "300", "--warmup", "0", "--in-flight", "8")
+    assert status == 1
+    assert result["errors"].get(error, 0) > 0, result["errors"]
+    assert set(result["errors"]) == {error}
+    assert any(example.startswith(error) for example in result["error_examples"])
+    # every fifth send is wrong, and a wrong reply is never measured as acknowledged
+    assert result["errors"][error] == result["requests_sent"] // 5
+    assert result["acknowledged"] == 300
+    assert result["unanswered"] == (result["errors"][error] if mode in ("in-reply-to", "garbage") else 0)
+
+
+def test_load_gives_up_on_a_node_that_stops_answering():
+    status, result = bench_load("--bin", sys.executable, "--node-args", f"{BROKEN / 'bench_misreplying.py'} --mode silent",
+                                "--duration", "5", "--warmup", "0", "--reply-timeout", "1")
+    assert status == 1
+    assert result["errors"] == {"no reply in time": 1}
+    assert result["unanswered"] > 0
+
+
+def test_a_node_that_does_not_answer_init_is_refused():
+    finished = subprocess.run([installed_script("maelstrom-kafka-bench"), "load", "--bin", sys.executable,
+                               "--node-args", "-c pass"], capture_output=True, timeout=30)
+    assert finished.returncode == 2
+    assert b"init" in finished.stderr
+
+
+@pytest.mark.parametrize("text", ["", "send", "send=-1", "send=0,poll=0", "fetch=1", "send=x"])
+def test_mix_must_name_known_requests_with_some_weight(text):
+    with pytest.raises(ValueError):
+        parse_mix(text)
+
+
+def test_mix_accepts_short_and_full_names():
+    assert parse_mix("send=3, commit=1,list_committed_offsets=2") == {
+        "send": 3.0, "poll": 0.0, "commit_offsets": 1.0, "list_committed_offsets": 2.0}
+
+
+def test_trivial_node_answers_every_request_correctly_shaped():
+    requests = [
+        {"src": "c1", "dest": "n0", "body": {"type": "init", "node_id": "n7", "node_ids": ["n7"], "msg_id": 1}},
+        {"src": "c1", "dest": "n7", "body": {"type": "send", "key": "k", "msg": {"any": [1]}, "msg_id": 2}},
+        {"src": "c2", "dest": "n7", "body": {"type": "send", "key": "k", "msg": 5, "msg_id": 3}},
+        {"src": "c1", "dest": "n7", "body": {"type": "poll", "offsets": {"k": 0}, "msg_id": 4}},
+        {"src": "c1", "dest": "n7", "body": {"type": "commit_offsets", "offsets": {"k": 1}, "msg_id": 5}},
+        {"src": "c1", "dest": "n7", "body": {"type": "list_committed_offsets", "keys": ["k"], "msg_id": 6}},
+        {"src": "c1", "dest": "n7", "body": {"type": "fetch", "msg_id": 7}},
+    ]
+    lines = b"".join(msgspec.json.encode(r) + b"\n" for r in requests) + b"not json\n"
+    replies = [msgspec.json.decode(line) for line in TrivialNode().replies_to(lines).splitlines()]
+    assert [r["body"] for r in replies] == [
+        {"type": "init_ok", "in_reply_to": 1},
+        {"type": "send_ok", "offset": 0, "in_reply_to": 2},
+        {"type": "send_ok", "offset": 1, "in_reply_to": 3},
+        {"type": "poll_ok", "msgs": {}, "in_reply_to": 4},
+        {"type": "commit_offsets_ok", "in_reply_to": 5},
+        {"type": "list_committed_offsets_ok", "offsets": {}, "in_reply_to": 6},
+        {"type": "error", "code": 10, "text": "unsupported request type 'fetch'", "in_reply_to": 7},
+    ]
+    assert [(r["src"], r["dest"]) for r in replies] == [("n7", "c1"), ("n7", "c1"), ("n7", "c2")] + [("n7", "c1")] * 4
+
+
+def test_trivial_node_fills_polls_only_up_to_the_offsets_handed_out():
+    node = TrivialNode(fill_polls=True)
+    sends = b"".join(msgspec.json.encode({"src": "c1", "dest": "n0", "body": {"type": "send", "key": "k", "msg": 1,
+                                                                               "msg_id": i}}) + b"\n" for i in range(3))
+    node.replies_to(sends)
+    poll = msgspec.json.encode({"src": "c1", "dest": "n0", "body": {"type": "poll", "offsets": {"k": 1, "other": 0},
+                                                                     "msg_id": 9}}) + b"\n"
+    assert msgspec.json.decode(node.replies_to(poll))["body"]["msgs"] == {"k": [[1, 0], [2, 0]]}
+
+
+def test_table_shows_each_figure_beside_its_baseline_and_verdict():
+    rows = [
+        Row(id="b", figure="sends", unit="/s", measured=40_000, baseline=80_000, baseline_is="durability off",
+            target=Target(on="ratio", bound=">=", value=0.6, text="ratio >= 0.6")),
+        Row(id="f", figure="start-up", unit="ms", measured=120.0, baseline=None, baseline_is="empty file",
+            target=Target(on="measured", bound="<=", value=200, text="<= 200 ms")),
+        Row(id="g", figure="memory", unit="MiB", measured=30.0, baseline=20.0, baseline_is="small",
+            target=Target(on="measured", bound="<=", value=64, text="<= 64 MiB"),
+            also=[Target(on="ratio", bound="<=", value=1.25, text="ratio <= 1.25")]),
+    ]
+    lines = markdown_table(rows).splitlines()
+    assert lines[0].startswith("| | figure | measured | baseline (same run) | ratio | target | met? |")
+    assert lines[2] == "| b | sends | 40,000 /s | 80,000 /s (durability off) | 0.50 | ratio >= 0.6 | **no** |"
+    assert lines[3] == "| f | start-up | 120 ms | — (empty file) | — | <= 200 ms | yes |"
+    assert lines[4].endswith("| 1.50 | <= 64 MiB; ratio <= 1.25 | **no** |")
+
+
+def test_cached_log_is_built_once_and_reused(tmp_path):
+    first = datasets.cached_log(tmp_path, 3, 4)
+    with apsw.Connection(str(first)) as conn:
+        conn.execute("INSERT INTO log_keys (key, next_offset) VALUES ('marker', 0)")
+    again = datasets.cached_log(tmp_path, 3, 4)
+    assert again == first
+    with apsw.Connection(str(again), flags=apsw.SQLITE_OPEN_READONLY) as conn:
+        assert conn.execute("SELECT count(*) FROM messages").get == 12
+        assert conn.execute("SELECT count(*) FROM log_keys WHERE key = 'marker'").get == 1
+    assert [p.name for p in tmp_path.iterdir() if p.suffix == ".db"] == [first.name]
