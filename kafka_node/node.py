@@ -214,8 +214,9 @@ class Node:
                     unfinished, unfinished_size, discarding = [], 0, True
             if lines:
                 self._write(stdout_fd, self.answer_batch(lines))
-            if self._storage_untrusted:
-                break
+                if self._storage_untrusted:
+                    break
+                self.storage.checkpoint_if_far_behind()
         if self._storage_untrusted:
             log.error("exiting after a failed COMMIT; restart to recover from what is on disk")
             return 1

@@ -33,6 +33,12 @@ BUSY_TIMEOUT_MS = 2_000
 #: crosses it).
 CHECKPOINT_PAGES = 1000
 
+#: WAL size, in pages, at which the writer checkpoints between batches itself: under a
+#: constant stream of commits the background checkpoint never catches the WAL's end, and
+#: SQLite only restarts a WAL that has been checkpointed completely, so it would grow without
+#: bound.
+CATCH_UP_PAGES = 4 * CHECKPOINT_PAGES
+
 
 class Durability(enum.Enum):
     """What an acknowledgement survives: SQLite's `synchronous` setting in WAL mode."""
@@ -143,11 +149,13 @@ class _Checkpointer:
         self._conn.pragma("synchronous", durability.name)
         self._due = threading.Event()
         self._stopping = False
+        self.wal_pages = 0
         self._thread = threading.Thread(target=self._run, name="checkpointer", daemon=True)
         self._thread.start()
 
     def after_commit(self, _conn: apsw.Connection, _database: str, wal_pages: int) -> int:
         """SQLite's WAL hook, called in the committing thread: only wakes the checkpointer."""
+        self.wal_pages = wal_pages
         if wal_pages >= CHECKPOINT_PAGES:
             self._due.set()
         return apsw.SQLITE_OK
@@ -197,6 +205,18 @@ class Storage:
             conn.close()
             raise
         return cls(conn, path, version, durability)
+
+    def checkpoint_if_far_behind(self) -> None:
+        """Checkpoint on the writer's own connection if the WAL has outgrown the background
+        checkpoint; the node calls this between batches, after the replies are written, so
+        no reply waits for it and the WAL restarts from its beginning."""
+        if self._checkpointer.wal_pages < CATCH_UP_PAGES:
+            return
+        self._checkpointer.wal_pages = 0
+        try:
+            self.conn.wal_checkpoint(mode=apsw.SQLITE_CHECKPOINT_PASSIVE)
+        except apsw.Error as error:
+            log.warning("checkpoint between batches failed (it will be retried): %s", error)
 
     def close(self) -> None:
         """Close, leaving a checkpointed file and no WAL behind."""
