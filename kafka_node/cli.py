@@ -65,6 +65,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="most messages returned per key in one poll reply (default: 100)",
     )
     parser.add_argument(
+        "--poll-max-messages",
+        type=_positive_int,
+        default=100_000,
+        metavar="N",
+        help=(
+            "most messages in one poll reply (default: 100000); a poll naming more keys than "
+            "this allows gets fewer messages per key, and past N keys some keys get none"
+        ),
+    )
+    parser.add_argument(
         "--max-batch",
         type=_positive_int,
         default=None,
@@ -120,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
         path, storage.schema_version, durability.value,
         "" if args.db else " (a fresh file: pass --db to keep the log across runs)",
     )
-    node = Node(storage, args.poll_max_per_key, args.max_line_bytes, args.max_batch)
+    node = Node(storage, args.poll_max_per_key, args.max_line_bytes, args.max_batch, args.poll_max_messages)
     try:
         return node.serve()
     except BrokenPipeError:

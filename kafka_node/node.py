@@ -4,6 +4,7 @@ whole batch in one transaction (group commit), and writes the replies only after
 from __future__ import annotations
 
 import errno
+import itertools
 import logging
 import os
 import signal
@@ -31,8 +32,9 @@ class Node:
     """One kafka-node serving Maelstrom requests against one open log."""
 
     def __init__(self, storage: Storage, poll_max_per_key: int, max_line_bytes: int,
-                 max_batch: int | None = None) -> None:
+                 max_batch: int | None = None, poll_max_messages: int = 100_000) -> None:
         self.storage = storage
+        self.poll_max_messages = poll_max_messages
         self.max_batch = max_batch
         self.poll_max_per_key = poll_max_per_key
         self.max_line_bytes = max_line_bytes
@@ -61,7 +63,13 @@ class Node:
         return [protocol.SendOk(in_reply_to=body.msg_id, offset=offset) for body, offset in zip(bodies, offsets)]
 
     def poll(self, body: protocol.Poll) -> protocol.PollOk:
-        msgs = self.storage.read_from(body.offsets, self.poll_max_per_key)
+        offsets, per_key = body.offsets, self.poll_max_per_key
+        if len(offsets) * per_key > self.poll_max_messages:
+            # Bound the reply: fewer messages per key, and past the budget, keys left out
+            # (a poll may return any prefix of a key's log, including none of it).
+            per_key = max(1, self.poll_max_messages // len(offsets))
+            offsets = dict(itertools.islice(offsets.items(), self.poll_max_messages))
+        msgs = self.storage.read_from(offsets, per_key)
         return protocol.PollOk(in_reply_to=body.msg_id, msgs=protocol.json_text(msgs))
 
     def commit_offsets(self, body: protocol.CommitOffsets) -> protocol.CommitOffsetsOk:
@@ -74,9 +82,15 @@ class Node:
 
     # --- one batch ----------------------------------------------------------------------
 
-    def answer_batch(self, lines: list[bytes]) -> bytes:
-        """Apply every request of a batch in one transaction; return the encoded replies."""
-        requests = [protocol.decode(line) for line in lines if line.strip()]
+    def answer_batch(self, lines: list[bytes | protocol.Rejected]) -> bytes:
+        """Apply every request of a batch in one transaction; return the encoded replies.
+
+        `lines` holds the batch's input lines, and a rejection in place of each line that
+        was too long to keep."""
+        requests = [
+            line if isinstance(line, protocol.Rejected) else protocol.decode(line)
+            for line in lines if isinstance(line, protocol.Rejected) or line.strip()
+        ]
         if self.max_batch is None or len(requests) <= self.max_batch:
             return self._encode(self._answer_together(requests, retry_alone=True))
         replies = []
@@ -205,12 +219,12 @@ class Node:
                 elif unfinished:
                     lines[0] = b"".join(unfinished) + lines[0]
                 unfinished, unfinished_size = [], 0
-                lines = [line for line in lines if self._within_limit(line)]
+                lines = [self._within_limit(line) for line in lines]
             if tail and not discarding:
                 unfinished.append(tail)
                 unfinished_size += len(tail)
                 if unfinished_size > self.max_line_bytes:
-                    log.warning("skipped a line longer than %d bytes", self.max_line_bytes)
+                    lines.append(self._oversized(unfinished))
                     unfinished, unfinished_size, discarding = [], 0, True
             if lines:
                 self._write(stdout_fd, self.answer_batch(lines))
@@ -223,11 +237,18 @@ class Node:
         log.info("stopping: %s", "signal" if self._stopping else "end of input")
         return 0
 
-    def _within_limit(self, line: bytes) -> bool:
-        if len(line) <= self.max_line_bytes:
-            return True
+    def _within_limit(self, line: bytes) -> bytes | protocol.Rejected:
+        """The line, or the rejection of a line longer than the limit (which is dropped)."""
+        return line if len(line) <= self.max_line_bytes else self._oversized([line])
+
+    def _oversized(self, pieces: list[bytes]) -> protocol.Rejected:
         log.warning("skipped a line longer than %d bytes", self.max_line_bytes)
-        return False
+        head = bytearray()
+        for piece in pieces:  # only the beginning is searched for the asker
+            head += piece[:protocol.OVERSIZED_HEAD_BYTES - len(head)]
+            if len(head) >= protocol.OVERSIZED_HEAD_BYTES:
+                break
+        return protocol.oversized(bytes(head), self.max_line_bytes)
 
     def _read(self, fd: int) -> bytes:
         self._waiting_for_input = True

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import enum
 import json
+import re
 from typing import Annotated, Any, NamedTuple, Union
 
 import msgspec
@@ -243,6 +244,28 @@ def _name_offending_key(text: str, body: msgspec.Raw) -> str:
                 text = text.replace("[...]", msgspec.json.encode([key]).decode())
                 break
     return f"invalid request: {text}"
+
+
+#: How much of an over-long line is searched for its asker and msg_id.
+OVERSIZED_HEAD_BYTES = 64 << 10
+_SRC_FIELD = re.compile(rb'"src"\s*:\s*"([^"\\]{1,200})"')
+_DEST_FIELD = re.compile(rb'"dest"\s*:\s*"([^"\\]{1,200})"')
+_MSG_ID_FIELD = re.compile(rb'"msg_id"\s*:\s*(\d{1,18})[\s,}]')
+
+
+def oversized(line: bytes, limit: int) -> Rejected:
+    """The rejection of a line longer than `limit` bytes, addressed to its asker when the
+    line's beginning names one (it is too long to parse, so its first 64 KiB are searched
+    for `src`, `dest` and `msg_id`, which Maelstrom's clients write before the payload)."""
+    head = line[:OVERSIZED_HEAD_BYTES]
+    fields = [pattern.search(head) for pattern in (_SRC_FIELD, _DEST_FIELD, _MSG_ID_FIELD)]
+    src, dest, msg_id = (match[1] if match else None for match in fields)
+    text = f"request longer than the {limit}-byte line limit"
+    try:
+        return Rejected(src and src.decode(), dest and dest.decode(), msg_id and int(msg_id),
+                        ErrorCode.MALFORMED_REQUEST, text)
+    except UnicodeDecodeError:
+        return Rejected(None, None, None, ErrorCode.MALFORMED_REQUEST, text)
 
 
 def message_text(send: Send) -> str:

@@ -93,12 +93,52 @@ def test_blank_lines_are_ignored_silently(start_node):
     assert "WARNING" not in node.stderr()
 
 
-def test_a_line_over_the_limit_is_skipped_and_the_next_line_is_served(start_node):
+def test_a_line_over_the_limit_is_refused_to_its_asker_and_the_next_line_is_served(start_node):
     node = start_node("--max-line-bytes", "1000")
     node.write(envelope({"type": "send", "key": "k", "msg": "x" * 5000, "msg_id": 1}) + b"\n")
+    reply = node.read_message()
+    assert reply["body"]["in_reply_to"] == 1 and reply["body"]["code"] == 12
+    assert "1000-byte line limit" in reply["body"]["text"]
     assert node.request({"type": "send", "key": "k", "msg": "small"})["offset"] == 0
     assert "skipped a line longer than 1000 bytes" in node.stderr()
     assert node.request({"type": "poll", "offsets": {"k": 0}})["msgs"] == {"k": [[0, "small"]]}
+
+
+def peak_memory_mib(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    raise AssertionError("no VmHWM")
+
+
+def test_a_100_mib_line_gets_a_bounded_error_and_memory_stays_bounded(start_node):
+    node = start_node()
+    head = b'{"src":"c1","dest":"n0","body":{"type":"send","msg_id":7,"key":"k","msg":"'
+    node.write(head)
+    chunk = b"x" * (1 << 20)
+    for _ in range(100):
+        node.write(chunk)
+    node.write(b'"}}\n')
+    reply = node.read_message(timeout=60)
+    assert reply["body"] == {"type": "error", "code": 12, "in_reply_to": 7,
+                             "text": f"request longer than the {64 << 20}-byte line limit"}
+    assert node.request({"type": "send", "key": "k", "msg": "after"})["offset"] == 0
+    assert peak_memory_mib(node.proc.pid) < 64 + 100, "the node must not hold the whole line"
+
+
+def test_a_poll_naming_100_000_keys_gets_a_bounded_reply(start_node):
+    node = start_node("--poll-max-messages", "1000")
+    for key in ["0", "1", "2"]:
+        for value in range(5):
+            node.request({"type": "send", "key": key, "msg": value})
+    started = time.monotonic()
+    reply = node.request({"type": "poll", "offsets": {str(i): 0 for i in range(100_000)}})
+    assert time.monotonic() - started < 10
+    assert reply["type"] == "poll_ok"
+    assert reply["msgs"] == {"0": [[0, 0]], "1": [[0, 0]], "2": [[0, 0]]}, "1000 messages over 100,000 keys: one per key"
+    few = node.request({"type": "poll", "offsets": {"0": 0, "1": 3}})
+    assert few["msgs"] == {"0": [[o, o] for o in range(5)], "1": [[3, 3], [4, 4]]}
 
 
 def test_bad_requests_in_the_same_write_as_init_are_answered_and_the_rest_applied(start_node):
