@@ -72,7 +72,7 @@ class UnusableDatabase(Exception):
     """The file at the database path is not one this node may open; it was left untouched."""
 
 
-def _check_is_ours(path: str) -> int:
+def _check_is_ours(path: str, vfs: str | None) -> int:
     """Return the file's schema version, or refuse a file that is not a kafka-node log.
 
     Reads through a read-only connection: closing a read-write one would replay and
@@ -83,7 +83,7 @@ def _check_is_ours(path: str) -> int:
     side_files = [path + suffix for suffix in ("-wal", "-shm")]
     absent_before = [side for side in side_files if not os.path.exists(side)]
     try:
-        return _schema_version_if_ours(path)
+        return _schema_version_if_ours(path, vfs)
     except UnusableDatabase:
         for side in absent_before:
             with contextlib.suppress(FileNotFoundError):
@@ -91,9 +91,9 @@ def _check_is_ours(path: str) -> int:
         raise
 
 
-def _schema_version_if_ours(path: str) -> int:
+def _schema_version_if_ours(path: str, vfs: str | None) -> int:
     try:
-        conn = apsw.Connection(path, flags=apsw.SQLITE_OPEN_READONLY)
+        conn = apsw.Connection(path, flags=apsw.SQLITE_OPEN_READONLY, vfs=vfs)
         try:
             version = conn.pragma("user_version")
             application_id = conn.pragma("application_id")
@@ -143,8 +143,8 @@ class _Checkpointer:
     https://sqlite.org/wal.html#application_initiated_checkpoints
     """
 
-    def __init__(self, path: str, durability: Durability) -> None:
-        self._conn = apsw.Connection(path, flags=apsw.SQLITE_OPEN_READWRITE)
+    def __init__(self, path: str, durability: Durability, vfs: str | None) -> None:
+        self._conn = apsw.Connection(path, flags=apsw.SQLITE_OPEN_READWRITE, vfs=vfs)
         apsw.bestpractice.connection_busy_timeout(self._conn, BUSY_TIMEOUT_MS)
         self._conn.pragma("synchronous", durability.name)
         self._due = threading.Event()
@@ -181,21 +181,25 @@ class _Checkpointer:
 class Storage:
     """One open kafka-node log file."""
 
-    def __init__(self, conn: apsw.Connection, path: str, schema_version: int, durability: Durability) -> None:
+    def __init__(self, conn: apsw.Connection, path: str, schema_version: int, durability: Durability,
+                 vfs: str | None = None) -> None:
         self.conn = conn
         self.path = path
         self.schema_version = schema_version
-        self._checkpointer = _Checkpointer(path, durability)
+        self._checkpointer = _Checkpointer(path, durability, vfs)
         conn.set_wal_hook(self._checkpointer.after_commit)
 
     @classmethod
-    def open(cls, path: str, durability: Durability = Durability.FULL) -> Storage:
-        """Open (creating if absent) the log at `path` and bring its schema up to date."""
+    def open(cls, path: str, durability: Durability = Durability.FULL, vfs: str | None = None) -> Storage:
+        """Open (creating if absent) the log at `path` and bring its schema up to date.
+
+        `vfs` names a registered SQLite VFS to use instead of the default one (the fault
+        tests wrap the real VFS to make writes and fsyncs fail)."""
         apsw.bestpractice.library_logging()
         if os.path.exists(path):
-            _check_is_ours(path)
+            _check_is_ours(path, vfs)
         try:
-            conn = apsw.Connection(path, flags=apsw.SQLITE_OPEN_READWRITE | apsw.SQLITE_OPEN_CREATE)
+            conn = apsw.Connection(path, flags=apsw.SQLITE_OPEN_READWRITE | apsw.SQLITE_OPEN_CREATE, vfs=vfs)
         except apsw.Error as error:
             raise UnusableDatabase(f"cannot open {path} ({error})") from None
         try:
@@ -204,7 +208,7 @@ class Storage:
         except BaseException:
             conn.close()
             raise
-        return cls(conn, path, version, durability)
+        return cls(conn, path, version, durability, vfs)
 
     def checkpoint_if_far_behind(self) -> None:
         """Checkpoint on the writer's own connection if the WAL has outgrown the background
