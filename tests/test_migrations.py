@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import apsw
@@ -11,6 +14,10 @@ import pytest
 from conftest import child_env, run_node
 from kafka_node import migrations
 from kafka_node.storage import APPLICATION_ID, Storage, UnusableDatabase
+
+
+INIT = b'{"src":"c1","dest":"n0","body":{"type":"init","node_id":"n0","node_ids":["n0"],"msg_id":1}}\n'
+SEND = b'{"src":"c1","dest":"n0","body":{"type":"send","key":"k","msg":"v","msg_id":2}}\n'
 
 
 def schema_of(path: Path) -> list[tuple]:
@@ -131,7 +138,7 @@ def test_a_file_that_is_not_ours_is_refused_with_exit_2_and_left_untouched(tmp_p
     wal = Path(f"{path}-wal")
     wal_before = digest(wal) if wal.exists() else None
     before = digest(path)
-    done = run_node("--db", str(path), stdin=b'{"src":"c1","dest":"n0","body":{"type":"init","node_id":"n0","node_ids":["n0"],"msg_id":1}}\n', env=child_env())
+    done = run_node("--db", str(path), stdin=INIT, env=child_env())
     assert done.returncode == 2
     assert reason.encode() in done.stderr
     assert b"refusing to start" in done.stderr
@@ -156,3 +163,26 @@ def test_a_path_that_cannot_be_opened_is_refused_with_exit_2(tmp_path):
     assert done.returncode == 2
     assert b"cannot open" in done.stderr or b"not a readable" in done.stderr
     assert b"Traceback" not in done.stderr
+
+
+def test_a_migration_killed_halfway_is_rolled_back_and_applied_again(tmp_path):
+    """SIGKILL inside a migration's transaction: the restart finds version 0 and migrates."""
+    path = tmp_path / "log.db"
+    script = (
+        "import os, signal, apsw\n"
+        "from kafka_node import migrations\n"
+        f"conn = apsw.Connection({str(path)!r})\n"
+        "conn.pragma('journal_mode', 'wal')\n"
+        "conn.pragma('cache_size', 2)  # spill uncommitted pages into the WAL before the kill\n"
+        "conn.execute('BEGIN IMMEDIATE')\n"
+        "conn.execute(migrations.available()[0].sql)\n"
+        "conn.executemany('INSERT INTO messages VALUES (?, 0, ?)', [(str(i), '\"' + 'x' * 1000 + '\"') for i in range(2000)])\n"
+        "os.kill(os.getpid(), signal.SIGKILL)\n"
+    )
+    killed = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    assert Path(f"{path}-wal").stat().st_size > 100_000, "the half-done migration never reached the disk"
+    done = run_node("--db", str(path), stdin=INIT + SEND, env=child_env())
+    assert done.returncode == 0, done.stderr
+    assert b"applied migration 001_initial" in done.stderr
+    assert b'"offset":0' in done.stdout, "the half-done migration's row must not survive"
