@@ -10,12 +10,12 @@ from typing import Any
 
 import msgspec
 
-from kafka_node.maelstrom.history import FAIL, OK, Op, pairs
+from kafka_node.maelstrom.history import FAIL, OK, Op, key_order, pairs
 
 ANOMALY_TYPES = (
     "inconsistent-offsets", "duplicate", "lost-write", "unseen", "nonmonotonic-send",
-    "poll-skip", "nonmonotonic-poll", "int-poll-skip", "int-nonmonotonic-poll", "G1a",
-    "committed-offset-regression", "stats",
+    "poll-skip", "nonmonotonic-poll", "int-poll-skip", "int-nonmonotonic-poll", "unasked-key",
+    "G1a", "committed-offset-regression", "stats",
 )
 #: Operations that must succeed at least once for a run to be valid (Jepsen's stats checker).
 MUST_SUCCEED = ("send", "poll", "assign")
@@ -31,7 +31,8 @@ class Verdict(msgspec.Struct):
 
 def check(history: Sequence[Op], *, committed_offsets: bool = False) -> Verdict:
     """Every anomaly in `history`. With `committed_offsets`, also flag committed offsets read
-    back below a commit acknowledged before the read began (meaningful across restarts)."""
+    back below a commit acknowledged before the read began (meaningful across restarts; a rule
+    stricter than Maelstrom's, which lets a later, lower commit win)."""
     analysis = _Analysis(history)
     found: dict[str, list[Case]] = {
         "inconsistent-offsets": analysis.inconsistent_offsets(),
@@ -40,9 +41,11 @@ def check(history: Sequence[Op], *, committed_offsets: bool = False) -> Verdict:
         "unseen": analysis.unseen(),
         "nonmonotonic-send": analysis.nonmonotonic_sends(),
         **analysis.poll_skips_and_nonmonotonic_polls(),
+        "unasked-key": analysis.unasked_keys(),
         **analysis.internal_poll_skips_and_nonmonotonic_polls(),
         "G1a": analysis.aborted_reads(),
-        "committed-offset-regression": analysis.committed_offset_regressions() if committed_offsets else [],
+        "committed-offset-regression": (analysis.committed_offset_regressions() if committed_offsets
+                                        else []),
         "stats": analysis.stats_failures(),
     }
     anomalies = {name: found[name] for name in ANOMALY_TYPES if found.get(name)}
@@ -57,11 +60,14 @@ def _token(value: Any) -> Any:
 
 
 def _plain(token: Any) -> Any:
+    """The message value a token stands for (the inverse of _token)."""
     return msgspec.json.decode(token[1]) if isinstance(token, tuple) else token
 
 
-def key_order(key: str) -> tuple:
-    return (0, int(key), "") if key.isdigit() else (1, 0, key)
+def _asked(op: Op) -> dict[str, int] | None:
+    """The offsets a poll asked for, per key; None when the history does not say."""
+    asked = op.value.get("offsets") if isinstance(op.value, dict) else None
+    return asked if isinstance(asked, dict) else None
 
 
 def op_ref(op: Op, key: str | None = None) -> dict[str, Any]:
@@ -90,6 +96,7 @@ class _Analysis:
         self.writer: dict[tuple[str, Any], Op] = {}  # (key, token) -> send completion
         self.ok_sends: list[tuple[Op, str, Any, int]] = []
         self.reads: list[tuple[Op, str, list[tuple[int, Any]]]] = []  # every poll result, per key
+        self.reads_by_op: dict[int, list[tuple[str, list[tuple[int, Any]]]]] = defaultdict(list)
         self.read: dict[str, dict[Any, Op]] = defaultdict(dict)  # key -> token -> first reader
         self.stats: dict[str, dict[str, int]] = {}
         counts: Counter[tuple[str, str]] = Counter()
@@ -106,6 +113,7 @@ class _Analysis:
                 for key, msgs in (value.get("msgs") or {}).items():
                     entries = [(offset, _token(msg)) for offset, msg in msgs]
                     self.reads.append((op, key, entries))
+                    self.reads_by_op[op.index].append((key, entries))
                     for offset, token in entries:
                         self._observe(key, offset, token, op)
                         self.read[key].setdefault(token, op)
@@ -200,37 +208,56 @@ class _Analysis:
         for op, key, token, offset in self.ok_sends:
             previous = last.get((op.process, key))
             if previous and offset <= previous[0]:
-                cases.append({"key": key, "offsets": [previous[0], offset], "values": [_plain(previous[1]), _plain(token)],
+                cases.append({"key": key, "offsets": [previous[0], offset],
+                              "values": [_plain(previous[1]), _plain(token)],
                               "ops": [op_ref(previous[2], key), op_ref(op, key)]})
             last[op.process, key] = (offset, token, op)
         return cases
 
     def poll_skips_and_nonmonotonic_polls(self) -> dict[str, list[Case]]:
-        """Successive polls of one client with no assign between them: the second poll's
-        first message of a key must directly follow the previous poll's last one."""
+        """A poll's first message of a key must be the next one its client asked for: right
+        after the last message of that key the client read (if it read one since its last
+        assign), else at the offset the poll asked for or the first known one after it."""
         skips: list[Case] = []
         backwards: list[Case] = []
         last: dict[int, dict[str, tuple[int, Any, Op]]] = defaultdict(dict)
-        reads_by_op: dict[int, list[tuple[str, list[tuple[int, Any]]]]] = defaultdict(list)
-        for op, key, entries in self.reads:
-            reads_by_op[op.index].append((key, entries))
         for _, op in self.completions:
             if op.f == "assign" and op.type == OK:
                 last[op.process] = {}
-            for key, entries in reads_by_op.get(op.index, []) if op.f == "poll" else []:
-                if not entries:
-                    continue
-                previous = last[op.process].get(key)
-                if previous:
-                    (low, low_token, before), (high, high_token) = previous, entries[0]
-                    case = {"key": key, "offsets": [low, high], "values": [_plain(low_token), _plain(high_token)],
+            if op.f != "poll":
+                continue
+            asked = _asked(op)
+            for key, entries in self.reads_by_op.get(op.index, []):
+                if not entries or (asked is not None and key not in asked):
+                    continue  # an unasked key is its own anomaly; the client does not adopt it
+                first, first_token = entries[0]
+                if previous := last[op.process].get(key):
+                    low, low_token, before = previous
+                    case = {"key": key, "offsets": [low, first], "values": [_plain(low_token), _plain(first_token)],
                             "ops": [op_ref(before, key), op_ref(op, key)]}
-                    if high <= low:
-                        backwards.append(case)
-                    elif skipped := self._skipped(key, low, high):
-                        skips.append({**case, "skipped": skipped})
+                    wrong_way, skipped = first <= low, self._skipped(key, low, first)
+                elif asked is not None:
+                    case = {"key": key, "asked": asked[key], "offset": first, "value": _plain(first_token),
+                            "ops": [op_ref(op, key)]}
+                    wrong_way, skipped = first < asked[key], self._skipped(key, asked[key] - 1, first)
+                else:
+                    wrong_way, skipped = False, []
+                if wrong_way:
+                    backwards.append(case)
+                elif skipped:
+                    skips.append({**case, "skipped": skipped})
                 last[op.process][key] = (*entries[-1], op)
         return {"poll-skip": skips, "nonmonotonic-poll": backwards}
+
+    def unasked_keys(self) -> list[Case]:
+        """Poll replies holding messages of a key the poll did not ask for."""
+        cases = []
+        for op, key, entries in self.reads:
+            asked = _asked(op)
+            if entries and asked is not None and key not in asked:
+                cases.append({"key": key, "offsets": [offset for offset, _ in entries], "asked_keys": len(asked),
+                              "ops": [op_ref(op, key)]})
+        return cases
 
     def internal_poll_skips_and_nonmonotonic_polls(self) -> dict[str, list[Case]]:
         """Inside one poll reply, a key's messages out of order or jumping over known ones."""
@@ -253,6 +280,8 @@ class _Analysis:
     def committed_offset_regressions(self) -> list[Case]:
         """Committed offsets listed below a commit acknowledged before the listing began.
 
+        Stricter than Maelstrom, which accepts last-write-wins commits: this project's rule is
+        that a committed offset never moves backwards (see cli's --no-commit-check).
         A poll op acknowledges its commit just before it completes, and an assign op lists
         committed offsets right after it is invoked, so op times bound both conservatively.
         """
@@ -264,7 +293,8 @@ class _Analysis:
         )
         listings = sorted(
             ((invocation.time if invocation else op.time), op) for invocation, op in self.completions
-            if op.f == "assign" and op.type == OK and isinstance(op.value, dict) and op.value.get("committed") is not None
+            if op.f == "assign" and op.type == OK and isinstance(op.value, dict)
+            and op.value.get("committed") is not None
         )
         cases = []
         best: dict[str, tuple[int, Op]] = {}

@@ -47,6 +47,7 @@ class History:
         return time.monotonic_ns() - self._origin
 
     def seconds(self) -> float:
+        """Seconds since the history began (the runner's clock for phases and pacing)."""
         return self.now() / 1e9
 
     def invoke(self, process: int, client: str, f: str, value: Any) -> Op:
@@ -62,6 +63,12 @@ class History:
         self.ops.append(op)
         self.counts[op.f, op.type] += 1
         return op
+
+
+def key_order(key: str) -> tuple:
+    """Sort key for kafka keys: integer keys ("0", "1", ...) numerically, then any other key
+    as text. `isascii` matters: "²".isdigit() is true, yet int("²") raises."""
+    return (0, int(key), "") if key.isascii() and key.isdigit() else (1, 0, key)
 
 
 def pairs(ops: Iterable[Op]) -> Iterator[tuple[Op | None, Op]]:

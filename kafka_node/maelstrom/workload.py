@@ -7,7 +7,7 @@ import math
 import random
 from typing import Any
 
-from kafka_node.maelstrom.history import OK, Op
+from kafka_node.maelstrom.history import OK, Op, key_order
 
 #: Active keys at a time; key slot i is chosen about twice as often as slot i + 1.
 KEY_COUNT = 10
@@ -47,7 +47,7 @@ class Workload:
         if self.rng.random() < ASSIGN_P:
             keys = [self.active[slot]]
             if self.sent and self.rng.random() < UNSEEN_P:
-                keys += [key for key in sorted(self.sent, key=int) if key != keys[0]]
+                keys += [key for key in sorted(self.sent, key=key_order) if key != keys[0]]
             return "assign", {"keys": keys, "seek_to_beginning": False}
         if self.rng.random() < 0.5:
             return "poll", None
@@ -93,7 +93,7 @@ class Workload:
     def keys_used(self) -> list[str]:
         """Every key a send was attempted to, or that some poll returned, numerically."""
         keys = set(self.writes) | set(self.max_offsets)
-        return sorted(keys, key=lambda k: (not k.isdigit(), int(k) if k.isdigit() else 0, k))
+        return sorted(keys, key=key_order)
 
 
 class Stagger:
