@@ -4,6 +4,7 @@ exit statuses. The work is done by `runner`, `checker` and `report`."""
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import random
 import shlex
@@ -14,14 +15,16 @@ from datetime import datetime
 from pathlib import Path
 
 from kafka_node.maelstrom import report
-from kafka_node.maelstrom.checker import check
+from kafka_node.maelstrom.checker import ANOMALY_TYPES, check
 from kafka_node.maelstrom.history import write_jsonl
+from kafka_node.maelstrom.network import RPC_TIMEOUT
 from kafka_node.maelstrom.process import NodeStartError
-from kafka_node.maelstrom.runner import FINAL_TIME_LIMIT, RunConfig, run
+from kafka_node.maelstrom.runner import FINAL_TIME_LIMIT, RunConfig, Runner, RunRecord
 
 EXIT_VALID = 0
 EXIT_INVALID = 1
 EXIT_USAGE = 2  # bad flags, or a node that could not be started
+EXIT_INTERRUPTED = 130  # SIGINT or SIGTERM; what was recorded until then is still written
 
 
 def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
@@ -40,9 +43,13 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
         ),
         epilog=(
             "Writes store/kafka/<time>/ (history.jsonl, results.json, node.log, latency-raw.png, "
-            "rate.png) and points store/latest at it. Exit status: 0 if the run is valid, 1 if the "
-            "checker found anomalies or the test was aborted, 2 for bad flags or a node that could "
-            "not be started."
+            "rate.png) and points store/latest at it. The checker reports these anomalies: "
+            f"{', '.join(ANOMALY_TYPES)} (unasked-key: a poll reply holding a key the poll did "
+            "not ask for; committed-offset-regression: only with --restart-every, see there). "
+            "A node that prints anything but a message on stdout, or exits without being killed, "
+            "aborts the test. Exit status: 0 if the run is valid, 1 if the checker found anomalies "
+            "or the test was aborted, 2 for bad flags or a node that could not be started, 130 if "
+            "interrupted (the history recorded so far is still written)."
         ),
     )
     parser.add_argument("--bin", required=True, metavar="PATH", help="the node program to test")
@@ -60,11 +67,20 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
                         help="pause between the main phase and the final polls (default 10)")
     parser.add_argument("--restart-every", type=_positive_float, default=None, metavar="SECONDS",
                         help="SIGKILL and restart the node (same arguments and directory) at random "
-                             "moments about this far apart during the main phase; also checks that "
-                             "committed offsets never go back (a node keeping its log in a file must "
-                             "be given the same file each time, e.g. -- --db PATH)")
+                             "moments about this far apart during the main phase (a node keeping its "
+                             "log in a file must be given the same file each time, e.g. -- --db PATH). "
+                             "Also checks that a committed offset listed by the node is never below a "
+                             "commit acknowledged earlier: a rule stricter than Maelstrom's, which "
+                             "accepts last-write-wins commits (see --no-commit-check)")
+    parser.add_argument("--no-commit-check", action="store_true",
+                        help="with --restart-every, skip the committed-offset check: for nodes whose "
+                             "commits are last-write-wins, as Maelstrom allows")
     parser.add_argument("--seed", type=int, default=None, help="seed of the workload's random choices")
     parser.add_argument("--store", default="store", metavar="DIR", help="where run directories go (default store/)")
+    advanced = parser.add_argument_group("advanced (not Maelstrom flags)")
+    advanced.add_argument("--rpc-timeout", type=_positive_float, default=RPC_TIMEOUT, metavar="SECONDS",
+                          help=f"seconds a client waits for a reply before its operation is indeterminate "
+                               f"and the client is replaced (default {RPC_TIMEOUT:g}, as Maelstrom)")
     return parser.parse_args(argv), node_args
 
 
@@ -133,9 +149,18 @@ def new_run_dir(store: Path) -> Path:
     return run_dir
 
 
-def _interrupt(signum: int, _frame) -> None:
-    """SIGTERM stops the run as Ctrl-C does: the node is still killed on the way out."""
-    raise KeyboardInterrupt
+def run_until_interrupted(runner: Runner) -> tuple[RunRecord, str | None]:
+    """Run the test; on SIGINT or SIGTERM the node is still killed, and the record of what
+    happened until then is returned with the reason the run was cut short."""
+
+    async def running() -> RunRecord:
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, asyncio.current_task().cancel)
+        return await runner.run()
+
+    try:
+        return asyncio.run(running()), None
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        return runner.record, f"interrupted at {runner.history.seconds():.1f} s; the history until then was kept"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -155,27 +180,31 @@ def main(argv: list[str] | None = None) -> int:
         command=command, cwd=os.getcwd(), log_path=run_dir / "node.log", concurrency=concurrency,
         time_limit=args.time_limit, rate=args.rate, max_writes_per_key=args.max_writes_per_key,
         recovery_time=args.recovery_time, restart_every=args.restart_every, seed=seed,
+        rpc_timeout=args.rpc_timeout,
     )
+    commit_check = bool(args.restart_every) and not args.no_commit_check
     described = {
         "command": shlex.join(command), "node_count": 1, "concurrency": concurrency,
         "time_limit": args.time_limit, "rate": args.rate, "max_writes_per_key": args.max_writes_per_key,
         "recovery_time": args.recovery_time, "final_time_limit": FINAL_TIME_LIMIT,
-        "restart_every": args.restart_every, "seed": seed, "cwd": os.getcwd(),
+        "restart_every": args.restart_every, "commit_check": commit_check, "rpc_timeout": args.rpc_timeout,
+        "seed": seed, "cwd": os.getcwd(),
     }
-    signal.signal(signal.SIGTERM, _interrupt)
     try:
-        record = run(config)
-    except KeyboardInterrupt:
-        print(f"maelstrom-kafka-test: interrupted; the node was killed (partial run in {run_dir})", file=sys.stderr)
-        return 130
+        record, interrupted = run_until_interrupted(Runner(config))
     except NodeStartError as error:
-        print(f"maelstrom-kafka-test: the node could not be started: {error} (see {run_dir / 'node.log'})", file=sys.stderr)
-        report.write_results(run_dir / "results.json", {"valid": False, "aborted": f"the node could not be started: {error}",
-                                                        "run": described})
+        print(f"maelstrom-kafka-test: the node could not be started: {error} (see {run_dir / 'node.log'})",
+              file=sys.stderr)
+        report.write_results(run_dir / "results.json", {
+            "valid": False, "aborted": f"the node could not be started: {error}", "run": described})
         return EXIT_USAGE
+    if interrupted:
+        record.aborted = record.aborted or interrupted
+        print(f"maelstrom-kafka-test: {interrupted}; the node was killed (partial run in {run_dir})",
+              file=sys.stderr)
     ops = record.history.ops
     write_jsonl(ops, run_dir / "history.jsonl")
-    verdict = check(ops, committed_offsets=bool(args.restart_every))
+    verdict = check(ops, committed_offsets=commit_check)
     notes = []
     if note := report.plot(ops, record.restarts, run_dir):
         notes.append(note)
@@ -185,6 +214,8 @@ def main(argv: list[str] | None = None) -> int:
     data = report.results(verdict, perf, described, record.aborted)
     report.write_results(run_dir / "results.json", data)
     print(report.summary(data, run_dir))
+    if interrupted:
+        return EXIT_INTERRUPTED
     return EXIT_VALID if data["valid"] else EXIT_INVALID
 
 

@@ -99,11 +99,12 @@ class Client:
         return reply.offset
 
     async def poll(self) -> dict[str, list[tuple[int, Any]]]:
-        """Poll every assigned key; advance each key's next offset past what was read."""
+        """Poll every assigned key; advance each key's next offset past what was read. A key
+        the poll did not ask for is returned as read (the checker flags it) but not adopted."""
         reply = await self._rpc({"type": "poll", "offsets": dict(self.offsets)}, "poll_ok", PollOk)
         for key, pairs in reply.msgs.items():
-            following = max((offset for offset, _ in pairs), default=-1) + 1
-            self.offsets[key] = max(self.offsets.get(key, following), following)
+            if key in self.offsets and pairs:
+                self.offsets[key] = max(self.offsets[key], max(offset for offset, _ in pairs) + 1)
         return reply.msgs
 
     async def commit(self, offsets: dict[str, int]) -> None:
@@ -139,7 +140,8 @@ async def perform(client: Client, f: str, value: Any) -> tuple[str, Any, str | N
             result["offset"] = await client.send(value["key"], value["msg"])
         elif f == "poll":
             result["msgs"] = msgs = await client.poll()
-            commit = {key: max(offset for offset, _ in pairs) for key, pairs in msgs.items() if pairs}
+            commit = {key: max(offset for offset, _ in pairs) for key, pairs in msgs.items()
+                      if pairs and key in value["offsets"]}
             if commit:
                 result["commit"] = commit
                 await client.commit(commit)

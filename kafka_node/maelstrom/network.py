@@ -88,14 +88,16 @@ class Network:
         message = {"id": next(self._envelope_ids), "src": client, "dest": NODE_ID, "body": {**body, "msg_id": msg_id}}
         future = asyncio.get_running_loop().create_future()
         self._pending[client, msg_id] = future
+        limit = timeout or self.timeout
         try:
             if not self.node.write(_encoder.encode(message) + b"\n"):
                 raise NodeLost(self.gone or "the node's stdin is closed")
             self.counts["sent"] += 1
-            await self.node.drain()
-            return await asyncio.wait_for(future, timeout or self.timeout)
+            async with asyncio.timeout(limit):  # a node that stops reading its stdin counts too
+                await self.node.drain()
+                return await future
         except TimeoutError:
-            raise RpcTimeout(f"no reply within {timeout or self.timeout:g} s") from None
+            raise RpcTimeout(f"no reply within {limit:g} s") from None
         finally:
             self._pending.pop((client, msg_id), None)
 

@@ -11,6 +11,8 @@ from pathlib import Path
 
 #: Longest stdout line accepted; a final poll naming thousands of keys can be megabytes.
 MAX_LINE_BYTES = 1 << 28
+#: Seconds to wait for a killed node's pipes to close before closing them ourselves.
+EXIT_GRACE = 5.0
 
 
 class NodeStartError(Exception):
@@ -25,6 +27,8 @@ class NodeProcess:
         self.cwd = cwd
         self.log_path = log_path
         self.killed = False  # by us: a truncated last line is then no fault of the node
+        self.answered_init = False
+        self.exited_on_its_own: str | None = None  # why, when it exited without our SIGKILL
         self._proc: asyncio.subprocess.Process | None = None
 
     async def start(self) -> None:
@@ -76,8 +80,11 @@ class NodeProcess:
         assert self._proc
         return await self._proc.wait()
 
-    async def kill(self) -> int | None:
-        """SIGKILL the node (and anything it started in its session); its exit status."""
+    async def kill(self, grace: float = EXIT_GRACE) -> int | None:
+        """SIGKILL the node (and anything it started in its session); its exit status.
+
+        Python 3.11's `wait()` also waits for the node's pipes to close, which a grandchild
+        that left the session can hold open forever: after `grace` seconds we close them."""
         if not self._proc:
             return None
         self.killed = True
@@ -86,10 +93,21 @@ class NodeProcess:
                 os.killpg(self._proc.pid, signal.SIGKILL)
             with contextlib.suppress(ProcessLookupError):
                 self._proc.kill()
-        status = await self._proc.wait()
+        try:
+            status = await asyncio.wait_for(self._proc.wait(), grace)
+        except TimeoutError:
+            self.close()
+            status = self._proc.returncode
         if self._proc.stdin:
             self._proc.stdin.close()
         return status
+
+    def close(self) -> None:
+        """Close our ends of the node's pipes, so that a reader of its stdout sees EOF."""
+        # asyncio.subprocess.Process has no public close(); its transport's closes the pipes.
+        transport = getattr(self._proc, "_transport", None)
+        if transport is not None:
+            transport.close()
 
     def append_to_log(self, text: str) -> None:
         """A runner note in node.log, between the node's own lines (only while it is not running)."""

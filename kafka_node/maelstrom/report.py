@@ -27,12 +27,16 @@ def quantiles(samples: list[float]) -> dict[str, float]:
     ordered = sorted(samples)
     if not ordered:
         return {"count": 0}
-    pick = lambda q: ordered[min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))]  # noqa: E731
-    return {"count": len(ordered), **{name: round(pick(q) * 1000, 3) for name, q in
+
+    def rank(q: float) -> float:
+        return ordered[min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))]
+
+    return {"count": len(ordered), **{name: round(rank(q) * 1000, 3) for name, q in
                                       (("p50", .5), ("p95", .95), ("p99", .99), ("max", 1.0))}}
 
 
-def performance(ops: list[Op], by_rpc: dict[str, list[tuple[float, float]]], phases: dict[str, float]) -> dict[str, Any]:
+def performance(ops: list[Op], by_rpc: dict[str, list[tuple[float, float]]],
+                phases: dict[str, float]) -> dict[str, Any]:
     """Throughput of the main phase and of the whole run; latency per RPC and per operation."""
     main_start, main_end = phases.get("main", 0.0), phases.get("recovery", phases.get("end", 0.0))
     completions = [(inv, op) for inv, op in pairs(ops) if op.f != "crash"]
@@ -79,11 +83,13 @@ def summary(data: dict[str, Any], run_dir: Path) -> str:
                  f"({run['time_limit']:g} s at --rate {run['rate']:g}); {perf['overall_ops_per_s']} op/s overall")
     lines += ["", f"{'latency (ms)':<24}{'count':>8}{'p50':>9}{'p95':>9}{'p99':>9}{'max':>9}"]
     for rpc, q in perf["rpc_latency_ms"].items():
-        lines.append(f"{rpc:<24}{q['count']:>8}" + "".join(f"{q.get(n, 0):>9.2f}" for n in ("p50", "p95", "p99", "max")))
+        lines.append(f"{rpc:<24}{q['count']:>8}"
+                     + "".join(f"{q.get(n, 0):>9.2f}" for n in ("p50", "p95", "p99", "max")))
     if run.get("restart_every"):
         lines.append(f"\nnode restarts (SIGKILL): {len(run['restarts'])}")
     for note in run.get("node_exits", []):
-        lines.append(f"\nwarning: {note}")
+        if note != data["aborted"]:
+            lines.append(f"\nwarning: {note}")
     for note in run.get("notes", []):
         lines.append(f"note: {note}")
     lines.append("")
@@ -123,17 +129,24 @@ def describe(name: str, case: dict[str, Any]) -> str:
         return (f"{key} value {case['value']!r} at offset {case['offset']} was acknowledged by {_op(ops[0])} but "
                 f"never polled, though {_op(ops[1])} polled offset {case['max_read_offset']}")
     if name == "unseen":
-        return f"{key} value {case['value']!r} at offset {case['offset']} was acknowledged by {_op(ops[0])} but never polled"
+        return (f"{key} value {case['value']!r} at offset {case['offset']} was acknowledged by {_op(ops[0])} "
+                "but never polled")
     if name == "nonmonotonic-send":
         return (f"{key}: {ops[0]['client']} sent {case['values'][0]!r} at offset {case['offsets'][0]}, then "
                 f"{case['values'][1]!r} at offset {case['offsets'][1]} ({_op(ops[0])}; {_op(ops[1])})")
     if name in ("poll-skip", "nonmonotonic-poll"):
         verb = f"skipping {_offsets(case['skipped'])}" if name == "poll-skip" else "going backwards"
-        return (f"{key}: {ops[1]['client']} polled up to offset {case['offsets'][0]}, then its next poll started at "
-                f"offset {case['offsets'][1]}, {verb} ({_op(ops[0])}; {_op(ops[1])})")
+        if "asked" in case:  # the client's first read of the key since its assign
+            return (f"{key}: {ops[0]['client']} asked to poll from offset {case['asked']}, but the reply started "
+                    f"at offset {case['offset']}, {verb} ({_op(ops[0])})")
+        return (f"{key}: {ops[1]['client']} polled up to offset {case['offsets'][0]}, then its next poll started "
+                f"at offset {case['offsets'][1]}, {verb} ({_op(ops[0])}; {_op(ops[1])})")
     if name in ("int-poll-skip", "int-nonmonotonic-poll"):
         verb = f"skipping {_offsets(case['skipped'])}" if name == "int-poll-skip" else "going backwards"
         return f"{key}: one poll went from offset {case['offsets'][0]} to {case['offsets'][1]}, {verb} ({_op(ops[0])})"
+    if name == "unasked-key":
+        return (f"{key}: {_op(ops[0])} returned offsets {case['offsets']} of it, though the poll did not ask "
+                f"for that key (it asked for {case['asked_keys']} keys)")
     if name == "G1a":
         return (f"{key} value {case['value']!r}: its send failed ({ops[0].get('error')}), yet {_op(ops[1])} "
                 f"polled it at offset {case['offset']}")
@@ -148,6 +161,12 @@ def describe(name: str, case: dict[str, Any]) -> str:
 
 # --- plots ---------------------------------------------------------------------------------
 
+#: Colour per operation and marker per outcome, shared by both figures.
+COLORS = {"send": "tab:blue", "poll": "tab:green", "assign": "tab:orange"}
+MARKERS = {OK: "o", FAIL: "x", INFO: "^"}
+LINESTYLES = {OK: "-", FAIL: ":", INFO: "--"}
+
+
 def plot(ops: list[Op], restarts: list[float], run_dir: Path) -> str | None:
     """Draw latency-raw.png and rate.png; a note instead when matplotlib is missing."""
     try:
@@ -157,21 +176,28 @@ def plot(ops: list[Op], restarts: list[float], run_dir: Path) -> str | None:
     except ImportError:
         return "plots skipped: matplotlib is not installed (pip install 'kafka-node[plots]')"
     completions = [(inv, op) for inv, op in pairs(ops) if inv is not None and op.f != "crash"]
-    colors = {"send": "tab:blue", "poll": "tab:green", "assign": "tab:orange"}
-    markers = {OK: "o", FAIL: "x", INFO: "^"}
-    fig, ax = plt.subplots(figsize=(10, 5))
+    for draw, name in ((plot_latency, "latency-raw.png"), (plot_rate, "rate.png")):
+        fig, ax = plt.subplots(figsize=(10, 5))
+        draw(ax, completions, restarts)
+        fig.savefig(run_dir / name, dpi=100, bbox_inches="tight")
+        plt.close(fig)
+    return None
+
+
+def plot_latency(ax, completions: list[tuple[Op, Op]], restarts: list[float]) -> None:
+    """Maelstrom's latency-raw: each operation's latency at its start, by type and outcome."""
     groups: dict[tuple[str, str], list[tuple[float, float]]] = defaultdict(list)
     for inv, op in completions:
         groups[op.f, op.type].append((inv.time / 1e9, max(1e-3, (op.time - inv.time) / 1e6)))
     for (f, kind), points in sorted(groups.items()):
         xs, ys = zip(*points)
-        ax.scatter(xs, ys, s=4 if kind == OK else 24, marker=markers.get(kind, "."), color=colors.get(f, "tab:gray"),
-                   label=f"{f} {kind}", alpha=0.6, linewidths=0.5)
+        ax.scatter(xs, ys, s=4 if kind == OK else 24, marker=MARKERS.get(kind, "."),
+                   color=COLORS.get(f, "tab:gray"), label=f"{f} {kind}", alpha=0.6, linewidths=0.5)
     _decorate(ax, restarts, "Latency (ms)", "kafka latency (raw)", log=True)
-    fig.savefig(run_dir / "latency-raw.png", dpi=100, bbox_inches="tight")
-    plt.close(fig)
 
-    fig, ax = plt.subplots(figsize=(10, 5))
+
+def plot_rate(ax, completions: list[tuple[Op, Op]], restarts: list[float]) -> None:
+    """Maelstrom's rate: completions per second over time, by type and outcome."""
     end = max((op.time for _, op in completions), default=0) / 1e9
     width = max(1.0, end / 200)
     buckets: dict[tuple[str, str], dict[int, int]] = defaultdict(lambda: defaultdict(int))
@@ -179,12 +205,10 @@ def plot(ops: list[Op], restarts: list[float], run_dir: Path) -> str | None:
         buckets[op.f, op.type][int(op.time / 1e9 / width)] += 1
     for (f, kind), counts in sorted(buckets.items()):
         xs = [i * width for i in range(int(end / width) + 1)]
-        ax.step(xs, [counts.get(i, 0) / width for i in range(len(xs))], where="post", color=colors.get(f, "tab:gray"),
-                linestyle={OK: "-", FAIL: ":", INFO: "--"}.get(kind, "-"), label=f"{f} {kind}", linewidth=1)
+        ax.step(xs, [counts.get(i, 0) / width for i in range(len(xs))], where="post",
+                color=COLORS.get(f, "tab:gray"), linestyle=LINESTYLES.get(kind, "-"), label=f"{f} {kind}",
+                linewidth=1)
     _decorate(ax, restarts, "Throughput (op/s)", "kafka rate", log=False)
-    fig.savefig(run_dir / "rate.png", dpi=100, bbox_inches="tight")
-    plt.close(fig)
-    return None
 
 
 def _decorate(ax, restarts: list[float], ylabel: str, title: str, log: bool) -> None:

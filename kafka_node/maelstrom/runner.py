@@ -15,8 +15,10 @@ from typing import Any, TextIO
 
 from kafka_node.maelstrom.client import Client, Latencies, invocation_value, perform
 from kafka_node.maelstrom.history import FAIL, INFO, OK, History, Op
-from kafka_node.maelstrom.network import NODE_ID, InvalidOutput, Network, NodeLost, RpcTimeout, parse_line
-from kafka_node.maelstrom.process import NodeProcess, NodeStartError
+from kafka_node.maelstrom.network import (
+    NODE_ID, RPC_TIMEOUT, InvalidOutput, Network, NodeLost, RpcTimeout, parse_line,
+)
+from kafka_node.maelstrom.process import EXIT_GRACE, NodeProcess, NodeStartError
 from kafka_node.maelstrom.workload import CrashSchedule, Stagger, Workload, restart_delay
 
 #: Seconds the final polls may take at most (Maelstrom clips them to 10 s).
@@ -29,6 +31,8 @@ INIT_TIMEOUT = 10.0
 
 @dataclass
 class RunConfig:
+    """What one run does, as the command line resolved it."""
+
     command: list[str]
     cwd: str
     log_path: Path
@@ -39,6 +43,7 @@ class RunConfig:
     recovery_time: float
     restart_every: float | None
     seed: int
+    rpc_timeout: float = RPC_TIMEOUT
 
 
 @dataclass
@@ -81,11 +86,14 @@ class Worker:
 
 
 class Runner:
+    """One test run: starts (and restarts) the node, drives the workers through the phases,
+    and fills `record`; an abort (bad output, a node that exits on its own) ends it early."""
+
     def __init__(self, config: RunConfig, progress: TextIO | None = sys.stderr) -> None:
         self.config = config
         self.history = History()
         self.latencies = Latencies(self.history.seconds)
-        self.net = Network()
+        self.net = Network(config.rpc_timeout)
         self.record = RunRecord(self.history, self.latencies)
         self.workload = Workload(random.Random(config.seed), config.max_writes_per_key)
         self.timing = random.Random(f"{config.seed}:timing")
@@ -116,6 +124,10 @@ class Runner:
             raise NodeStartError(self.record.aborted or f"the node did not answer init: {error}") from None
         if head.type != "init_ok":
             raise NodeStartError(f"the node answered init with {bytes(body).decode(errors='replace')}")
+        node.answered_init = True
+        if node.exited_on_its_own:  # its reader saw the exit before we saw the reply
+            self._abort(node.exited_on_its_own)
+            raise NodeStartError(node.exited_on_its_own)
         self.net.ready.set()
 
     async def _read(self, node: NodeProcess) -> None:
@@ -131,9 +143,18 @@ class Runner:
             self.net.deliver(envelope, head)
         status = await node.wait()
         if not node.killed:
-            reason = f"the node exited on its own with status {status} at {self.history.seconds():.1f} s"
-            self.record.node_exits.append(reason)
-            node.append_to_log(f"--- maelstrom-kafka-test: {reason} ---")
+            self._exited_on_its_own(node, status)
+
+    def _exited_on_its_own(self, node: NodeProcess, status: int) -> None:
+        """Maelstrom treats a node that exits without being killed as a crash of the test: once
+        the node has answered init, abort (before, starting it fails, which says why)."""
+        reason = f"the node exited on its own with status {status} at {self.history.seconds():.1f} s"
+        node.exited_on_its_own = reason
+        self.record.node_exits.append(reason)
+        node.append_to_log(f"--- maelstrom-kafka-test: {reason} ---")
+        if node.answered_init:
+            self._abort(reason)
+        else:
             self.net.lose_all(reason)
 
     def _abort(self, reason: str) -> None:
@@ -143,10 +164,14 @@ class Runner:
         self._aborted.set()
 
     async def _stop_node(self) -> None:
+        """SIGKILL the node; give its stdout reader a few seconds to finish, then cancel it."""
         if self._node:
             await self._node.kill()
         if self._reader:
-            await self._reader
+            try:
+                await asyncio.wait_for(self._reader, EXIT_GRACE)  # cancels the reader on timeout
+            except TimeoutError:
+                self._node.close()
 
     async def _restart_node(self) -> None:
         self.net.ready.clear()
@@ -171,7 +196,8 @@ class Runner:
     # --- phases ----------------------------------------------------------------------
 
     async def run(self) -> RunRecord:
-        """Run the whole test. Raises NodeStartError if the node cannot be started."""
+        """Run the whole test. Raises NodeStartError if the node cannot be started. Cancelled
+        (on SIGINT or SIGTERM), it still kills the node; `record` holds what happened so far."""
         progress = asyncio.create_task(self._show_progress())
         try:
             try:
@@ -182,11 +208,13 @@ class Runner:
                 raise
             drive = asyncio.create_task(self._drive())
             aborted = asyncio.create_task(self._aborted.wait())
-            await asyncio.wait({drive, aborted}, return_when=asyncio.FIRST_COMPLETED)
-            aborted.cancel()
-            drive.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await drive
+            try:
+                await asyncio.wait({drive, aborted}, return_when=asyncio.FIRST_COMPLETED)
+            finally:  # also when this task is cancelled (SIGINT): no client outlives the run
+                aborted.cancel()
+                drive.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await drive
         finally:
             progress.cancel()
             self.phase = "done"
@@ -293,8 +321,3 @@ class Runner:
         elif not final:
             stream.write(line + "\n")
         stream.flush()
-
-
-def run(config: RunConfig, progress: TextIO | None = sys.stderr) -> RunRecord:
-    """Run one test to completion (see Runner.run)."""
-    return asyncio.run(Runner(config, progress).run())
