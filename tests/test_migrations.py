@@ -113,6 +113,16 @@ def make_truncated_header(path: Path) -> None:
     path.write_bytes(path.read_bytes()[:50])
 
 
+def make_truncated_mid_file(path: Path) -> None:
+    """A log cut short after a clean close, as a failed copy or a full disk would leave it."""
+    storage = Storage.open(str(path))
+    with storage.transaction():
+        storage.append_many([(str(i % 50), '"' + "x" * 500 + '"') for i in range(2000)])
+    storage.close()
+    data = path.read_bytes()
+    path.write_bytes(data[:len(data) - 4096 * 3])
+
+
 def make_scrambled_header(path: Path) -> None:
     Storage.open(str(path)).close()
     data = bytearray(path.read_bytes())
@@ -127,6 +137,7 @@ REFUSED_FILES = [
     (make_foreign_versioned_database, "another program"),
     (make_text_file, "not a readable SQLite database"),
     (make_truncated_header, "not a readable SQLite database"),
+    (make_truncated_mid_file, "not a readable SQLite database"),
     (make_scrambled_header, "not a readable SQLite database"),
 ]
 
