@@ -10,9 +10,11 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import Union
-
 import msgspec
+
+from kafka_node.bench.wire import (
+    CommitOffsetsOk, Error, InitOk, ListCommittedOffsetsOk, PollOk, Reply, ReplyBody, SendOk,
+)
 
 READ_BYTES = 1 << 20
 POLL_MAX_PER_KEY = 100
@@ -31,41 +33,6 @@ class _Request(msgspec.Struct):
     body: _Body
 
 
-class _Reply(msgspec.Struct, tag_field="type", kw_only=True, omit_defaults=True):
-    in_reply_to: int | None = None
-
-
-class InitOk(_Reply, tag="init_ok"):
-    pass
-
-
-class SendOk(_Reply, tag="send_ok"):
-    offset: int
-
-
-class PollOk(_Reply, tag="poll_ok"):
-    msgs: dict[str, list[tuple[int, int]]]
-
-
-class CommitOffsetsOk(_Reply, tag="commit_offsets_ok"):
-    pass
-
-
-class ListCommittedOffsetsOk(_Reply, tag="list_committed_offsets_ok"):
-    offsets: dict[str, int]
-
-
-class Error(_Reply, tag="error"):
-    code: int
-    text: str
-
-
-class _Outgoing(msgspec.Struct):
-    src: str
-    dest: str
-    body: Union[InitOk, SendOk, PollOk, CommitOffsetsOk, ListCommittedOffsetsOk, Error]
-
-
 class TrivialNode:
     """Answers without storing. With `fill_polls`, a poll gets made-up messages (value 0) at
     the offsets already handed out for each key from the asked one on (at most
@@ -79,14 +46,15 @@ class TrivialNode:
         self._decoder = msgspec.json.Decoder(_Request)
         self._encoder = msgspec.json.Encoder()
 
-    def answer(self, body: _Body) -> _Reply:
+    def answer(self, body: _Body) -> ReplyBody:
         kind = body.type
         if kind == "send":
             offset = self.next_offsets.get(body.key, 0)
             self.next_offsets[body.key] = offset + 1
             return SendOk(in_reply_to=body.msg_id, offset=offset)
         if kind == "poll":
-            return PollOk(in_reply_to=body.msg_id, msgs=self._made_up(body.offsets) if self.fill_polls else {})
+            msgs = self._made_up(body.offsets) if self.fill_polls else {}
+            return PollOk(in_reply_to=body.msg_id, msgs=msgspec.Raw(msgspec.json.encode(msgs)))
         if kind == "commit_offsets":
             return CommitOffsetsOk(in_reply_to=body.msg_id)
         if kind == "list_committed_offsets":
@@ -122,7 +90,7 @@ class TrivialNode:
         replies = []
         for request in self.requests_in(lines):
             body = self.answer(request.body)
-            replies.append(_Outgoing(src=self.node_id, dest=request.src, body=body))
+            replies.append(Reply(src=self.node_id, dest=request.src, body=body))
         return self._encoder.encode_lines(replies)
 
     def serve(self, stdin_fd: int = 0, stdout_fd: int = 1) -> None:
