@@ -91,11 +91,16 @@ class Node:
             line if isinstance(line, protocol.Rejected) else protocol.decode(line)
             for line in lines if isinstance(line, protocol.Rejected) or line.strip()
         ]
-        if self.max_batch is None or len(requests) <= self.max_batch:
-            return self._encode(self._answer_together(requests, retry_alone=True))
-        replies = []
-        for start in range(0, len(requests), self.max_batch):
-            replies += self._answer_together(requests[start:start + self.max_batch], retry_alone=True)
+        size = self.max_batch or len(requests) or 1
+        replies: list[protocol.Outgoing | None] = []
+        for start in range(0, len(requests), size):
+            chunk = requests[start:start + size]
+            if self._storage_untrusted:  # a COMMIT of this batch failed: apply nothing more
+                replies += [self._error_for(r, ErrorCode.TEMPORARILY_UNAVAILABLE, "not applied: the node is "
+                                            "stopping after a failed COMMIT") if self._uses_storage(r)
+                            else self._answer(r) for r in chunk]
+            else:
+                replies += self._answer_together(chunk, retry_alone=True)
         return self._encode(replies)
 
     def _answer_together(self, requests: list[Request], retry_alone: bool) -> list[protocol.Outgoing | None]:

@@ -88,6 +88,24 @@ def test_no_request_of_a_batch_whose_commit_fails_is_acknowledged_and_the_node_s
     assert [o for o, _ in recovered] == list(range(len(recovered))), "offsets stay dense after recovery"
 
 
+def test_after_a_failed_commit_the_rest_of_the_read_is_not_applied(tmp_path):
+    """With --max-batch 1 one read holds several transactions: after the first fails at
+    COMMIT, the others must not be tried on a connection whose cache cannot be trusted."""
+    vfs = FaultyVFS()
+    db = tmp_path / "log.db"
+    storage = Storage.open(str(db), vfs=vfs.name)
+    node = Node(storage, poll_max_per_key=100, max_line_bytes=1 << 20, max_batch=1)
+    node.answer_batch([INIT, line({"type": "send", "key": "k", "msg": "acked", "msg_id": 1})])
+    vfs.failing = "sync"
+    out = node.answer_batch([line({"type": "send", "key": "k", "msg": f"late-{i}", "msg_id": i}) for i in range(2, 6)])
+    vfs.failing = None
+    storage.abandon()
+    assert [r["code"] for r in replies(out)] == [13, 11, 11, 11]
+    values = [value for _, value in all_messages(db)["k"]]
+    assert values[0] == "acked"
+    assert not {"late-3", "late-4", "late-5"} & set(values), "nothing after the failed COMMIT may be applied"
+
+
 def test_the_node_process_exits_1_after_a_failed_fsync(tmp_path):
     vfs = FaultyVFS()
     storage = Storage.open(str(tmp_path / "log.db"), vfs=vfs.name)
