@@ -8,7 +8,7 @@ import logging
 import os
 import sys
 
-from kafka_node import __version__
+from kafka_node import __version__, argtypes
 from kafka_node.node import Node
 from kafka_node.storage import Durability, Storage, UnusableDatabase, fresh_database_path
 
@@ -59,14 +59,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--poll-max-per-key",
-        type=_positive_int,
+        type=argtypes.positive_int,
         default=100,
         metavar="N",
         help="most messages returned per key in one poll reply (default: 100)",
     )
     parser.add_argument(
         "--poll-max-messages",
-        type=_positive_int,
+        type=argtypes.positive_int,
         default=100_000,
         metavar="N",
         help=(
@@ -76,7 +76,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--max-batch",
-        type=_positive_int,
+        type=argtypes.positive_int,
         default=None,
         metavar="N",
         help=(
@@ -86,7 +86,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--max-line-bytes",
-        type=_positive_int,
+        type=argtypes.positive_int,
         default=64 << 20,
         metavar="N",
         help="input lines longer than this are skipped with a log line (default: 64 MiB)",
@@ -102,13 +102,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if args.durability not in [d.value for d in Durability]:  # argparse does not check a default
         parser.error(f"KAFKA_NODE_DURABILITY must be one of full, normal, off; got {args.durability!r}")
     return args
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
 
 
 def main(argv: list[str] | None = None) -> int:

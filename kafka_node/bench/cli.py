@@ -12,6 +12,7 @@ from pathlib import Path
 
 import msgspec
 
+from kafka_node import argtypes
 from kafka_node.bench import report, suite
 from kafka_node.bench.child import NodeFailure
 from kafka_node.bench.load import LoadSpec, run_load
@@ -30,34 +31,6 @@ def installed_script(name: str) -> str:
 
 def trivial_node_command(*args: str) -> list[str]:
     return [sys.executable, "-m", "kafka_node.bench.trivial_node", *args]
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
-
-def _non_negative_int(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be more than 0, got {text}")
-    return value
-
-
-def _non_negative_float(text: str) -> float:
-    value = float(text)
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
-    return value
 
 
 def _mix(text: str) -> dict[str, float]:
@@ -97,23 +70,23 @@ def parser() -> argparse.ArgumentParser:
                            "file in a temporary directory, removed afterwards; for another --bin: none)")
     node.add_argument("--node-log", default=None, metavar="PATH", help="append the node's stderr here (default: discarded)")
     work = load.add_argument_group("the load")
-    work.add_argument("--in-flight", type=_positive_int, default=64, metavar="N", help="requests outstanding at once (default 64)")
+    work.add_argument("--in-flight", type=argtypes.positive_int, default=64, metavar="N", help="requests outstanding at once (default 64)")
     work.add_argument("--mix", type=_mix, default=parse_mix("send=1"), metavar="NAME=W,...",
                       help="weights of request types: send, poll, commit (commit_offsets), list "
                            "(list_committed_offsets); default send=1,poll=0,commit=0")
-    work.add_argument("--keys", type=_positive_int, default=100, metavar="N", help='keys "0".."N-1", chosen uniformly (default 100)')
-    work.add_argument("--poll-keys", type=_positive_int, default=1, metavar="N",
+    work.add_argument("--keys", type=argtypes.positive_int, default=100, metavar="N", help='keys "0".."N-1", chosen uniformly (default 100)')
+    work.add_argument("--poll-keys", type=argtypes.positive_int, default=1, metavar="N",
                       help="keys named by each poll and list request (default 1)")
-    work.add_argument("--poll-from", type=_non_negative_int, default=0, metavar="OFFSET", help="offset every poll asks from (default 0)")
-    work.add_argument("--msg-bytes", type=_non_negative_int, default=8, metavar="N",
+    work.add_argument("--poll-from", type=argtypes.non_negative_int, default=0, metavar="OFFSET", help="offset every poll asks from (default 0)")
+    work.add_argument("--msg-bytes", type=argtypes.non_negative_int, default=8, metavar="N",
                       help="length of the JSON string sent as each message (default 8)")
-    work.add_argument("--duration", type=_positive_float, default=None, metavar="SECONDS",
+    work.add_argument("--duration", type=argtypes.positive_float, default=None, metavar="SECONDS",
                       help="measured seconds after the warm-up (default 5, or unlimited with --requests)")
-    work.add_argument("--requests", type=_positive_int, default=None, metavar="N", help="stop after N measured replies")
-    work.add_argument("--warmup", type=_non_negative_float, default=1.0, metavar="SECONDS",
+    work.add_argument("--requests", type=argtypes.positive_int, default=None, metavar="N", help="stop after N measured replies")
+    work.add_argument("--warmup", type=argtypes.non_negative_float, default=1.0, metavar="SECONDS",
                       help="seconds of unmeasured load first (default 1)")
     work.add_argument("--seed", type=int, default=0, help="seed of the request stream (default 0)")
-    work.add_argument("--reply-timeout", type=_positive_float, default=10.0, metavar="SECONDS",
+    work.add_argument("--reply-timeout", type=argtypes.positive_float, default=10.0, metavar="SECONDS",
                       help="give up after this long without any reply (default 10)")
     load.add_argument("--json", action="store_true", help="print the result as JSON instead of text")
 
@@ -127,7 +100,7 @@ def parser() -> argparse.ArgumentParser:
     )
     whole.add_argument("--bin", default=None, metavar="PATH", help="node program (default: the installed maelstrom-kafka)")
     whole.add_argument("--quick", action="store_true", help="shorter loads and seed runs, for a first look (less precise)")
-    whole.add_argument("--seed-time-limit", type=_positive_float, default=None, metavar="SECONDS",
+    whole.add_argument("--seed-time-limit", type=argtypes.positive_float, default=None, metavar="SECONDS",
                        help=f"time limit of the two seed-workload runs (default {suite.SEED_TIME_LIMIT:g}, "
                             f"{suite.QUICK_SEED_TIME_LIMIT:g} with --quick)")
     whole.add_argument("--out", default="store/bench/results.json", metavar="PATH",
