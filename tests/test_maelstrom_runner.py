@@ -1,6 +1,7 @@
 """The installed `maelstrom-kafka-test` command end to end: deliberately broken nodes are caught
-with the right anomaly, our node passes the same runs, with and without restarts, and the
-runner copes with nodes that exit, stop answering or stop reading, and with being interrupted."""
+with the right anomaly, our node passes the same runs, with and without restarts and hostile
+input, the node's memory is sampled, and the runner copes with nodes that exit, stop answering
+or stop reading, and with being interrupted."""
 
 from __future__ import annotations
 
@@ -32,6 +33,9 @@ RESTARTING = ["--time-limit", "4", "--rate", "150", "--recovery-time", "0.5", "-
 #: Our node under frequent restarts at the seed's rate, so that some SIGKILLs catch requests in
 #: flight (about two per restart were seen; ten or so restarts make none at all unlikely).
 OURS_RESTARTING = ["--time-limit", "4", "--rate", "1000", "--recovery-time", "0.5", "--restart-every", "0.3"]
+#: A short soak: restarts and a hostile line about every 20 ms.
+HOSTILE = ["--time-limit", "3.5", "--rate", "300", "--recovery-time", "0.5", "--restart-every", "1",
+           "--hostile-every", "0.02"]
 
 
 def installed(name: str) -> str:
@@ -70,6 +74,8 @@ RUNS: dict[str, list[str]] = {
     "exits-early": [*SHORT, "--seed", "1", *broken("exits_early.py")],
     "leaves-a-child": [*SHORT, "--seed", "1", *broken("leaves_a_child.py")],
     "chatty": [*SHORT, "--concurrency", "1", *broken("chatty.py")],
+    "ours-hostile": [*HOSTILE, "--seed", "4", *ours("--db", "{dir}/log.db")],
+    "accepts-hostile": [*SHORT, "--seed", "1", "--hostile-every", "0.02", *broken("accepts_hostile.py")],
 }
 
 
@@ -348,6 +354,60 @@ def test_committed_offsets_were_read_back_after_a_restart(runs):
     assert checked, "no assign after a restart listed a key committed before it"
 
 
+# --- hostile input and memory -----------------------------------------------------------------
+
+def test_our_node_refuses_hostile_input_through_restarts_and_the_run_stays_valid(runs):
+    done = runs["ours-hostile"].finish()
+    assert done.status == 0, describe(done)
+    assert done.results["valid"] is True and done.results["run"]["restarts"]
+    hostile = done.results["run"]["hostile"]
+    assert hostile["client"] == "h1" and hostile["every"] == 0.02
+    assert hostile["sent"] > 20 and sum(hostile["sent_by_kind"].values()) == hostile["sent"]
+    assert set(hostile["replies_by_code"]) == {"10", "12"}, hostile
+    assert hostile["replies"] == sum(hostile["replies_by_code"].values()) and hostile["accepted"] == 0
+    lines = (done.run_dir / "hostile.jsonl").read_text().splitlines()
+    assert len(lines) == hostile["sent"]
+    assert {json.loads(line).get("reply") for line in lines} <= {None, "10", "12"}
+    assert f"hostile lines (--hostile-every 0.02): {hostile['sent']} sent" in done.stdout
+    assert "12 malformed-request x" in done.stdout and "accepted: 0" in done.stdout
+    assert all(op.client != "h1" for op in read_jsonl(done.run_dir / "history.jsonl"))
+
+
+def test_node_accepting_an_invalid_request_from_the_hostile_client_is_flagged(runs):
+    done = runs["accepts-hostile"].finish()
+    assert done.status == 1, describe(done)
+    assert done.results["valid"] is False and done.results["aborted"] is None
+    assert done.results["anomaly_types"] == ["hostile-accepted"], describe(done)
+    hostile = done.results["run"]["hostile"]
+    assert hostile["accepted"] == hostile["replies_by_code"]["send_ok"] == done.results["anomalies"][
+        "hostile-accepted"]["count"] >= 1
+    case = done.results["anomalies"]["hostile-accepted"]["cases"][0]
+    assert '"send_ok"' in case["reply"] and '"h1"' in case["request"] and case["kind"]
+    assert f"hostile-accepted: {hostile['accepted']}" in done.stdout
+    assert "the node answered" in done.stdout and "Analysis invalid!" in done.stdout
+
+
+def test_memory_is_sampled_from_every_incarnation_of_a_restarted_node(runs):
+    done = runs["ours-hostile"].finish()
+    rows = (done.run_dir / "memory.csv").read_text().splitlines()
+    assert rows[0] == "time_s,pid,rss_kib,hwm_kib"
+    samples = [tuple(map(float, row.split(","))) for row in rows[1:]]
+    assert len({pid for _, pid, _, _ in samples}) > 1, rows
+    assert all(0 < rss <= hwm for _, _, rss, hwm in samples)
+    assert [at for at, *_ in samples] == sorted(at for at, *_ in samples)
+    memory = done.results["run"]["memory"]
+    assert memory["processes"] == len({pid for _, pid, _, _ in samples}) and memory["samples"] == len(samples)
+    assert memory["rss_mib"]["start"] <= memory["rss_mib"]["max"] <= memory["hwm_max_mib"]
+    assert f"node memory (VmRSS): start {memory['rss_mib']['start']:.1f} MiB" in done.stdout
+
+
+def test_a_run_without_hostile_input_still_samples_memory(runs):
+    done = runs["ours"].finish()
+    assert "hostile" not in done.results["run"] and not (done.run_dir / "hostile.jsonl").exists()
+    assert done.results["run"]["memory"]["processes"] == 1
+    assert "node memory (VmRSS)" in done.stdout and "hostile lines" not in done.stdout
+
+
 # --- usage errors -----------------------------------------------------------------------------
 
 @pytest.mark.parametrize(("flags", "message"), [
@@ -369,6 +429,8 @@ def test_help_says_the_commit_check_is_stricter_than_maelstrom_and_how_to_skip_i
                                    check=True, timeout=60).stdout.split())
     assert "stricter than Maelstrom's, which accepts last-write-wins commits" in text
     assert "--no-commit-check" in text and "--rpc-timeout" in text and "unasked-key" in text
+    advanced = text[text.index("advanced (not Maelstrom flags)"):]
+    assert "--hostile-every SECONDS" in advanced and "hostile-accepted" in advanced
 
 
 def test_plots_are_skipped_with_a_note_without_matplotlib(runs, tmp_path, monkeypatch):

@@ -15,8 +15,9 @@ from datetime import datetime
 from pathlib import Path
 
 from kafka_node.maelstrom import report
-from kafka_node.maelstrom.checker import ANOMALY_TYPES, check
+from kafka_node.maelstrom.checker import ANOMALY_TYPES, Verdict, check
 from kafka_node.maelstrom.history import write_jsonl
+from kafka_node.maelstrom.hostile import HOSTILE_ACCEPTED, HOSTILE_CLIENT, HostileTally, write_lines
 from kafka_node.maelstrom.network import RPC_TIMEOUT
 from kafka_node.maelstrom.process import NodeStartError
 from kafka_node.maelstrom.runner import FINAL_TIME_LIMIT, RunConfig, Runner, RunRecord
@@ -42,10 +43,11 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
             "on its stdin/stdout; its stderr goes to node.log in the run directory."
         ),
         epilog=(
-            "Writes store/kafka/<time>/ (history.jsonl, results.json, node.log, latency-raw.png, "
-            "rate.png) and points store/latest at it. The checker reports these anomalies: "
-            f"{', '.join(ANOMALY_TYPES)} (unasked-key: a poll reply holding a key the poll did "
-            "not ask for; committed-offset-regression: only with --restart-every, see there). "
+            "Writes store/kafka/<time>/ (history.jsonl, results.json, node.log, memory.csv, "
+            "latency-raw.png, rate.png, and hostile.jsonl with --hostile-every) and points store/latest "
+            f"at it. The checker reports these anomalies: {', '.join(ANOMALY_TYPES)}, {HOSTILE_ACCEPTED} "
+            "(unasked-key: a poll reply holding a key the poll did not ask for; committed-offset-regression: "
+            f"only with --restart-every, see there; {HOSTILE_ACCEPTED}: only with --hostile-every, see there). "
             "A node that prints anything but a message on stdout, or exits without being killed, "
             "aborts the test. Exit status: 0 if the run is valid, 1 if the checker found anomalies "
             "or the test was aborted, 2 for bad flags or a node that could not be started, 130 if "
@@ -81,6 +83,13 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     advanced.add_argument("--rpc-timeout", type=_positive_float, default=RPC_TIMEOUT, metavar="SECONDS",
                           help=f"seconds a client waits for a reply before its operation is indeterminate "
                                f"and the client is replaced (default {RPC_TIMEOUT:g}, as Maelstrom)")
+    advanced.add_argument("--hostile-every", type=_positive_float, default=None, metavar="SECONDS",
+                          help=f"write one hostile line to the node's stdin at random moments about this far "
+                               f"apart, from the main phase to the end: bytes that are not JSON, invalid UTF-8, "
+                               f"truncated or deeply nested JSON, and invalid requests from client "
+                               f"{HOSTILE_CLIENT} (unknown types, missing or mistyped fields, bad offsets and "
+                               f"msg_ids). Replies to {HOSTILE_CLIENT} are counted by error code; one that is "
+                               f"not an error accepted an invalid request and is flagged {HOSTILE_ACCEPTED}")
     return parser.parse_args(argv), node_args
 
 
@@ -163,6 +172,14 @@ def run_until_interrupted(runner: Runner) -> tuple[RunRecord, str | None]:
         return runner.record, f"interrupted at {runner.history.seconds():.1f} s; the history until then was kept"
 
 
+def with_hostile_accepted(verdict: Verdict, hostile: HostileTally | None) -> Verdict:
+    """The checker's verdict, made invalid by any reply that accepted a hostile request."""
+    if not hostile or not hostile.accepted:
+        return verdict
+    return Verdict(valid=False, anomalies={**verdict.anomalies, HOSTILE_ACCEPTED: hostile.accepted},
+                   stats=verdict.stats)
+
+
 def main(argv: list[str] | None = None) -> int:
     args, node_args = parse_args(sys.argv[1:] if argv is None else argv)
     try:
@@ -180,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
         command=command, cwd=os.getcwd(), log_path=run_dir / "node.log", concurrency=concurrency,
         time_limit=args.time_limit, rate=args.rate, max_writes_per_key=args.max_writes_per_key,
         recovery_time=args.recovery_time, restart_every=args.restart_every, seed=seed,
-        rpc_timeout=args.rpc_timeout,
+        rpc_timeout=args.rpc_timeout, hostile_every=args.hostile_every, memory_path=run_dir / "memory.csv",
     )
     commit_check = bool(args.restart_every) and not args.no_commit_check
     described = {
@@ -188,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
         "time_limit": args.time_limit, "rate": args.rate, "max_writes_per_key": args.max_writes_per_key,
         "recovery_time": args.recovery_time, "final_time_limit": FINAL_TIME_LIMIT,
         "restart_every": args.restart_every, "commit_check": commit_check, "rpc_timeout": args.rpc_timeout,
-        "seed": seed, "cwd": os.getcwd(),
+        "hostile_every": args.hostile_every, "seed": seed, "cwd": os.getcwd(),
     }
     try:
         record, interrupted = run_until_interrupted(Runner(config))
@@ -204,12 +221,17 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
     ops = record.history.ops
     write_jsonl(ops, run_dir / "history.jsonl")
-    verdict = check(ops, committed_offsets=commit_check)
+    verdict = with_hostile_accepted(check(ops, committed_offsets=commit_check), record.hostile)
     notes = []
     if note := report.plot(ops, record.restarts, run_dir):
         notes.append(note)
+    if note := record.memory.get("note"):
+        notes.append(note)
     described |= {"phases": record.phases, "restarts": record.restarts, "node_exits": record.node_exits,
-                  "net": record.net_counts, "notes": notes}
+                  "net": record.net_counts, "memory": record.memory, "notes": notes}
+    if record.hostile:
+        write_lines(record.hostile, run_dir / "hostile.jsonl")
+        described["hostile"] = record.hostile.described()
     perf = report.performance(ops, record.latencies.by_rpc, record.phases)
     data = report.results(verdict, perf, described, record.aborted)
     report.write_results(run_dir / "results.json", data)

@@ -48,17 +48,26 @@ _head = msgspec.json.Decoder(Head)
 _encoder = msgspec.json.Encoder()
 
 
-def parse_line(line: bytes) -> tuple[Envelope, Head]:
-    """Decode one stdout line, or raise InvalidOutput saying why it is not a message."""
-    excerpt = line[:300].decode("utf-8", "replace").rstrip("\n")
+def parse_envelope(line: bytes) -> Envelope:
+    """The envelope of one stdout line (its body still raw), or InvalidOutput."""
     if not line.endswith(b"\n"):
-        raise InvalidOutput(f"an unterminated line at end of output: {excerpt!r}")
+        raise InvalidOutput(f"an unterminated line at end of output: {_excerpt(line)!r}")
     try:
-        envelope = _envelope.decode(line)
-        head = _head.decode(envelope.body)
+        return _envelope.decode(line)
     except msgspec.DecodeError as error:
-        raise InvalidOutput(f"{error} in line {excerpt!r}") from None
-    return envelope, head
+        raise InvalidOutput(f"{error} in line {_excerpt(line)!r}") from None
+
+
+def parse_head(envelope: Envelope, line: bytes) -> Head:
+    """The type and in_reply_to of a reply's body, or InvalidOutput."""
+    try:
+        return _head.decode(envelope.body)
+    except msgspec.DecodeError as error:
+        raise InvalidOutput(f"{error} in line {_excerpt(line)!r}") from None
+
+
+def _excerpt(line: bytes) -> str:
+    return line[:300].decode("utf-8", "replace").rstrip("\n")
 
 
 class Network:

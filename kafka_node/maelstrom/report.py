@@ -11,7 +11,9 @@ from typing import Any
 import msgspec
 
 from kafka_node.maelstrom.checker import Verdict
+from kafka_node.maelstrom.client import ERROR_NAMES
 from kafka_node.maelstrom.history import FAIL, INFO, OK, Op, pairs
+from kafka_node.maelstrom.hostile import HOSTILE_ACCEPTED
 
 GOOD = "Everything looks good! ヽ('ー`)ノ"
 BAD = "Analysis invalid! (ﾉಥ益ಥ）ﾉ ┻━┻"
@@ -87,6 +89,10 @@ def summary(data: dict[str, Any], run_dir: Path) -> str:
                      + "".join(f"{q.get(n, 0):>9.2f}" for n in ("p50", "p95", "p99", "max")))
     if run.get("restart_every"):
         lines.append(f"\nnode restarts (SIGKILL): {len(run['restarts'])}")
+    if hostile := run.get("hostile"):
+        lines.append(hostile_summary(hostile))
+    if (memory := run.get("memory")) and "rss_mib" in memory:
+        lines.append(memory_summary(memory))
     for note in run.get("node_exits", []):
         if note != data["aborted"]:
             lines.append(f"\nwarning: {note}")
@@ -104,6 +110,28 @@ def summary(data: dict[str, Any], run_dir: Path) -> str:
             lines.append(f"  ... ({group['count'] - SHOWN_CASES} more; up to {KEPT_CASES} in results.json)")
     lines.append(GOOD if data["valid"] else BAD)
     return "\n".join(lines)
+
+
+def hostile_summary(hostile: dict[str, Any]) -> str:
+    """The hostile lines written and the replies to them, by error code, on two lines."""
+    codes = ", ".join(f"{_code_name(code)} x {n}" for code, n in hostile["replies_by_code"].items())
+    return (f"\nhostile lines (--hostile-every {hostile['every']:g}): {hostile['sent']} sent, "
+            f"{len(hostile['sent_by_kind'])} kinds (hostile.jsonl)\n"
+            f"replies to {hostile['client']}: {hostile['replies']} ({codes or 'none'}); "
+            f"accepted: {hostile['accepted']}")
+
+
+def _code_name(code: str) -> str:
+    """`12 malformed-request` for an error code; a reply type (or anything else) as it is."""
+    name = ERROR_NAMES.get(int(code)) if code.isdigit() else None
+    return f"{code} {name}" if name else code
+
+
+def memory_summary(memory: dict[str, Any]) -> str:
+    rss = memory["rss_mib"]
+    return (f"node memory (VmRSS): start {rss['start']:.1f} MiB, max {rss['max']:.1f} MiB, end {rss['end']:.1f} MiB; "
+            f"peak VmHWM {memory['hwm_max_mib']:.1f} MiB ({memory['samples']} samples of "
+            f"{memory['processes']} process{'es' if memory['processes'] != 1 else ''}, {memory['file']})")
 
 
 def _op(ref: dict[str, Any]) -> str:
@@ -154,6 +182,9 @@ def describe(name: str, case: dict[str, Any]) -> str:
         listed = "nothing" if case["listed"] is None else f"offset {case['listed']}"
         return (f"{key}: a commit of offset {case['committed']} was acknowledged ({_op(ops[0])}), "
                 f"yet a later list_committed_offsets returned {listed} ({_op(ops[1])})")
+    if name == HOSTILE_ACCEPTED:
+        asked = f"{case['kind']} request {case['request']!r}" if case.get("request") else "a hostile line"
+        return f"at {case['time']:.3f} s the node answered {case['reply']!r} to the invalid {asked}"
     if name == "stats":
         return f"no successful {case['f']} ({case.get(OK, 0)} ok, {case.get(FAIL, 0)} fail, {case.get(INFO, 0)} info)"
     return msgspec.json.encode(case).decode()

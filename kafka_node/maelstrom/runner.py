@@ -1,5 +1,6 @@
-"""Runs one test against a node program: init, the paced main phase, node restarts, the
-recovery pause and the final polls, then SIGKILL; returns what happened, for the checker."""
+"""Runs one test against a node program: init, the paced main phase, node restarts, hostile
+input, the recovery pause and the final polls, then SIGKILL; the node's memory is sampled
+throughout. Returns what happened, for the checker."""
 
 from __future__ import annotations
 
@@ -15,8 +16,10 @@ from typing import Any, TextIO
 
 from kafka_node.maelstrom.client import Client, Latencies, invocation_value, perform
 from kafka_node.maelstrom.history import FAIL, INFO, OK, History, Op
+from kafka_node.maelstrom.hostile import HOSTILE_CLIENT, HostileLines, HostileTally
+from kafka_node.maelstrom.memory import MEMORY_INTERVAL, MemoryLog
 from kafka_node.maelstrom.network import (
-    NODE_ID, RPC_TIMEOUT, InvalidOutput, Network, NodeLost, RpcTimeout, parse_line,
+    NODE_ID, RPC_TIMEOUT, InvalidOutput, Network, NodeLost, RpcTimeout, parse_envelope, parse_head,
 )
 from kafka_node.maelstrom.process import EXIT_GRACE, NodeProcess, NodeStartError
 from kafka_node.maelstrom.workload import CrashSchedule, Stagger, Workload, restart_delay
@@ -44,6 +47,8 @@ class RunConfig:
     restart_every: float | None
     seed: int
     rpc_timeout: float = RPC_TIMEOUT
+    hostile_every: float | None = None
+    memory_path: Path | None = None  # memory.csv; None samples nothing
 
 
 @dataclass
@@ -56,6 +61,8 @@ class RunRecord:
     restarts: list[float] = field(default_factory=list)  # seconds since start
     node_exits: list[str] = field(default_factory=list)  # exits we did not cause
     phases: dict[str, float] = field(default_factory=dict)  # phase name -> start (s)
+    hostile: HostileTally | None = None
+    memory: dict[str, Any] = field(default_factory=dict)  # MemoryLog.described()
     aborted: str | None = None
 
 
@@ -95,6 +102,10 @@ class Runner:
         self.latencies = Latencies(self.history.seconds)
         self.net = Network(config.rpc_timeout)
         self.record = RunRecord(self.history, self.latencies)
+        if config.hostile_every:
+            self.record.hostile = HostileTally(config.hostile_every)
+        self.hostile_lines = HostileLines(random.Random(f"{config.seed}:hostile"))
+        self.memory = MemoryLog(config.memory_path) if config.memory_path else None
         self.workload = Workload(random.Random(config.seed), config.max_writes_per_key)
         self.timing = random.Random(f"{config.seed}:timing")
         self.phase = "starting"
@@ -129,14 +140,21 @@ class Runner:
             self._abort(node.exited_on_its_own)
             raise NodeStartError(node.exited_on_its_own)
         self.net.ready.set()
+        self._sample_memory()
 
     async def _read(self, node: NodeProcess) -> None:
-        """Deliver each line the node prints; abort the test on one that is not a message."""
+        """Deliver each line the node prints (a reply to the hostile client is only counted);
+        abort the test on one that is not a message."""
+        hostile = self.record.hostile
         while line := await node.read_line():
             if node.killed and not line.endswith(b"\n"):
                 break  # cut short by our SIGKILL
             try:
-                envelope, head = parse_line(line)
+                envelope = parse_envelope(line)
+                if hostile and envelope.dest == HOSTILE_CLIENT:
+                    hostile.received(envelope.body, self.history.seconds())
+                    continue
+                head = parse_head(envelope, line)
             except InvalidOutput as error:
                 self._abort(f"the node printed something on stdout that is not a valid Maelstrom message: {error}")
                 return
@@ -166,6 +184,7 @@ class Runner:
     async def _stop_node(self) -> None:
         """SIGKILL the node; give its stdout reader a few seconds to finish, then cancel it."""
         if self._node:
+            self._sample_memory()
             await self._node.kill()
         if self._reader:
             try:
@@ -199,6 +218,7 @@ class Runner:
         """Run the whole test. Raises NodeStartError if the node cannot be started. Cancelled
         (on SIGINT or SIGTERM), it still kills the node; `record` holds what happened so far."""
         progress = asyncio.create_task(self._show_progress())
+        memory = asyncio.create_task(self._watch_memory())
         try:
             try:
                 await self._start_node()
@@ -217,9 +237,13 @@ class Runner:
                     await drive
         finally:
             progress.cancel()
+            memory.cancel()
             self.phase = "done"
             await self._stop_node()
             self.record.phases["end"] = round(self.history.seconds(), 3)
+            if self.memory:
+                self.memory.close()
+                self.record.memory = self.memory.described()
             self.record.net_counts = dict(self.net.counts)
             self._print_progress(final=True)
         return self.record
@@ -229,6 +253,16 @@ class Runner:
         self.record.phases[phase] = round(self.history.seconds(), 3)
 
     async def _drive(self) -> None:
+        hostile = None
+        if self.config.hostile_every:
+            hostile = asyncio.create_task(self._hostile_input(self.config.hostile_every))
+        try:
+            await self._phases()
+        finally:
+            if hostile:
+                hostile.cancel()
+
+    async def _phases(self) -> None:
         workers = [Worker(self, i) for i in range(self.config.concurrency)]
         self._enter("main")
         restarts = None
@@ -287,6 +321,32 @@ class Runner:
                     if pairs and waiting.get(key, math.inf) <= max(offset for offset, _ in pairs):
                         del waiting[key]
 
+    # --- hostile input and memory ----------------------------------------------------
+
+    async def _hostile_input(self, every: float) -> None:
+        """Write one hostile line at random moments about `every` seconds apart, whenever the
+        node is up and initialised, from the main phase until the final polls are over."""
+        rng, tally = self.hostile_lines.rng, self.record.hostile
+        while True:
+            await asyncio.sleep(rng.uniform(0.5 * every, 1.5 * every))
+            await self.net.ready.wait()
+            node = self._node
+            if node is None or node.killed or self.net.gone:
+                continue
+            kind, line, n = self.hostile_lines.next_line()
+            if node.write(line):
+                tally.sent(kind, line, n, self.history.seconds())
+
+    async def _watch_memory(self) -> None:
+        while True:
+            await asyncio.sleep(MEMORY_INTERVAL)
+            self._sample_memory()
+
+    def _sample_memory(self) -> None:
+        node = self._node
+        if self.memory and node and not node.killed and node.returncode is None:
+            self.memory.sample(node.pid, self.history.seconds())
+
     # --- progress --------------------------------------------------------------------
 
     async def _show_progress(self) -> None:
@@ -316,6 +376,8 @@ class Runner:
         )
         if self.config.restart_every:
             line += f"  restarts {len(self.record.restarts)}"
+        if self.record.hostile:
+            line += f"  hostile {sum(self.record.hostile.sent_by_kind.values())}"
         if tty:
             stream.write("\r" + line.ljust(100)[:100] + ("\n" if final else ""))
         elif not final:
