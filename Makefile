@@ -6,7 +6,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install test check bench clean
+.PHONY: install test check bench restarts soak clean
 
 # Dependencies once per change of pyproject.toml; the package itself (not editable, as a user
 # gets it) on every run, so the console scripts always run the code in this tree.
@@ -27,6 +27,18 @@ check: install
 
 bench: install
 	$(BIN)/maelstrom-kafka-bench suite
+
+# 60 s of the seed's workload with a SIGKILL and restart about every second, on one file.
+restarts: install
+	rm -rf store/restarts
+	$(BIN)/maelstrom-kafka-test --bin $(BIN)/maelstrom-kafka --node-count 1 --concurrency 2n --time-limit 60 \
+		--rate 1000 --restart-every 1 --store store/restarts -- --db store/restarts/log.db
+
+# Not in CI: 10 minutes with restarts and hostile input; reports anomalies and memory over time.
+soak: install
+	rm -rf store/soak
+	$(BIN)/maelstrom-kafka-test --bin $(BIN)/maelstrom-kafka --node-count 1 --concurrency 2n --time-limit 600 \
+		--rate 1000 --restart-every 30 --hostile-every 0.05 --store store/soak -- --db store/soak/log.db
 
 clean:
 	rm -rf $(VENV) build *.egg-info store .pytest_cache .hypothesis
