@@ -14,6 +14,7 @@ import sys
 from datetime import datetime
 from pathlib import Path
 
+from kafka_node import argtypes
 from kafka_node.maelstrom import report
 from kafka_node.maelstrom.checker import ANOMALY_TYPES, Verdict, check
 from kafka_node.maelstrom.history import write_jsonl
@@ -55,19 +56,19 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
         ),
     )
     parser.add_argument("--bin", required=True, metavar="PATH", help="the node program to test")
-    parser.add_argument("--node-count", type=_positive_int, default=1, metavar="N",
+    parser.add_argument("--node-count", type=argtypes.positive_int, default=1, metavar="N",
                         help="number of nodes (only 1 is supported)")
     parser.add_argument("--concurrency", default="2n", metavar="N|Nn",
                         help="client count: an integer, or Nn for N times the node count (default 2n)")
-    parser.add_argument("--time-limit", type=_positive_float, default=20.0, metavar="SECONDS",
+    parser.add_argument("--time-limit", type=argtypes.positive_float, default=20.0, metavar="SECONDS",
                         help="length of the main phase (default 20)")
-    parser.add_argument("--rate", type=_positive_float, default=1000.0, metavar="OPS",
+    parser.add_argument("--rate", type=argtypes.positive_float, default=1000.0, metavar="OPS",
                         help="approximate operations per second over all clients (default 1000)")
-    parser.add_argument("--max-writes-per-key", type=_positive_int, default=16, metavar="N",
+    parser.add_argument("--max-writes-per-key", type=argtypes.positive_int, default=16, metavar="N",
                         help="most sends any one key receives (default 16)")
-    parser.add_argument("--recovery-time", type=_non_negative_float, default=10.0, metavar="SECONDS",
+    parser.add_argument("--recovery-time", type=argtypes.non_negative_float, default=10.0, metavar="SECONDS",
                         help="pause between the main phase and the final polls (default 10)")
-    parser.add_argument("--restart-every", type=_positive_float, default=None, metavar="SECONDS",
+    parser.add_argument("--restart-every", type=argtypes.positive_float, default=None, metavar="SECONDS",
                         help="SIGKILL and restart the node (same arguments and directory) at random "
                              "moments about this far apart during the main phase (a node keeping its "
                              "log in a file must be given the same file each time, e.g. -- --db PATH). "
@@ -80,10 +81,10 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     parser.add_argument("--seed", type=int, default=None, help="seed of the workload's random choices")
     parser.add_argument("--store", default="store", metavar="DIR", help="where run directories go (default store/)")
     advanced = parser.add_argument_group("advanced (not Maelstrom flags)")
-    advanced.add_argument("--rpc-timeout", type=_positive_float, default=RPC_TIMEOUT, metavar="SECONDS",
+    advanced.add_argument("--rpc-timeout", type=argtypes.positive_float, default=RPC_TIMEOUT, metavar="SECONDS",
                           help=f"seconds a client waits for a reply before its operation is indeterminate "
                                f"and the client is replaced (default {RPC_TIMEOUT:g}, as Maelstrom)")
-    advanced.add_argument("--hostile-every", type=_positive_float, default=None, metavar="SECONDS",
+    advanced.add_argument("--hostile-every", type=argtypes.positive_float, default=None, metavar="SECONDS",
                           help=f"write one hostile line to the node's stdin at random moments about this far "
                                f"apart, from the main phase to the end: bytes that are not JSON, invalid UTF-8, "
                                f"truncated or deeply nested JSON, and invalid requests from client "
@@ -91,27 +92,6 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
                                f"msg_ids). Replies to {HOSTILE_CLIENT} are counted by error code; one that is "
                                f"not an error accepted an invalid request and is flagged {HOSTILE_ACCEPTED}")
     return parser.parse_args(argv), node_args
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be more than 0, got {text}")
-    return value
-
-
-def _non_negative_float(text: str) -> float:
-    value = float(text)
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
-    return value
 
 
 def concurrency_of(text: str, node_count: int) -> int:
