@@ -59,15 +59,16 @@ def test_start_up_logs_path_schema_version_and_durability(tmp_path, mode):
     assert re.search(rf"serving log {re.escape(str(db))} \(schema version \d+, durability {mode}\)", done.stderr.decode())
 
 
-def test_without_a_path_each_start_uses_a_fresh_logged_file():
-    starts = [run_node(stdin=INIT + send_line("k", "v", 2), env=child_env()) for _ in range(2)]
+def test_without_a_path_each_start_uses_a_fresh_logged_file(tmp_path):
+    env = child_env(TMPDIR=str(tmp_path))  # the fresh files go where pytest cleans up
+    starts = [run_node(stdin=INIT + send_line("k", "v", 2), env=env) for _ in range(2)]
     paths = []
     for done in starts:
         assert done.returncode == 0
         assert b'"offset":0' in done.stdout, "every fresh start must begin with an empty log"
         paths.append(re.search(r"serving log (\S+) ", done.stderr.decode())[1])
     assert paths[0] != paths[1]
-    assert all(os.path.exists(p) for p in paths)
+    assert all(os.path.exists(p) and p.startswith(str(tmp_path)) for p in paths)
 
 
 def test_the_installed_script_finds_its_schema_from_any_directory(tmp_path):
