@@ -29,7 +29,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         ),
         epilog=(
             "Exit status: 0 after end of input or SIGTERM/SIGINT (the batch in hand is finished "
-            "first); 1 after a failed COMMIT (restart to recover from the disk); 2 for bad flags "
+            "first); 1 after an I/O error at COMMIT (restart to recover from the disk) or when "
+            "stdout is closed; 2 for bad flags "
             "or a database file that is not a kafka-node log, is damaged, or has a newer schema "
             "(the file is left untouched)."
         ),

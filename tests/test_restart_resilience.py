@@ -120,3 +120,35 @@ def test_acked_sends_and_commits_survive_sigkill_and_offsets_keep_increasing(sta
             assert committed.get(key, -1) >= offset, f"acked commit {key}={offset} lost"
         node.kill()
     assert sum(len(s) for s in acks.sends.values()) > 50, "the load was too light to prove anything"
+
+
+def test_acked_sends_survive_sigkill_while_a_checkpoint_copies_the_wal(start_node, tmp_path):
+    """Large messages make the WAL cross its checkpoint size every few hundred sends; the
+    node is killed the moment the database file grows, i.e. while a checkpoint writes it."""
+    db = tmp_path / "log.db"
+    node = start_node(db=db)
+    size_at_start = db.stat().st_size
+    payload = "p" * 16_000
+    acked: dict[int, int] = {}
+    value = 0
+    while db.stat().st_size == size_at_start:
+        node.write(b"".join(
+            msgspec.json.encode({"src": "c1", "dest": "n0", "body": {
+                "type": "send", "key": "big", "msg": [value + i, payload], "msg_id": value + i}}) + b"\n"
+            for i in range(20)
+        ))
+        for _ in range(20):
+            body = msgspec.json.decode(node.lines.get(timeout=10))["body"]
+            acked[body["offset"]] = body["in_reply_to"]
+        value += 20
+        assert value < 20_000, "no checkpoint ever started"
+    node.kill()
+    while (line := node.lines.get(timeout=5)) is not None:
+        body = msgspec.json.decode(line)["body"]
+        acked[body["offset"]] = body["in_reply_to"]
+
+    restarted = start_node(db=db)
+    log = read_whole_log(restarted, "big")
+    stored = {offset: msg[0] for offset, msg in log}
+    assert all(stored.get(offset) == sent for offset, sent in acked.items()), "an acked send was lost"
+    assert restarted.request({"type": "send", "key": "big", "msg": "after"})["offset"] == len(log)
