@@ -224,7 +224,10 @@ class Node:
                 elif unfinished:
                     lines[0] = b"".join(unfinished) + lines[0]
                 unfinished, unfinished_size = [], 0
-                lines = [self._within_limit(line) for line in lines]
+                # Only the first line (which may carry earlier pieces) can be longer than the
+                # chunk; the others need no check unless the chunk itself is over the limit.
+                if lines and (len(lines[0]) > self.max_line_bytes or len(chunk) > self.max_line_bytes):
+                    lines = [self._within_limit(line) for line in lines]
             if tail and not discarding:
                 unfinished.append(tail)
                 unfinished_size += len(tail)
