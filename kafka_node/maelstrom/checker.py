@@ -1,317 +1,357 @@
-"""Judges a kafka history: rebuilds each key's log (offset -> values) from acknowledged sends
-and polls, then finds every anomaly Maelstrom's kafka checker reports, and commit regressions."""
+"""Judges a kafka history twice: Maelstrom's verdict (Jepsen's kafka checker, analysis by
+analysis, and the stats rule, as `maelstrom test -w kafka` composes them) and, beside it,
+this project's stricter checks (see `stricter`). Valid only when both pass."""
 
 from __future__ import annotations
 
-import bisect
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from typing import Any
 
 import msgspec
 
-from kafka_node.maelstrom.history import FAIL, OK, Op, key_order, pairs
+from kafka_node.maelstrom import stricter
+from kafka_node.maelstrom.analysis import Analysis, Case, Token, op_ref, plain, sorted_values
+from kafka_node.maelstrom.history import FAIL, INFO, OK, Op, key_order
 
-ANOMALY_TYPES = (
+#: The anomaly types Maelstrom reports for a single-operation kafka history, each of which
+#: makes its verdict invalid (jepsen.tests.kafka's error types less those it allows, what its
+#: Elle cycle search over write-read and real-time edges finds, and the stats checker).
+MAELSTROM_TYPES = (
     "inconsistent-offsets", "duplicate", "lost-write", "unseen", "nonmonotonic-send",
-    "poll-skip", "nonmonotonic-poll", "int-poll-skip", "int-nonmonotonic-poll", "unasked-key",
-    "G1a", "committed-offset-regression", "stats",
+    "poll-skip", "nonmonotonic-poll", "int-poll-skip", "int-nonmonotonic-poll", "G1a",
+    "G1c-realtime", "empty-transaction-graph", "stats",
 )
-#: Operations that must succeed at least once for a run to be valid (Jepsen's stats checker).
-MUST_SUCCEED = ("send", "poll", "assign")
-
-Case = dict[str, Any]
+ANOMALY_TYPES = MAELSTROM_TYPES + stricter.STRICTER_TYPES
+#: Maelstrom's verdict when its analysis stops with an error (Jepsen's :valid? :unknown).
+UNKNOWN = "unknown"
+#: Operations the stats rule ignores (Jepsen's kafka stats-checker).
+NOT_COUNTED = ("crash", "debug-topic-partitions")
 
 
 class Verdict(msgspec.Struct):
+    """Both verdicts on one history.
+
+    `maelstrom_valid` is True, False or "unknown" (Jepsen's analysis would stop with an error:
+    `analysis_errors` say why); `stricter_valid` is the verdict of our own checks; `valid` holds
+    only when both pass. `anomalies` maps every type found, Maelstrom's and ours, to its cases.
+    """
+
     valid: bool
-    anomalies: dict[str, list[Case]]  # type -> cases, only types found
+    maelstrom_valid: bool | str
+    stricter_valid: bool
+    anomalies: dict[str, list[Case]]
+    analysis_errors: list[Case]
     stats: dict[str, dict[str, int]]  # f -> completion type -> count
+
+    @property
+    def maelstrom_types(self) -> list[str]:
+        return [name for name in MAELSTROM_TYPES if name in self.anomalies]
+
+    @property
+    def stricter_types(self) -> list[str]:
+        return [name for name in self.anomalies if name not in MAELSTROM_TYPES]
 
 
 def check(history: Sequence[Op], *, committed_offsets: bool = False) -> Verdict:
-    """Every anomaly in `history`. With `committed_offsets`, also flag committed offsets read
-    back below a commit acknowledged before the read began (meaningful across restarts; a rule
-    stricter than Maelstrom's, which lets a later, lower commit win)."""
-    analysis = _Analysis(history)
+    """Both verdicts on `history`. With `committed_offsets`, the stricter checks include
+    committed-offset-regression (meaningful across node restarts)."""
+    analysis = Analysis(history)
     found: dict[str, list[Case]] = {
-        "inconsistent-offsets": analysis.inconsistent_offsets(),
-        "duplicate": analysis.duplicates(),
-        "lost-write": analysis.lost_writes(),
-        "unseen": analysis.unseen(),
-        "nonmonotonic-send": analysis.nonmonotonic_sends(),
-        **analysis.poll_skips_and_nonmonotonic_polls(),
-        "unasked-key": analysis.unasked_keys(),
-        **analysis.internal_poll_skips_and_nonmonotonic_polls(),
-        "G1a": analysis.aborted_reads(),
-        "committed-offset-regression": (analysis.committed_offset_regressions() if committed_offsets
-                                        else []),
-        "stats": analysis.stats_failures(),
+        "inconsistent-offsets": analysis.inconsistencies,
+        "duplicate": duplicates(analysis),
+        "lost-write": lost_writes(analysis),
+        "unseen": unseen(analysis),
+        "nonmonotonic-send": nonmonotonic_sends(analysis),
+        **poll_skips_and_nonmonotonic_polls(analysis),
+        **internal_poll_skips_and_nonmonotonic_polls(analysis),
+        "G1a": aborted_reads(analysis),
+        "G1c-realtime": realtime_cycles(analysis),
+        "empty-transaction-graph": empty_transaction_graph(analysis),
     }
-    anomalies = {name: found[name] for name in ANOMALY_TYPES if found.get(name)}
-    return Verdict(valid=not anomalies, anomalies=anomalies, stats=analysis.stats)
+    stats, unsuccessful = stats_of(analysis)
+    found["stats"] = unsuccessful
+    found |= stricter.check(analysis, committed_offsets=committed_offsets)
+    return verdict_of({name: cases for name, cases in found.items() if cases}, analysis_errors(analysis), stats)
 
 
-def _token(value: Any) -> Any:
-    """A hashable stand-in for a message value (JSON text for anything but int and str)."""
-    if type(value) in (int, str):
-        return value
-    return ("json", msgspec.json.encode(value, order="sorted"))
+def verdict_of(anomalies: dict[str, list[Case]], errors: list[Case], stats: dict[str, dict[str, int]]) -> Verdict:
+    """Both verdicts from the anomalies found. Jepsen composes checkers by priority: false
+    beats unknown beats true; an analysis error makes the workload checker unknown."""
+    ordered = {name: anomalies[name] for name in [*ANOMALY_TYPES, *sorted(anomalies)] if name in anomalies}
+    workload: bool | str = UNKNOWN if errors else not any(
+        name in MAELSTROM_TYPES and name != "stats" for name in ordered)
+    maelstrom: bool | str = False if workload is False or "stats" in ordered else workload
+    stricter_ok = not any(name not in MAELSTROM_TYPES for name in ordered)
+    return Verdict(valid=maelstrom is True and stricter_ok, maelstrom_valid=maelstrom, stricter_valid=stricter_ok,
+                   anomalies=ordered, analysis_errors=errors, stats=stats)
 
 
-def _plain(token: Any) -> Any:
-    """The message value a token stands for (the inverse of _token)."""
-    return msgspec.json.decode(token[1]) if isinstance(token, tuple) else token
+def with_stricter(verdict: Verdict, name: str, cases: list[Case]) -> Verdict:
+    """`verdict` with one more stricter anomaly type (one the history cannot show: a node that
+    aborted the test, or accepted hostile input)."""
+    if not cases:
+        return verdict
+    return verdict_of({**verdict.anomalies, name: cases}, verdict.analysis_errors, verdict.stats)
 
 
-def _asked(op: Op) -> dict[str, int] | None:
-    """The offsets a poll asked for, per key; None when the history does not say."""
-    asked = op.value.get("offsets") if isinstance(op.value, dict) else None
-    return asked if isinstance(asked, dict) else None
+# --- what makes Jepsen's analysis stop (Maelstrom's "unknown") ------------------------------
+
+def analysis_errors(analysis: Analysis) -> list[Case]:
+    """Histories on which jepsen.tests.kafka throws instead of judging.
+
+    - A polled value that no send ever attempted (`wr-graph`, `lost-write-cases`:
+      :no-writer-of-value), e.g. a node that changes the messages it stores.
+    - A key whose acknowledged polls read nothing at a known offset (only empty lists, or
+      offsets below 0): `lost-write-cases` takes `(nth last-index->values -1)`, an
+      IndexOutOfBoundsException. A node that leaves keys with nothing out of its poll replies
+      (as the protocol allows) never meets this.
+    """
+    errors = []
+    for key in sorted(analysis.readers_of, key=key_order):
+        for value, readers in analysis.readers_of[key].items():
+            if value not in analysis.writer_of.get(key, {}):
+                errors.append({"error": "no-writer-of-value", "key": key, "value": plain(value),
+                               "ops": [op_ref(readers[0].op, key)]})
+    for key, values in sorted(analysis.reads_by_type[OK].items(), key=lambda kv: key_order(kv[0])):
+        indexed = analysis.orders[key].first_index if key in analysis.orders else {}
+        if not any(value in indexed for value in values):
+            reader = next(txn for txn in analysis.txns if txn.op.type == OK and key in txn.reads)
+            errors.append({"error": "no-read-in-version-order", "key": key, "ops": [op_ref(reader.op, key)]})
+    return errors
 
 
-def op_ref(op: Op, key: str | None = None) -> dict[str, Any]:
-    """An op as an anomaly cites it: its identity, and its value narrowed to `key`."""
-    ref: dict[str, Any] = {"index": op.index, "time": op.time, "process": op.process,
-                           "client": op.client, "type": op.type, "f": op.f}
-    value = op.value
-    if key is not None and isinstance(value, dict) and op.f in ("poll", "assign"):
-        narrowed = {name: part[key] for name, part in value.items() if isinstance(part, dict) and key in part}
-        if op.f == "assign":
-            narrowed["keys"] = len(value.get("keys", []))
-        value = narrowed
-    ref["value"] = value
-    if op.error:
-        ref["error"] = op.error
-    return ref
+# --- the log itself --------------------------------------------------------------------------
+
+def duplicates(analysis: Analysis) -> list[Case]:
+    """A value at more than one offset of a key (jepsen: duplicate-cases)."""
+    cases = []
+    for key in sorted(analysis.orders, key=key_order):
+        offsets: dict[Token, list[int]] = defaultdict(list)
+        for offset, values in sorted(analysis.orders[key].log.items()):
+            for value in values:
+                offsets[value].append(offset)
+        sources = analysis.orders[key].sources
+        cases += [{"key": key, "value": plain(value), "count": len(where), "offsets": where,
+                   "ops": [op_ref(sources[offset, value].op, key) for offset in where]}
+                  for value, where in offsets.items() if len(where) > 1]
+    return cases
 
 
-class _Analysis:
-    """Indexes built once from the history, shared by every anomaly search."""
-
-    def __init__(self, history: Sequence[Op]) -> None:
-        ops = [op if op.index >= 0 else msgspec.structs.replace(op, index=i) for i, op in enumerate(history)]
-        self.completions = list(pairs(ops))
-        self.log: dict[str, dict[int, dict[Any, Op]]] = defaultdict(dict)  # key -> offset -> token -> first source
-        self.writer: dict[tuple[str, Any], Op] = {}  # (key, token) -> send completion
-        self.ok_sends: list[tuple[Op, str, Any, int]] = []
-        self.reads: list[tuple[Op, str, list[tuple[int, Any]]]] = []  # every poll result, per key
-        self.reads_by_op: dict[int, list[tuple[str, list[tuple[int, Any]]]]] = defaultdict(list)
-        self.read: dict[str, dict[Any, Op]] = defaultdict(dict)  # key -> token -> first reader
-        self.stats: dict[str, dict[str, int]] = {}
-        counts: Counter[tuple[str, str]] = Counter()
-        for _, op in self.completions:
-            counts[op.f, op.type] += 1
-            value = op.value if isinstance(op.value, dict) else {}
-            if op.f == "send" and "key" in value:
-                token = _token(value.get("msg"))
-                self.writer[value["key"], token] = op
-                if op.type == OK:
-                    self.ok_sends.append((op, value["key"], token, value["offset"]))
-                    self._observe(value["key"], value["offset"], token, op)
-            elif op.f == "poll":
-                for key, msgs in (value.get("msgs") or {}).items():
-                    entries = [(offset, _token(msg)) for offset, msg in msgs]
-                    self.reads.append((op, key, entries))
-                    self.reads_by_op[op.index].append((key, entries))
-                    for offset, token in entries:
-                        self._observe(key, offset, token, op)
-                        self.read[key].setdefault(token, op)
-        for (f, kind), n in sorted(counts.items()):
-            self.stats.setdefault(f, {OK: 0, FAIL: 0, "info": 0})[kind] = n
-        self.offsets = {key: sorted(log) for key, log in self.log.items()}
-
-    def _observe(self, key: str, offset: int, token: Any, op: Op) -> None:
-        self.log[key].setdefault(offset, {}).setdefault(token, op)
-
-    def _between(self, key: str, low: int, high: int) -> list[int]:
-        """Known offsets of `key` strictly between low and high."""
-        known = self.offsets.get(key, [])
-        return known[bisect.bisect_right(known, low):bisect.bisect_left(known, high)]
-
-    def _values_at(self, key: str, offset: int) -> list[Any]:
-        return [_plain(t) for t in self.log[key].get(offset, {})]
-
-    def _skipped(self, key: str, low: int, high: int) -> list[dict[str, Any]]:
-        return [{"offset": o, "values": self._values_at(key, o)} for o in self._between(key, low, high)]
-
-    # --- the log itself --------------------------------------------------------------
-
-    def inconsistent_offsets(self) -> list[Case]:
-        return [
-            {"key": key, "offset": offset, "values": [_plain(t) for t in sources],
-             "ops": [op_ref(op, key) for op in sources.values()]}
-            for key in sorted(self.log, key=key_order)
-            for offset, sources in sorted(self.log[key].items()) if len(sources) > 1
-        ]
-
-    def duplicates(self) -> list[Case]:
-        cases = []
-        for key in sorted(self.log, key=key_order):
-            where: dict[Any, list[tuple[int, Op]]] = defaultdict(list)
-            for offset, sources in sorted(self.log[key].items()):
-                for token, op in sources.items():
-                    where[token].append((offset, op))
-            cases += [
-                {"key": key, "value": _plain(token), "offsets": [o for o, _ in seen],
-                 "ops": [op_ref(op, key) for _, op in seen]}
-                for token, seen in where.items() if len(seen) > 1
-            ]
-        return cases
-
-    # --- acknowledged sends that polls did not return ---------------------------------
-
-    def lost_writes(self) -> list[Case]:
-        """Acknowledged sends never polled, at or below the highest position some poll read."""
-        first: dict[str, dict[Any, int]] = defaultdict(dict)
-        last: dict[str, dict[Any, int]] = defaultdict(dict)
-        for key, log in self.log.items():
-            for offset in self.offsets[key]:
-                for token in log[offset]:
-                    first[key].setdefault(token, offset)
-                    last[key][token] = offset
-        bounds = {key: max((first[key][t] for t in read if t in first[key]), default=-1)
-                  for key, read in self.read.items()}
-        cases = []
-        for op, key, token, _ in self.ok_sends:
-            bound = bounds.get(key, -1)
-            if token in self.read[key] or last[key][token] > bound:
-                continue
-            max_reader = next(self.read[key][t] for t in self.log[key][bound] if t in self.read[key])
-            cases.append({"key": key, "value": _plain(token), "offset": last[key][token],
-                          "max_read_offset": bound, "ops": [op_ref(op, key), op_ref(max_reader, key)]})
-        return sorted(cases, key=lambda c: (key_order(c["key"]), c["offset"]))
-
-    def unseen(self) -> list[Case]:
-        """Acknowledged sends that no poll had returned by the end of the test."""
-        cases = [{"key": key, "value": _plain(token), "offset": offset, "ops": [op_ref(op, key)]}
-                 for op, key, token, offset in self.ok_sends if token not in self.read.get(key, {})]
-        return sorted(cases, key=lambda c: (key_order(c["key"]), c["offset"]))
-
-    def aborted_reads(self) -> list[Case]:
-        """G1a: polls that returned a message whose send failed with a definite error."""
-        cases = []
-        for op, key, entries in self.reads:
-            for offset, token in entries:
-                writer = self.writer.get((key, token))
-                if writer is not None and writer.type == FAIL:
-                    cases.append({"key": key, "value": _plain(token), "offset": offset,
-                                  "ops": [op_ref(writer, key), op_ref(op, key)]})
-        return cases
-
-    # --- order, per client and inside one poll ---------------------------------------
-
-    def nonmonotonic_sends(self) -> list[Case]:
-        """One client's successive sends to a key whose offsets do not increase."""
-        cases = []
-        last: dict[tuple[int, str], tuple[int, Any, Op]] = {}
-        for op, key, token, offset in self.ok_sends:
-            previous = last.get((op.process, key))
-            if previous and offset <= previous[0]:
-                cases.append({"key": key, "offsets": [previous[0], offset],
-                              "values": [_plain(previous[1]), _plain(token)],
-                              "ops": [op_ref(previous[2], key), op_ref(op, key)]})
-            last[op.process, key] = (offset, token, op)
-        return cases
-
-    def poll_skips_and_nonmonotonic_polls(self) -> dict[str, list[Case]]:
-        """A poll's first message of a key must be the next one its client asked for: right
-        after the last message of that key the client read (if it read one since its last
-        assign), else at the offset the poll asked for or the first known one after it."""
-        skips: list[Case] = []
-        backwards: list[Case] = []
-        last: dict[int, dict[str, tuple[int, Any, Op]]] = defaultdict(dict)
-        for _, op in self.completions:
-            if op.f == "assign" and op.type == OK:
-                last[op.process] = {}
-            if op.f != "poll":
-                continue
-            asked = _asked(op)
-            for key, entries in self.reads_by_op.get(op.index, []):
-                if not entries or (asked is not None and key not in asked):
-                    continue  # an unasked key is its own anomaly; the client does not adopt it
-                first, first_token = entries[0]
-                if previous := last[op.process].get(key):
-                    low, low_token, before = previous
-                    case = {"key": key, "offsets": [low, first], "values": [_plain(low_token), _plain(first_token)],
-                            "ops": [op_ref(before, key), op_ref(op, key)]}
-                    wrong_way, skipped = first <= low, self._skipped(key, low, first)
-                elif asked is not None:
-                    case = {"key": key, "asked": asked[key], "offset": first, "value": _plain(first_token),
-                            "ops": [op_ref(op, key)]}
-                    wrong_way, skipped = first < asked[key], self._skipped(key, asked[key] - 1, first)
-                else:
-                    wrong_way, skipped = False, []
-                if wrong_way:
-                    backwards.append(case)
-                elif skipped:
-                    skips.append({**case, "skipped": skipped})
-                last[op.process][key] = (*entries[-1], op)
-        return {"poll-skip": skips, "nonmonotonic-poll": backwards}
-
-    def unasked_keys(self) -> list[Case]:
-        """Poll replies holding messages of a key the poll did not ask for."""
-        cases = []
-        for op, key, entries in self.reads:
-            asked = _asked(op)
-            if entries and asked is not None and key not in asked:
-                cases.append({"key": key, "offsets": [offset for offset, _ in entries], "asked_keys": len(asked),
-                              "ops": [op_ref(op, key)]})
-        return cases
-
-    def internal_poll_skips_and_nonmonotonic_polls(self) -> dict[str, list[Case]]:
-        """Inside one poll reply, a key's messages out of order or jumping over known ones."""
-        skips: list[Case] = []
-        backwards: list[Case] = []
-        for op, key, entries in self.reads:
-            for (low, low_token), (high, high_token) in zip(entries, entries[1:]):
-                if high == low + 1:
+def lost_writes(analysis: Analysis) -> list[Case]:
+    """Values at or below the highest position an acknowledged poll read that no acknowledged
+    poll returned, and whose send must have committed (jepsen: lost-write-cases)."""
+    cases = []
+    for key, read in sorted(analysis.reads_by_type[OK].items(), key=lambda kv: key_order(kv[0])):
+        order = analysis.orders.get(key)
+        first = order.first_index if order else {}
+        bound = max((first[value] for value in read if value in first), default=-1)
+        if bound < 0:
+            continue  # Jepsen's analysis fails here: see analysis_errors
+        last_at: dict[int, list[Token]] = defaultdict(list)
+        for value, index in order.last_index.items():
+            last_at[index].append(value)
+        top = last_at.get(bound)
+        readers = analysis.readers_of.get(key, {}).get(top[0], []) if top else []
+        max_read = readers[0] if readers else None
+        for index in range(bound + 1):
+            for value in last_at.get(index, []):
+                writer = analysis.writer_of.get(key, {}).get(value)
+                if value in read or writer is None or not analysis.must_have_committed(writer):
                     continue
-                case = {"key": key, "offsets": [low, high], "values": [_plain(low_token), _plain(high_token)],
-                        "ops": [op_ref(op, key)]}
-                if high <= low:
+                cases.append({"key": key, "value": plain(value), "index": first[value],
+                              "offset": order.offsets[first[value]], "max-read-index": bound,
+                              "writer": op_ref(writer.op, key),
+                              "max-read": op_ref(max_read.op, key) if max_read else None})
+    return cases
+
+
+def unseen(analysis: Analysis) -> list[Case]:
+    """Acknowledged sends that no acknowledged poll had returned by the end (jepsen: unseen).
+
+    Jepsen folds over acknowledged sends and polls, keeping per key the values sent and not
+    yet polled; a key that first appears in the very last of those ops, read but never sent
+    successfully, is left holding the values read. That quirk is kept, so that the verdicts
+    agree."""
+    outstanding: dict[str, set[Token]] = {}
+    polled: dict[str, set[Token]] = defaultdict(set)
+    read_only_just_now: list[str] = []
+    for txn in analysis.txns:
+        if txn.op.type != OK or txn.op.f not in ("send", "poll"):
+            continue
+        for key in read_only_just_now:
+            outstanding[key] -= polled[key]
+        read_only_just_now = []
+        for key in txn.writes.keys() | txn.reads.keys():
+            sent = outstanding.get(key)
+            written = {value for _, value in txn.writes.get(key, [])}
+            polled[key].update(value for _, value in txn.reads.get(key, []))
+            if sent is None and not written:  # the quirk: the key holds what was read
+                outstanding[key] = set(polled[key])
+                read_only_just_now.append(key)
+            else:
+                outstanding[key] = ((sent or set()) | written) - polled[key]
+    offsets = {(key, value): txn.writes[key][0][0] for key, writers in analysis.writer_of.items()
+               for value, txn in writers.items() if txn.op.type == OK}
+    return [{"key": key, "count": len(values), "values": sorted_values(values),
+             "offsets": sorted(o for v in values if (o := offsets.get((key, v))) is not None),
+             "ops": [op_ref(analysis.writer_of[key][v].op, key) for v in values if v in analysis.writer_of[key]]}
+            for key, values in sorted(outstanding.items(), key=lambda kv: key_order(kv[0])) if values]
+
+
+def aborted_reads(analysis: Analysis) -> list[Case]:
+    """G1a: an acknowledged poll returned a value whose send failed definitely."""
+    failed = analysis.writes_by_type[FAIL]
+    return [{"key": key, "value": plain(value), "offset": offset,
+             "writer": op_ref(analysis.writer_of[key][value].op, key), "reader": op_ref(txn.op, key)}
+            for txn in analysis.txns if txn.op.type == OK
+            for key, entries in txn.reads.items()
+            for offset, value in entries if value in failed.get(key, ())]
+
+
+def realtime_cycles(analysis: Analysis) -> list[Case]:
+    """G1c-realtime, as Elle finds it in a graph of write-read edges (send -> each poll that read
+    its value) and real-time edges (each acknowledged op -> every op invoked after it
+    completed): an acknowledged poll read a value whose send was invoked only after the poll
+    completed. With one micro-op per operation, every cycle of that graph holds such a pair,
+    and each such pair is a cycle of two edges."""
+    cases = []
+    for txn in analysis.txns:
+        if txn.op.type != OK:
+            continue
+        for key, entries in txn.reads.items():
+            for _, value in entries:
+                writer = analysis.writer_of.get(key, {}).get(value)
+                if writer is None or writer is txn:
+                    continue
+                invoked = writer.invocation.index if writer.invocation else writer.op.index
+                if invoked > txn.op.index:
+                    cases.append({"key": key, "value": plain(value),
+                                  "cycle": [op_ref(writer.op, key), op_ref(txn.op, key)]})
+    return cases
+
+
+def empty_transaction_graph(analysis: Analysis) -> list[Case]:
+    """Elle's :empty-transaction-graph: no send or poll completed before another began, and no
+    poll read a value some other operation sent, so there is nothing to search. Jepsen's kafka
+    checker does not allow it: such a history is invalid."""
+    txns = [txn for txn in analysis.txns if txn.op.f in ("send", "poll")]
+    first_ok = min((txn.op.index for txn in txns if txn.op.type == OK), default=None)
+    if first_ok is not None and any(txn.invocation and txn.invocation.index > first_ok for txn in txns):
+        return []
+    if any(writer is not txn for txn in txns for key, entries in txn.reads.items() for _, value in entries
+           if (writer := analysis.writer_of.get(key, {}).get(value)) is not None):
+        return []
+    return [{"reason": f"{len(txns)} send and poll operations, none after another and none reading another's "
+                       "message: Elle's cycle search has nothing to work on"}]
+
+
+# --- order, per client process and inside one poll -------------------------------------------
+
+def _delta(analysis: Analysis, key: str, before: Token | None, after: Token | None) -> tuple[int, int | None, int | None]:
+    """Jepsen's delta between two values of a key: their distance in the dense version order,
+    or 1 when either index is unknown (then nothing can be said)."""
+    low, high = analysis.index_of(key, before), analysis.index_of(key, after)
+    return (high - low if low is not None and high is not None else 1), low, high
+
+
+def poll_skips_and_nonmonotonic_polls(analysis: Analysis) -> dict[str, list[Case]]:
+    """Per process, each poll's first value of a key against the last value the process's last
+    acknowledged poll of that key read (jepsen: poll-skip+nonmonotonic-cases). An ok or info
+    assign keeps the memory of the keys it assigns only; a failed one changes nothing; polls
+    that failed or timed out are judged when they carry reads, but never remembered."""
+    skips: list[Case] = []
+    backwards: list[Case] = []
+    memory: dict[int, dict[str, Any]] = defaultdict(dict)  # process -> key -> last ok reading txn
+    for txn in analysis.txns:
+        op, last = txn.op, memory[txn.op.process]
+        if op.f in ("assign", "subscribe"):
+            if op.type != FAIL:
+                keys = set(_assigned(op))
+                memory[op.process] = {key: txn for key, txn in last.items() if key in keys}
+            continue
+        if op.f != "poll":
+            continue
+        for key, entries in txn.reads.items():
+            previous = last.get(key)
+            if previous is None:
+                continue
+            before_entries = previous.reads[key]
+            before = before_entries[-1][1] if before_entries else None
+            after = entries[0][1] if entries else None
+            delta, low, high = _delta(analysis, key, before, after)
+            if delta > 1:
+                skips.append({"key": key, "delta": delta, "skipped": analysis.skipped(key, low, high),
+                              "offsets": [before_entries[-1][0], entries[0][0]],
+                              "ops": [op_ref(previous.op, key), op_ref(op, key)]})
+            elif delta < 1:
+                backwards.append({"key": key, "values": [plain(before), plain(after)], "delta": delta,
+                                  "offsets": [before_entries[-1][0], entries[0][0]],
+                                  "ops": [op_ref(previous.op, key), op_ref(op, key)]})
+        if op.type == OK:
+            last.update(dict.fromkeys(txn.reads, txn))
+    return {"poll-skip": skips, "nonmonotonic-poll": backwards}
+
+
+def _assigned(op: Op) -> list[str]:
+    return op.value.get("keys", []) if isinstance(op.value, dict) else []
+
+
+def nonmonotonic_sends(analysis: Analysis) -> list[Case]:
+    """Per process, a send to a key ordered at or before the process's previous send to it
+    (jepsen: nonmonotonic-send-cases). Indeterminate sends count (their value may be known from
+    a poll); an ok or info assign forgets the keys it does not assign."""
+    cases = []
+    memory: dict[int, dict[str, Any]] = defaultdict(dict)
+    for txn in analysis.txns:
+        op, last = txn.op, memory[txn.op.process]
+        if op.type not in (OK, INFO):
+            continue
+        if op.f in ("assign", "subscribe"):
+            keys = set(_assigned(op))
+            memory[op.process] = {key: txn for key, txn in last.items() if key in keys}
+            continue
+        if op.f != "send":
+            continue
+        for key, entries in txn.writes.items():
+            if previous := last.get(key):
+                (low_offset, before), (high_offset, after) = previous.writes[key][-1], entries[0]
+                delta, low, high = _delta(analysis, key, before, after)
+                if delta < 1:
+                    cases.append({"key": key, "values": [plain(before), plain(after)], "delta": delta,
+                                  "offsets": [low_offset, high_offset],
+                                  "ops": [op_ref(previous.op, key), op_ref(op, key)]})
+            last[key] = txn
+    return cases
+
+
+def internal_poll_skips_and_nonmonotonic_polls(analysis: Analysis) -> dict[str, list[Case]]:
+    """Inside one poll, a key's successive values out of version order or jumping over known
+    values (jepsen: int-poll-skip+nonmonotonic-cases), whatever the poll's outcome."""
+    skips: list[Case] = []
+    backwards: list[Case] = []
+    for txn in analysis.txns:
+        for key, entries in txn.reads.items():
+            for (low_offset, before), (high_offset, after) in zip(entries, entries[1:]):
+                delta, low, high = _delta(analysis, key, before, after)
+                case = {"key": key, "values": [plain(before), plain(after)], "delta": delta,
+                        "offsets": [low_offset, high_offset], "op": op_ref(txn.op, key)}
+                if delta > 1:
+                    skips.append({**case, "skipped": analysis.skipped(key, low, high)})
+                elif delta < 1:
                     backwards.append(case)
-                elif skipped := self._skipped(key, low, high):
-                    skips.append({**case, "skipped": skipped})
-        return {"int-poll-skip": skips, "int-nonmonotonic-poll": backwards}
+    return {"int-poll-skip": skips, "int-nonmonotonic-poll": backwards}
 
-    # --- committed offsets and stats -------------------------------------------------
 
-    def committed_offset_regressions(self) -> list[Case]:
-        """Committed offsets listed below a commit acknowledged before the listing began.
+# --- stats -----------------------------------------------------------------------------------
 
-        Stricter than Maelstrom, which accepts last-write-wins commits: this project's rule is
-        that a committed offset never moves backwards (see cli's --no-commit-check).
-        A poll op acknowledges its commit just before it completes, and an assign op lists
-        committed offsets right after it is invoked, so op times bound both conservatively.
-        """
-        commits = sorted(
-            ((op.time, key, offset, op) for _, op in self.completions
-             if op.f == "poll" and op.type == OK and isinstance(op.value, dict)
-             for key, offset in (op.value.get("commit") or {}).items()),
-            key=lambda c: c[0],
-        )
-        listings = sorted(
-            ((invocation.time if invocation else op.time), op) for invocation, op in self.completions
-            if op.f == "assign" and op.type == OK and isinstance(op.value, dict)
-            and op.value.get("committed") is not None
-        )
-        cases = []
-        best: dict[str, tuple[int, Op]] = {}
-        done = 0
-        for began, op in listings:
-            while done < len(commits) and commits[done][0] < began:
-                _, key, offset, commit_op = commits[done]
-                if offset > best.get(key, (-1, None))[0]:
-                    best[key] = (offset, commit_op)
-                done += 1
-            listed = op.value["committed"]
-            for key in op.value.get("keys", []):
-                if key in best and (listed.get(key) is None or listed[key] < best[key][0]):
-                    cases.append({"key": key, "committed": best[key][0], "listed": listed.get(key),
-                                  "ops": [op_ref(best[key][1], key), op_ref(op, key)]})
-        return cases
-
-    def stats_failures(self) -> list[Case]:
-        return [{"f": f, **self.stats.get(f, {OK: 0, FAIL: 0, "info": 0})}
-                for f in MUST_SUCCEED if self.stats.get(f, {}).get(OK, 0) == 0]
+def stats_of(analysis: Analysis) -> tuple[dict[str, dict[str, int]], list[Case]]:
+    """Completions per operation and outcome, and Jepsen's stats rule: every kind of operation
+    in the history (crashes aside) must have succeeded at least once."""
+    counts: Counter[tuple[str, str]] = Counter((txn.op.f, txn.op.type) for txn in analysis.txns)
+    stats: dict[str, dict[str, int]] = {}
+    for (f, kind), n in sorted(counts.items()):
+        stats.setdefault(f, {OK: 0, FAIL: 0, INFO: 0})[kind] = n
+    unsuccessful = [{"f": f, **by_type} for f, by_type in stats.items()
+                    if f not in NOT_COUNTED and by_type.get(OK, 0) == 0]
+    return stats, unsuccessful

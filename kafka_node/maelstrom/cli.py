@@ -16,16 +16,17 @@ from pathlib import Path
 
 from kafka_node import argtypes
 from kafka_node.maelstrom import report
-from kafka_node.maelstrom.checker import ANOMALY_TYPES, Verdict, check
+from kafka_node.maelstrom.checker import MAELSTROM_TYPES, Verdict, check, with_stricter
 from kafka_node.maelstrom.history import write_jsonl
-from kafka_node.maelstrom.hostile import HOSTILE_ACCEPTED, HOSTILE_CLIENT, HostileTally, write_lines
+from kafka_node.maelstrom.hostile import HOSTILE_ACCEPTED, HOSTILE_CLIENT, write_lines
+from kafka_node.maelstrom.stricter import ABORTED, STRICTER_TYPES
 from kafka_node.maelstrom.network import RPC_TIMEOUT
 from kafka_node.maelstrom.process import NodeStartError
 from kafka_node.maelstrom.runner import FINAL_TIME_LIMIT, RunConfig, Runner, RunRecord
 
 EXIT_VALID = 0
-EXIT_INVALID = 1
-EXIT_USAGE = 2  # bad flags, or a node that could not be started
+EXIT_INVALID = 1  # either verdict failed (Maelstrom's "unknown" included)
+EXIT_USAGE = 2  # bad flags, a node that could not be started, or (check) an unreadable history
 EXIT_INTERRUPTED = 130  # SIGINT or SIGTERM; what was recorded until then is still written
 
 
@@ -46,12 +47,13 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
         epilog=(
             "Writes store/kafka/<time>/ (history.jsonl, results.json, node.log, memory.csv, "
             "latency-raw.png, rate.png, and hostile.jsonl with --hostile-every) and points store/latest "
-            f"at it. The checker reports these anomalies: {', '.join(ANOMALY_TYPES)}, {HOSTILE_ACCEPTED} "
-            "(unasked-key: a poll reply holding a key the poll did not ask for; committed-offset-regression: "
-            f"only with --restart-every, see there; {HOSTILE_ACCEPTED}: only with --hostile-every, see there). "
+            "at it. Two verdicts: Maelstrom's (the anomalies Maelstrom's kafka checker reports: "
+            f"{', '.join(MAELSTROM_TYPES)}; or 'unknown' where its analysis would stop with an error) and "
+            f"our stricter checks ({', '.join(STRICTER_TYPES)}; committed-offset-regression only with "
+            f"--restart-every, {HOSTILE_ACCEPTED} only with --hostile-every, see there). "
             "A node that prints anything but a message on stdout, or exits without being killed, "
-            "aborts the test. Exit status: 0 if the run is valid, 1 if the checker found anomalies "
-            "or the test was aborted, 2 for bad flags or a node that could not be started, 130 if "
+            "aborts the test. Exit status: 0 if both verdicts pass, 1 if either fails or the test "
+            "was aborted, 2 for bad flags or a node that could not be started, 130 if "
             "interrupted (the history recorded so far is still written)."
         ),
     )
@@ -152,16 +154,13 @@ def run_until_interrupted(runner: Runner) -> tuple[RunRecord, str | None]:
         return runner.record, f"interrupted at {runner.history.seconds():.1f} s; the history until then was kept"
 
 
-def with_hostile_accepted(verdict: Verdict, hostile: HostileTally | None) -> Verdict:
-    """The checker's verdict, made invalid by any reply that accepted a hostile request."""
-    if not hostile or not hostile.accepted:
-        return verdict
-    return Verdict(valid=False, anomalies={**verdict.anomalies, HOSTILE_ACCEPTED: hostile.accepted},
-                   stats=verdict.stats)
-
-
 def main(argv: list[str] | None = None) -> int:
-    args, node_args = parse_args(sys.argv[1:] if argv is None else argv)
+    argv = sys.argv[1:] if argv is None else argv
+    return test_main(argv[1:] if argv[:1] == ["test"] else argv)
+
+
+def test_main(argv: list[str]) -> int:
+    args, node_args = parse_args(argv)
     try:
         if args.node_count != 1:
             raise ValueError(f"--node-count {args.node_count}: only 1 node is supported (a single-node log)")
@@ -201,7 +200,8 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
     ops = record.history.ops
     write_jsonl(ops, run_dir / "history.jsonl")
-    verdict = with_hostile_accepted(check(ops, committed_offsets=commit_check), record.hostile)
+    verdict = check(ops, committed_offsets=commit_check)
+    verdict = with_runner_findings(verdict, record.aborted, record.hostile.accepted if record.hostile else [])
     notes = []
     if note := report.plot(ops, record.restarts, run_dir):
         notes.append(note)
@@ -219,6 +219,12 @@ def main(argv: list[str] | None = None) -> int:
     if interrupted:
         return EXIT_INTERRUPTED
     return EXIT_VALID if data["valid"] else EXIT_INVALID
+
+
+def with_runner_findings(verdict: Verdict, aborted: str | None, hostile_accepted: list[dict]) -> Verdict:
+    """The verdict, with what only the runner saw: an aborted test, hostile input accepted."""
+    verdict = with_stricter(verdict, HOSTILE_ACCEPTED, hostile_accepted)
+    return with_stricter(verdict, ABORTED, [{"reason": aborted}] if aborted else [])
 
 
 if __name__ == "__main__":

@@ -99,26 +99,28 @@ class Client:
         return reply.offset
 
     async def poll(self) -> dict[str, list[tuple[int, Any]]]:
-        """Poll every assigned key; advance each key's next offset past what was read. A key
-        the poll did not ask for is returned as read (the checker flags it) but not adopted."""
+        """Poll exactly the client's offsets, then move each key the reply names to its highest
+        offset + 1 (0 for an empty list), never backwards; as Maelstrom's client does, a key
+        the poll did not ask for is taken into the offsets too."""
         reply = await self._rpc({"type": "poll", "offsets": dict(self.offsets)}, "poll_ok", PollOk)
         for key, pairs in reply.msgs.items():
-            if key in self.offsets and pairs:
-                self.offsets[key] = max(self.offsets[key], max(offset for offset, _ in pairs) + 1)
+            after = max((offset for offset, _ in pairs), default=-1) + 1
+            self.offsets[key] = max(self.offsets.get(key, after), after)
         return reply.msgs
 
     async def commit(self, offsets: dict[str, int]) -> None:
         await self._rpc({"type": "commit_offsets", "offsets": offsets}, "commit_offsets_ok", None)
 
     async def assign(self, keys: list[str], seek_to_beginning: bool) -> dict[str, int] | None:
-        """Replace the assignment; start at offset 0, or at each key's committed offset (the
-        committed message is read again), or 0 when none. Returns the listed offsets."""
+        """Replace the assignment with `keys`. Seeking to the beginning sets each to 0 without
+        asking the node; otherwise a key the client already holds keeps its offset, and a new
+        one starts at its committed offset (read again), or 0. Returns the listed offsets."""
         if seek_to_beginning:
             self.offsets = dict.fromkeys(keys, 0)
             return None
         reply = await self._rpc({"type": "list_committed_offsets", "keys": keys},
                                 "list_committed_offsets_ok", ListCommittedOffsetsOk)
-        self.offsets = {key: reply.offsets.get(key, 0) for key in keys}
+        self.offsets = {key: self.offsets.get(key, reply.offsets.get(key, 0)) for key in keys}
         return reply.offsets
 
 
@@ -127,24 +129,37 @@ def invocation_value(client: Client, f: str, value: Any) -> Any:
     return {"offsets": dict(client.offsets)} if f == "poll" else value
 
 
-async def perform(client: Client, f: str, value: Any) -> tuple[str, Any, str | None]:
-    """Run one operation; its completion type, value and error.
+def highest_offsets(msgs: dict[str, list[tuple[int, Any]]]) -> dict[str, int]:
+    """What a poll commits: the highest offset read of each key it read anything of."""
+    return {key: max(offset for offset, _ in pairs) for key, pairs in msgs.items() if pairs}
 
-    A definite error fails the op; a timeout, a lost node, an indefinite error or a malformed
-    reply make it indeterminate (info), and the caller replaces the client. A poll whose
-    commit fails keeps the messages it read in its value, since the client has consumed them.
+
+async def perform(client: Client, f: str, value: Any) -> tuple[str, Any, str | None]:
+    """Run one operation, as Maelstrom's kafka client does; its completion type, value and
+    error.
+
+    A send or poll that times out, loses the node, or gets an indefinite error is
+    indeterminate (info: the caller replaces the client); a definite error fails it. An assign
+    is idempotent, so any error or timeout fails it and leaves the client as it was. A reply
+    that does not match the request's schema is an exception in Maelstrom's client: info, for
+    any operation. A poll's commit is part of the operation: if the commit fails, the poll
+    completes as fail or info with its invocation's value, no reads recorded (the messages
+    read are kept aside under `uncounted_msgs`), though the client has already moved past them.
     """
     result: dict[str, Any] = dict(value) if isinstance(value, dict) else {}
     try:
         if f == "send":
             result["offset"] = await client.send(value["key"], value["msg"])
         elif f == "poll":
-            result["msgs"] = msgs = await client.poll()
-            commit = {key: max(offset for offset, _ in pairs) for key, pairs in msgs.items()
-                      if pairs and key in value["offsets"]}
-            if commit:
+            msgs = await client.poll()
+            if commit := highest_offsets(msgs):
                 result["commit"] = commit
-                await client.commit(commit)
+                try:
+                    await client.commit(commit)
+                except (RpcError, RpcTimeout, NodeLost, MalformedReply):
+                    result["uncounted_msgs"] = msgs
+                    raise
+            result["msgs"] = msgs
         elif f == "assign":
             committed = await client.assign(value["keys"], value["seek_to_beginning"])
             if committed is not None:
@@ -156,10 +171,10 @@ async def perform(client: Client, f: str, value: Any) -> tuple[str, Any, str | N
             raise ValueError(f"unknown operation {f!r}")
         return OK, result, None
     except RpcError as error:
-        return (FAIL if error.definite else INFO), result, str(error)
+        return (FAIL if error.definite or f == "assign" else INFO), result, str(error)
     except RpcTimeout as error:
-        return INFO, result, f"timeout: {error}"
+        return (FAIL if f == "assign" else INFO), result, f"timeout: {error}"
     except NodeLost as error:
-        return INFO, result, f"node lost: {error}"
+        return (FAIL if f == "assign" else INFO), result, f"node lost: {error}"
     except MalformedReply as error:
         return INFO, result, f"malformed reply: {error}"

@@ -10,13 +10,16 @@ from typing import Any
 
 import msgspec
 
-from kafka_node.maelstrom.checker import Verdict
+from kafka_node.maelstrom.checker import UNKNOWN, Verdict
 from kafka_node.maelstrom.client import ERROR_NAMES
 from kafka_node.maelstrom.history import FAIL, INFO, OK, Op, pairs
 from kafka_node.maelstrom.hostile import HOSTILE_ACCEPTED
 
-GOOD = "Everything looks good! ヽ('ー`)ノ"
+#: Jepsen's last line for each verdict (jepsen/src/jepsen/core.clj), and ours.
+GOOD = "Everything looks good! ヽ(‘ー`)ノ"
 BAD = "Analysis invalid! (ﾉಥ益ಥ）ﾉ ┻━┻"
+UNKNOWN_LINE = "Errors occurred during analysis, but no anomalies found. ಠ~ಠ"
+STRICTER_BAD = "Stricter checks failed! (ﾉಥ益ಥ）ﾉ ┻━┻"
 ABORTED = "Test aborted! (ﾉಥ益ಥ）ﾉ ┻━┻"
 #: Cases kept per anomaly type in results.json, and shown in the summary.
 KEPT_CASES = 32
@@ -56,17 +59,23 @@ def performance(ops: list[Op], by_rpc: dict[str, list[tuple[float, float]]],
     }
 
 
-def results(verdict: Verdict, perf: dict[str, Any], run: dict[str, Any], aborted: str | None) -> dict[str, Any]:
+def verdict_data(verdict: Verdict) -> dict[str, Any]:
+    """Both verdicts as results.json and `check --json` give them: anomaly type -> cases
+    (at most KEPT_CASES each; `anomaly_counts` has the full counts)."""
     return {
-        "valid": verdict.valid and aborted is None,
-        "aborted": aborted,
-        "anomaly_types": sorted(verdict.anomalies),
-        "anomalies": {name: {"count": len(cases), "cases": cases[:KEPT_CASES]}
-                      for name, cases in verdict.anomalies.items()},
+        "valid": verdict.valid,
+        "maelstrom": {"valid": verdict.maelstrom_valid, "anomaly_types": verdict.maelstrom_types,
+                      "analysis_errors": verdict.analysis_errors[:KEPT_CASES]},
+        "stricter": {"valid": verdict.stricter_valid, "anomaly_types": verdict.stricter_types},
+        "anomaly_types": list(verdict.anomalies),
+        "anomaly_counts": {name: len(cases) for name, cases in verdict.anomalies.items()},
+        "anomalies": {name: cases[:KEPT_CASES] for name, cases in verdict.anomalies.items()},
         "stats": verdict.stats,
-        "perf": perf,
-        "run": run,
     }
+
+
+def results(verdict: Verdict, perf: dict[str, Any], run: dict[str, Any], aborted: str | None) -> dict[str, Any]:
+    return {**verdict_data(verdict), "aborted": aborted, "perf": perf, "run": run}
 
 
 def write_results(path: Path, data: dict[str, Any]) -> None:
@@ -78,9 +87,7 @@ def write_results(path: Path, data: dict[str, Any]) -> None:
 def summary(data: dict[str, Any], run_dir: Path) -> str:
     run, perf = data["run"], data["perf"]
     lines = [f"kafka test: {run['command']}", f"run directory: {run_dir}", ""]
-    lines.append(f"{'operation':<10}{'ok':>8}{'fail':>8}{'info':>8}")
-    for f, counts in sorted(data["stats"].items()):
-        lines.append(f"{f:<10}" + "".join(f"{counts.get(kind, 0):>8}" for kind in OUTCOMES))
+    lines += stats_table(data["stats"])
     lines.append(f"throughput: {perf['main_phase_ops_per_s']} op/s in the main phase "
                  f"({run['time_limit']:g} s at --rate {run['rate']:g}); {perf['overall_ops_per_s']} op/s overall")
     lines += ["", f"{'latency (ms)':<24}{'count':>8}{'p50':>9}{'p95':>9}{'p99':>9}{'max':>9}"]
@@ -99,17 +106,48 @@ def summary(data: dict[str, Any], run_dir: Path) -> str:
     for note in run.get("notes", []):
         lines.append(f"note: {note}")
     lines.append("")
+    lines += verdict_lines(data)
     if data["aborted"]:
-        lines += [data["aborted"], "", ABORTED]
-        return "\n".join(lines)
-    for name in data["anomaly_types"]:
-        group = data["anomalies"][name]
-        lines.append(f"{name}: {group['count']}")
-        lines += [f"  {describe(name, case)}" for case in group["cases"][:SHOWN_CASES]]
-        if group["count"] > SHOWN_CASES:
-            lines.append(f"  ... ({group['count'] - SHOWN_CASES} more; up to {KEPT_CASES} in results.json)")
-    lines.append(GOOD if data["valid"] else BAD)
+        lines[-1] = ABORTED
     return "\n".join(lines)
+
+
+def stats_table(stats: dict[str, dict[str, int]]) -> list[str]:
+    lines = [f"{'operation':<10}{'ok':>8}{'fail':>8}{'info':>8}"]
+    for f, counts in sorted(stats.items()):
+        lines.append(f"{f:<10}" + "".join(f"{counts.get(kind, 0):>8}" for kind in OUTCOMES))
+    return lines
+
+
+def verdict_lines(data: dict[str, Any]) -> list[str]:
+    """Maelstrom's verdict and our stricter checks, each anomaly type with a few cases in
+    words, and the last line: Jepsen's for Maelstrom's verdict, ours when only the stricter
+    checks failed."""
+    maelstrom, stricter = data["maelstrom"], data["stricter"]
+    if maelstrom["valid"] is True:
+        said = "valid"
+    elif maelstrom["valid"] == UNKNOWN:
+        said = "unknown: Jepsen's kafka analysis would stop with an error on this history"
+    else:
+        said = "invalid (" + ", ".join(maelstrom["anomaly_types"]) + ")"
+    lines = [f"Maelstrom's verdict: {said}",
+             "our stricter checks: " + ("passed" if stricter["valid"] else
+                                        "failed (" + ", ".join(stricter["anomaly_types"]) + ")")]
+    for error in maelstrom["analysis_errors"][:SHOWN_CASES]:
+        lines.append(f"  analysis error: {describe_error(error)}")
+    for name in data["anomaly_types"]:
+        count, cases = data["anomaly_counts"][name], data["anomalies"][name]
+        lines.append(f"{name}: {count}")
+        lines += [f"  {describe(name, case)}" for case in cases[:SHOWN_CASES]]
+        if count > SHOWN_CASES:
+            lines.append(f"  ... ({count - SHOWN_CASES} more; up to {KEPT_CASES} in results.json)")
+    if maelstrom["valid"] is False:
+        lines.append(BAD)
+    elif maelstrom["valid"] == UNKNOWN:
+        lines.append(UNKNOWN_LINE)
+    else:
+        lines.append(GOOD if stricter["valid"] else STRICTER_BAD)
+    return lines
 
 
 def hostile_summary(hostile: dict[str, Any]) -> str:
@@ -134,15 +172,26 @@ def memory_summary(memory: dict[str, Any]) -> str:
             f"{memory['processes']} process{'es' if memory['processes'] != 1 else ''}, {memory['file']})")
 
 
-def _op(ref: dict[str, Any]) -> str:
-    return f"op #{ref['index']} ({ref['client']} {ref['f']} {ref['type']} at {ref['time'] / 1e9:.3f} s)"
+def _op(ref: dict[str, Any] | None) -> str:
+    if ref is None:
+        return "no recorded op"
+    who = f"{ref['client']} " if ref.get("client") else f"process {ref['process']} "
+    return f"op #{ref['index']} ({who}{ref['f']} {ref['type']} at {ref['time'] / 1e9:.3f} s)"
 
 
-def _offsets(skipped: list[dict[str, Any]]) -> str:
-    """Skipped offsets with their values: `offset 3 (value 4)`."""
-    shown = [f"offset {s['offset']} (value{'s' if len(s['values']) != 1 else ''} "
-             f"{', '.join(map(repr, s['values']))})" for s in skipped[:5]]
-    return ", ".join(shown) + (f" and {len(skipped) - 5} more" if len(skipped) > 5 else "")
+def _values(values: list[Any]) -> str:
+    shown = ", ".join(map(repr, values[:5]))
+    return shown + (f" and {len(values) - 5} more" if len(values) > 5 else "")
+
+
+def describe_error(error: dict[str, Any]) -> str:
+    """Why Jepsen's analysis would stop, in a sentence."""
+    key, ops = f"key {error.get('key')!r}", error.get("ops", [])
+    if error["error"] == "no-writer-of-value":
+        return (f"{key} value {error['value']!r} was polled ({_op(ops[0])}) but no send of it was ever "
+                "attempted (Jepsen throws :no-writer-of-value)")
+    return (f"{key}: acknowledged polls never read a message of it at a known offset, only empty lists "
+            f"({_op(ops[0])}); Jepsen's lost-write analysis throws IndexOutOfBoundsException")
 
 
 def describe(name: str, case: dict[str, Any]) -> str:
@@ -150,34 +199,44 @@ def describe(name: str, case: dict[str, Any]) -> str:
     ops = case.get("ops", [])
     key = f"key {case.get('key')!r}"
     if name == "inconsistent-offsets":
-        return f"{key} offset {case['offset']} holds values {case['values']}: " + "; ".join(map(_op, ops))
+        return f"{key} offset {case['offset']} holds values {_values(case['values'])}"
     if name == "duplicate":
-        return f"{key} value {case['value']!r} is at offsets {case['offsets']}: " + "; ".join(map(_op, ops))
+        return f"{key} value {case['value']!r} is at offsets {case['offsets']}"
     if name == "lost-write":
-        return (f"{key} value {case['value']!r} at offset {case['offset']} was acknowledged by {_op(ops[0])} but "
-                f"never polled, though {_op(ops[1])} polled offset {case['max_read_offset']}")
+        return (f"{key} value {case['value']!r} at offset {case['offset']} was sent ({_op(case['writer'])}) but "
+                f"never polled, though polls reached past it ({_op(case['max-read'])})")
     if name == "unseen":
-        return (f"{key} value {case['value']!r} at offset {case['offset']} was acknowledged by {_op(ops[0])} "
-                "but never polled")
+        return (f"{key}: {case['count']} acknowledged message{'s' if case['count'] != 1 else ''} never polled "
+                f"(values {_values(case['values'])})")
     if name == "nonmonotonic-send":
-        return (f"{key}: {ops[0]['client']} sent {case['values'][0]!r} at offset {case['offsets'][0]}, then "
-                f"{case['values'][1]!r} at offset {case['offsets'][1]} ({_op(ops[0])}; {_op(ops[1])})")
-    if name in ("poll-skip", "nonmonotonic-poll"):
-        verb = f"skipping {_offsets(case['skipped'])}" if name == "poll-skip" else "going backwards"
-        if "asked" in case:  # the client's first read of the key since its assign
-            return (f"{key}: {ops[0]['client']} asked to poll from offset {case['asked']}, but the reply started "
-                    f"at offset {case['offset']}, {verb} ({_op(ops[0])})")
-        return (f"{key}: {ops[1]['client']} polled up to offset {case['offsets'][0]}, then its next poll started "
-                f"at offset {case['offsets'][1]}, {verb} ({_op(ops[0])}; {_op(ops[1])})")
+        return (f"{key}: process {ops[0]['process']} sent {case['values'][0]!r} at offset {case['offsets'][0]}, "
+                f"then {case['values'][1]!r} at offset {case['offsets'][1]} ({_op(ops[0])}; {_op(ops[1])})")
+    if name == "poll-skip":
+        return (f"{key}: process {ops[1]['process']} polled up to offset {case['offsets'][0]}, then its next poll "
+                f"started at offset {case['offsets'][1]}, skipping values {_values(case['skipped'])} "
+                f"({_op(ops[0])}; {_op(ops[1])})")
+    if name == "nonmonotonic-poll":
+        return (f"{key}: process {ops[1]['process']} polled up to offset {case['offsets'][0]}, then its next poll "
+                f"started at offset {case['offsets'][1]}, going backwards ({_op(ops[0])}; {_op(ops[1])})")
     if name in ("int-poll-skip", "int-nonmonotonic-poll"):
-        verb = f"skipping {_offsets(case['skipped'])}" if name == "int-poll-skip" else "going backwards"
-        return f"{key}: one poll went from offset {case['offsets'][0]} to {case['offsets'][1]}, {verb} ({_op(ops[0])})"
-    if name == "unasked-key":
-        return (f"{key}: {_op(ops[0])} returned offsets {case['offsets']} of it, though the poll did not ask "
-                f"for that key (it asked for {case['asked_keys']} keys)")
+        verb = (f"skipping values {_values(case['skipped'])}" if name == "int-poll-skip" else "going backwards")
+        return (f"{key}: one poll went from offset {case['offsets'][0]} to {case['offsets'][1]}, {verb} "
+                f"({_op(case['op'])})")
     if name == "G1a":
-        return (f"{key} value {case['value']!r}: its send failed ({ops[0].get('error')}), yet {_op(ops[1])} "
-                f"polled it at offset {case['offset']}")
+        return (f"{key} value {case['value']!r}: its send failed ({case['writer'].get('error')}), yet "
+                f"{_op(case['reader'])} polled it at offset {case['offset']}")
+    if name == "G1c-realtime":
+        writer, reader = case["cycle"]
+        return (f"{key} value {case['value']!r} was polled ({_op(reader)}) before its send began "
+                f"({_op(writer)})")
+    if name in ("asked-offset-skip", "asked-offset-nonmonotonic"):
+        verb = ("skipping offsets " + ", ".join(str(s["offset"]) for s in case["skipped"][:5])
+                if name == "asked-offset-skip" else "before it")
+        return (f"{key}: a poll asked from offset {case['asked']}, but the reply started at offset "
+                f"{case['offset']}, {verb} ({_op(case['op'])})")
+    if name == "unasked-key":
+        return (f"{key}: {_op(case['op'])} returned offsets {case['offsets']} of it, though the poll did not ask "
+                f"for that key (it asked for {case['asked_keys']} keys)")
     if name == "committed-offset-regression":
         listed = "nothing" if case["listed"] is None else f"offset {case['listed']}"
         return (f"{key}: a commit of offset {case['committed']} was acknowledged ({_op(ops[0])}), "
@@ -185,6 +244,8 @@ def describe(name: str, case: dict[str, Any]) -> str:
     if name == HOSTILE_ACCEPTED:
         asked = f"{case['kind']} request {case['request']!r}" if case.get("request") else "a hostile line"
         return f"at {case['time']:.3f} s the node answered {case['reply']!r} to the invalid {asked}"
+    if name in ("aborted", "empty-transaction-graph"):
+        return case["reason"]
     if name == "stats":
         return f"no successful {case['f']} ({case.get(OK, 0)} ok, {case.get(FAIL, 0)} fail, {case.get(INFO, 0)} info)"
     return msgspec.json.encode(case).decode()

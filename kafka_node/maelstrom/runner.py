@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-import math
 import random
 import sys
 from dataclasses import dataclass, field
@@ -298,28 +297,24 @@ class Runner:
             await worker.execute(f, value)
 
     async def _final_polls(self, worker: Worker, keys: list[str], targets: dict[str, int], deadline: float) -> None:
-        """Crash, assign every key from offset 0, poll until this client has read up to every
-        key's highest known offset (or the deadline)."""
+        """As Maelstrom's final generator, per client slot: crash the client, assign every key
+        from offset 0, then poll until this slot has read up to every key's highest known
+        offset, or the deadline. Like Maelstrom, a client replaced after an indeterminate
+        poll goes on polling without an assignment (so it reads nothing more)."""
         clock = self.history.seconds
         waiting = dict(targets)
-        assigned = False
+        await worker.execute("crash", None)
+        await worker.execute("assign", {"keys": keys, "seek_to_beginning": True})
         while waiting and clock() < deadline:
-            if not assigned:
-                await worker.execute("crash", None)
-                assign = await worker.execute("assign", {"keys": keys, "seek_to_beginning": True})
-                assigned = assign.type == OK
-                continue
             pause = self.timing.uniform(0, 2 * FINAL_POLL_INTERVAL)
             await asyncio.sleep(max(0.0, min(pause, deadline - clock())))
             if clock() >= deadline:
                 return
             poll = await worker.execute("poll", None)
-            if poll.type == INFO:
-                assigned = False
-            elif poll.type == OK:
+            if poll.type == OK:
                 for key, pairs in poll.value.get("msgs", {}).items():
-                    if pairs and waiting.get(key, math.inf) <= max(offset for offset, _ in pairs):
-                        del waiting[key]
+                    if waiting.get(key, -1) <= max((offset for offset, _ in pairs), default=-1):
+                        waiting.pop(key, None)
 
     # --- hostile input and memory ----------------------------------------------------
 

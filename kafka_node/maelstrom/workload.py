@@ -64,7 +64,8 @@ class Workload:
         return {"key": key, "msg": value}
 
     def observe(self, op: Op) -> None:
-        """Learn the offsets an ok send or poll revealed."""
+        """Learn the offsets an ok send or poll revealed (Jepsen's op->max-offsets: a key a
+        poll returned with no messages counts as offset -1)."""
         if op.type != OK or not isinstance(op.value, dict):
             return
         if op.f == "send":
@@ -74,11 +75,10 @@ class Workload:
             self._forget_if_caught_up(key)
         elif op.f == "poll":
             for key, pairs in op.value.get("msgs", {}).items():
-                if pairs:
-                    highest = max(offset for offset, _ in pairs)
-                    self._raise(self.max_offsets, key, highest)
-                    self._raise(self.polled, key, highest)
-                    self._forget_if_caught_up(key)
+                highest = max((offset for offset, _ in pairs), default=-1)
+                self._raise(self.max_offsets, key, highest)
+                self._raise(self.polled, key, highest)
+                self._forget_if_caught_up(key)
 
     def _forget_if_caught_up(self, key: str) -> None:
         if self.polled.get(key, -1) >= self.sent.get(key, -1):
@@ -87,13 +87,11 @@ class Workload:
 
     @staticmethod
     def _raise(offsets: dict[str, int], key: str, offset: int) -> None:
-        if offset > offsets.get(key, -1):
-            offsets[key] = offset
+        offsets[key] = max(offsets.get(key, offset), offset)
 
     def keys_used(self) -> list[str]:
-        """Every key a send was attempted to, or that some poll returned, numerically."""
-        keys = set(self.writes) | set(self.max_offsets)
-        return sorted(keys, key=key_order)
+        """The keys the final polls assign: every key an ok send or poll revealed, numerically."""
+        return sorted(self.max_offsets, key=key_order)
 
 
 class Stagger:
