@@ -1,6 +1,7 @@
 """The installed `maelstrom-kafka-test` command end to end: deliberately broken nodes are caught
 with the anomalies Maelstrom would report (or our stricter checks), our node passes the same
-runs, with and without restarts and hostile input, the node's memory is sampled, and the
+runs, with and without restarts and hostile input, `check` re-judges stored histories (ours
+and Maelstrom's history.edn) with the same verdict, the node's memory is sampled, and the
 runner copes with nodes that exit, stop answering or stop reading, and with being interrupted."""
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from maelstrom_edn import write_edn
 
 from kafka_node.maelstrom.checker import check
 from kafka_node.maelstrom.history import read_jsonl
@@ -129,6 +132,18 @@ def runs(tmp_path_factory):
     yield started
     for run in started.values():
         run.stop()
+
+
+#: The seed's workload (20 s at 1000 op/s; a short recovery pause), started only when its test
+#: runs, after the runs above, so that it is not starved of CPU by them.
+SEED_RUN = ["--time-limit", "20", "--rate", "1000", "--recovery-time", "1", "--seed", "5", *ours()]
+
+
+@pytest.fixture(scope="module")
+def seed_run(tmp_path_factory):
+    run = Run(SEED_RUN, tmp_path_factory.mktemp("ours-seed"))
+    yield run
+    run.stop()
 
 
 def describe(done: Finished) -> str:
@@ -336,6 +351,15 @@ def test_recorded_history_gives_the_same_verdict(runs):
         n for counts in done.results["stats"].values() for n in counts.values())
 
 
+def test_a_broken_nodes_run_is_judged_again_with_the_same_anomalies(runs):
+    done = runs["duplicates"].finish()
+    again = subprocess.run([installed("maelstrom-kafka-test"), "check", str(done.run_dir)],
+                           capture_output=True, text=True, timeout=120)
+    assert again.returncode == 1
+    for name, count in done.results["anomaly_counts"].items():
+        assert f"{name}: {count}" in again.stdout
+
+
 def test_our_node_passes_with_restarts(runs):
     done = runs["ours-restarting"].finish()
     assert done.status == 0, describe(done)
@@ -472,3 +496,25 @@ def test_plots_are_skipped_with_a_note_without_matplotlib(runs, tmp_path, monkey
     note = report.plot(ops, [], tmp_path)
     assert note and "matplotlib is not installed" in note
     assert not list(tmp_path.glob("*.png"))
+
+
+# --- last: a run of the seed's size, alone --------------------------------------------------
+
+def test_a_seed_sized_run_is_judged_again_by_check_with_the_same_verdict(seed_run, tmp_path):
+    done = seed_run.finish()
+    assert done.status == 0, describe(done)
+    assert (done.results["run"]["time_limit"], done.results["run"]["rate"]) == (20, 1000)
+    assert done.results["stats"]["send"]["ok"] > 5000
+    again = subprocess.run([installed("maelstrom-kafka-test"), "check", str(done.run_dir), "--json"],
+                           capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0, again.stderr
+    judged = json.loads(again.stdout)
+    for field in ("valid", "maelstrom", "stricter", "anomaly_counts", "stats"):
+        assert judged[field] == done.results[field], field
+    # The same history as Maelstrom's store would write it: the same Maelstrom verdict.
+    ops = read_jsonl(done.run_dir / "history.jsonl")
+    write_edn(ops, tmp_path / "history.edn")
+    from_edn = subprocess.run([installed("maelstrom-kafka-test"), "check", str(tmp_path / "history.edn"), "--json"],
+                              capture_output=True, text=True, timeout=120)
+    assert from_edn.returncode == 0, from_edn.stderr
+    assert json.loads(from_edn.stdout)["maelstrom"] == done.results["maelstrom"]

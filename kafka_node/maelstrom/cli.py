@@ -1,10 +1,12 @@
-"""The `maelstrom-kafka-test` command: Maelstrom's flags, the run directory under --store,
-exit statuses. The work is done by `runner`, `checker` and `report`."""
+"""The `maelstrom-kafka-test` command: `test` (the default) runs the workload with Maelstrom's
+flags into a run directory under --store; `check PATH` judges a stored history. Exit statuses;
+the work is done by `runner`, `checker` and `report`."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import random
 import shlex
@@ -17,7 +19,8 @@ from pathlib import Path
 from kafka_node import argtypes
 from kafka_node.maelstrom import report
 from kafka_node.maelstrom.checker import MAELSTROM_TYPES, Verdict, check, with_stricter
-from kafka_node.maelstrom.history import write_jsonl
+from kafka_node.maelstrom.edn_history import read_edn
+from kafka_node.maelstrom.history import HistoryError, Op, read_jsonl, write_jsonl
 from kafka_node.maelstrom.hostile import HOSTILE_ACCEPTED, HOSTILE_CLIENT, write_lines
 from kafka_node.maelstrom.stricter import ABORTED, STRICTER_TYPES
 from kafka_node.maelstrom.network import RPC_TIMEOUT
@@ -54,7 +57,8 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
             "A node that prints anything but a message on stdout, or exits without being killed, "
             "aborts the test. Exit status: 0 if both verdicts pass, 1 if either fails or the test "
             "was aborted, 2 for bad flags or a node that could not be started, 130 if "
-            "interrupted (the history recorded so far is still written)."
+            "interrupted (the history recorded so far is still written). "
+            "`maelstrom-kafka-test check --help` judges a stored history without running anything."
         ),
     )
     parser.add_argument("--bin", required=True, metavar="PATH", help="the node program to test")
@@ -156,6 +160,8 @@ def run_until_interrupted(runner: Runner) -> tuple[RunRecord, str | None]:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["check"]:
+        return check_main(argv[1:])
     return test_main(argv[1:] if argv[:1] == ["test"] else argv)
 
 
@@ -225,6 +231,82 @@ def with_runner_findings(verdict: Verdict, aborted: str | None, hostile_accepted
     """The verdict, with what only the runner saw: an aborted test, hostile input accepted."""
     verdict = with_stricter(verdict, HOSTILE_ACCEPTED, hostile_accepted)
     return with_stricter(verdict, ABORTED, [{"reason": aborted}] if aborted else [])
+
+
+# --- check: judge a stored history ------------------------------------------------------------
+
+def parse_check_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="maelstrom-kafka-test check",
+        description=(
+            "Judge a stored kafka history without running anything: Maelstrom's verdict and our "
+            "stricter checks, as after a run. PATH is a run directory (e.g. store/latest), this "
+            "runner's history.jsonl, or Maelstrom's own history.edn (from its store directory)."
+        ),
+        epilog=(
+            "A run directory is judged from its history.jsonl, with the findings only the runner "
+            "could see (an aborted test, hostile input accepted) and the commit check setting taken "
+            "from its results.json. Maelstrom's history.edn records neither the offsets a poll asked "
+            "for nor committed offsets, so the stricter checks that need them are skipped. "
+            "Exit status: 0 if both verdicts pass, 1 if either fails (Maelstrom's 'unknown' "
+            "included), 2 if the history cannot be read."
+        ),
+    )
+    parser.add_argument("path", metavar="PATH", help="run directory, history.jsonl or history.edn")
+    parser.add_argument("--json", action="store_true",
+                        help="print one JSON object (valid, maelstrom, stricter, anomalies, ...) instead of a summary")
+    return parser.parse_args(argv)
+
+
+def check_main(argv: list[str]) -> int:
+    args = parse_check_args(argv)
+    try:
+        path, ops, run_results = read_stored(Path(args.path))
+    except (HistoryError, OSError) as error:
+        print(f"maelstrom-kafka-test check: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    run = run_results.get("run", {}) if run_results else {}
+    verdict = check(ops, committed_offsets=bool(run.get("commit_check")))
+    if run_results:
+        hostile = run_results.get("anomalies", {}).get(HOSTILE_ACCEPTED, [])
+        verdict = with_runner_findings(verdict, run_results.get("aborted"), hostile)
+    data = {"history": str(path), "operations": len(ops), **report.verdict_data(verdict)}
+    if args.json:
+        print(json.dumps(data, ensure_ascii=False))
+    else:
+        print("\n".join([f"history: {path} ({len(ops)} operations)", "",
+                         *report.stats_table(data["stats"]), "", *report.verdict_lines(data)]))
+    return EXIT_VALID if verdict.valid else EXIT_INVALID
+
+
+def read_stored(path: Path) -> tuple[Path, list[Op], dict | None]:
+    """The history file PATH names, its operations, and the results.json of the run directory
+    it names (if any)."""
+    run_results = None
+    if path.is_dir():
+        candidates = [path / "history.jsonl", path / "history.edn"]
+        found = next((p for p in candidates if p.is_file()), None)
+        if found is None:
+            raise HistoryError(path, None, "a directory with neither history.jsonl nor history.edn")
+        results = path / "results.json"
+        if found.name == "history.jsonl" and results.is_file():
+            try:
+                run_results = json.loads(results.read_text())
+            except ValueError as error:
+                raise HistoryError(results, None, f"not JSON: {error}") from None
+        path = found
+    elif not path.exists():
+        raise HistoryError(path, None, "no such file or directory")
+    return path, read_edn(path) if _is_edn(path) else read_jsonl(path), run_results
+
+
+def _is_edn(path: Path) -> bool:
+    """history.edn by its name, or by its first character (`{:`, `#`, `[`) otherwise."""
+    if path.suffix in (".edn", ".jsonl"):
+        return path.suffix == ".edn"
+    with open(path, "rb") as stream:
+        head = stream.read(64).lstrip()
+    return head[:1] in (b"#", b"[") or head[:2] == b"{:"
 
 
 if __name__ == "__main__":

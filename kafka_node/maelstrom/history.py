@@ -88,7 +88,21 @@ def write_jsonl(ops: Sequence[Op], path: Path) -> None:
             out.write(encoder.encode_lines(ops[start:start + 4096]))
 
 
+class HistoryError(Exception):
+    """A stored history that cannot be read, and where."""
+
+    def __init__(self, path: Path, line: int | None, problem: str) -> None:
+        super().__init__(f"{path}{f':{line}' if line else ''}: {problem}")
+
+
 def read_jsonl(path: Path) -> list[Op]:
     decoder = msgspec.json.Decoder(Op)
+    ops = []
     with open(path, "rb") as lines:
-        return [decoder.decode(line) for line in lines if line.strip()]
+        for n, line in enumerate(lines, 1):
+            if line.strip():
+                try:
+                    ops.append(decoder.decode(line))
+                except msgspec.DecodeError as error:
+                    raise HistoryError(path, n, f"not an operation of this runner's history: {error}") from None
+    return ops
