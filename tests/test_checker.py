@@ -242,6 +242,31 @@ def test_a_failed_poll_neither_counts_as_a_read_nor_moves_the_memory():
     assert verdict.stricter_valid  # the node answered exactly what was asked
 
 
+def test_the_offset_of_a_failed_send_never_enters_the_version_order():
+    # Jepsen takes a send's offset only from a send that must have committed; a failed one
+    # read elsewhere is an aborted read, not a duplicate.
+    ops = with_baseline(send(0, "1", 1, 3, type="fail"), assign(1, ["1"], {}), poll(1, {"1": [[0, 1]]}), poll(1, {}))
+    assert check(ops).maelstrom_types == ["G1a"]
+
+
+def test_a_duplicated_value_is_placed_at_its_last_position():
+    # Jepsen's by-value map keeps a value's last index: "a" counts as being at offset 2, so
+    # reading it right after "b" at 1 is the next position, not a step back; but sending "b"
+    # after "a", or reading "a" before "b" in one poll, goes backwards.
+    ops = with_baseline(send(0, "1", "a", 0), send(0, "1", "b", 1), assign(1, ["1"], {}),
+                        poll(1, {"1": [[0, "a"], [1, "b"]]}), poll(1, {"1": [[2, "a"]]}))
+    assert check(ops).maelstrom_types == ["duplicate", "nonmonotonic-send", "int-nonmonotonic-poll"]
+
+
+def test_a_value_seen_only_by_a_failed_poll_from_an_indeterminate_send_is_not_lost():
+    # The failed poll puts it in the version order, but nothing proves its send happened.
+    ops = with_baseline(send(0, "1", 1, None, type="info"), send(0, "1", 2, 1), assign(1, ["1"], {}),
+                        [Op(process=1, type="invoke", f="poll", value={}),
+                         Op(process=1, type="fail", f="poll", value={"msgs": {"1": [[0, 1]]}})],
+                        poll(1, {"1": [[1, 2]]}), poll(1, {}))
+    assert check(ops).valid
+
+
 def test_a_value_read_only_by_a_failed_poll_is_no_aborted_read():
     ops = with_baseline(send(0, "1", 1, None, type="fail"), assign(1, ["1"], {}),
                         poll(1, {"1": [[0, 1]]}, type="fail"))
