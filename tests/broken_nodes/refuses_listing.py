@@ -1,6 +1,6 @@
-"""Correct, but answers every other list_committed_offsets with error 11 (temporarily
-unavailable): an assign is idempotent, so each such assign fails and leaves its client as it
-was, never replaced."""
+"""Correct, but answers every other list_committed_offsets with an error, alternately 11
+(temporarily unavailable, definite) and 13 (crash, indefinite): an assign is idempotent, so
+either error fails it and leaves its client as it was, never replaced."""
 
 from typing import Any
 
@@ -16,7 +16,8 @@ class ListingRefusingNode(Node):
         if body["type"] == "list_committed_offsets":
             self.listings += 1
             if self.listings % 2 == 0:
-                return {"type": "error", "code": 11, "text": "listing is temporarily unavailable"}
+                code = 11 if self.listings % 4 == 0 else 13
+                return {"type": "error", "code": code, "text": "listing failed"}
         return super().handle(body)
 
 
