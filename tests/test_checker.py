@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from kafka_node.maelstrom import report
+from kafka_node.maelstrom.analysis import clojure_hash
 from kafka_node.maelstrom.checker import ANOMALY_TYPES, MAELSTROM_TYPES, UNKNOWN, check, with_stricter
 from kafka_node.maelstrom.history import Op, key_order, read_jsonl, write_jsonl
 from kafka_node.maelstrom.workload import Workload
@@ -19,8 +20,9 @@ from kafka_node.maelstrom.workload import Workload
 # Each helper returns the invocation and completion of one operation by `process`; `history`
 # numbers and times them in order, 1 ms apart, and gives each poll the offsets its client
 # would have asked for, as Maelstrom's client keeps them: an assign keeps the position of a
-# key the client holds and starts a new one at its committed offset (or 0), a seek to the
-# beginning starts every key at 0, and each key a poll returned moves past its highest offset.
+# key the client holds and starts a new one at 0 (Maelstrom's client never finds the committed
+# offsets it lists), a seek to the beginning starts every key at 0, and each key a poll
+# returned moves past its highest offset.
 
 
 def send(process: int, key: str, msg: Any, offset: int | None, type: str = "ok") -> list[Op]:
@@ -55,9 +57,8 @@ def history(*parts: list[Op]) -> list[Op]:
         op.index, op.time, op.client = i, i * 1_000_000, f"c{op.process + 1}"
         position = positions[op.process]
         if op.f == "assign" and op.type == "ok":
-            listed = op.value.get("committed", {})
             seek = op.value["seek_to_beginning"]
-            positions[op.process] = {k: 0 if seek else position.get(k, listed.get(k, 0)) for k in op.value["keys"]}
+            positions[op.process] = {k: 0 if seek else position.get(k, 0) for k in op.value["keys"]}
             op.value["start"] = dict(positions[op.process])
         elif op.f == "poll":
             op.value = {"offsets": dict(position), **op.value}
@@ -158,8 +159,13 @@ FLAGGED = {
     "G1c-realtime": (
         # A poll read a message whose send began only after the poll had completed (a node
         # serving an old log, where the next value of a key is predictable).
-        with_baseline(assign(1, ["1"], {}), poll(1, {"1": [[0, 1]]}), send(0, "1", 1, 0)),
+        with_baseline(assign(1, ["1"], {}), poll(1, {"1": [[0, 1]]}), send(0, "1", 1, 0), poll(1, {})),
         "G1c-realtime", "1", {"value": 1},
+    ),
+    "strong-PL-2-cycle-exists": (
+        # Elle reports the same cycle again for the strongest model its union graph breaks.
+        with_baseline(assign(1, ["1"], {}), poll(1, {"1": [[0, 1]]}), send(0, "1", 1, 0), poll(1, {})),
+        "strong-PL-2-cycle-exists", "1", {"value": 1, "model": "strong-PL-2"},
     ),
     "empty-transaction-graph": (
         history(assign(0, ["1"], {})),
@@ -178,8 +184,11 @@ FLAGGED = {
                                    "skipped": [{"offset": o, "values": [o + 1]} for o in range(3)]},
     ),
     "asked-offset-nonmonotonic": (
-        with_baseline(sends("1", 2), assign(1, ["1"], {"1": 1}), poll(1, {"1": [[0, 1], [1, 2]]})),
-        "asked-offset-nonmonotonic", "1", {"asked": 1, "offset": 0, "value": 1},
+        # After a poll whose commit failed, the client asks from past it; a reply from before
+        # that is behind what was asked, yet right after the last acknowledged read.
+        with_baseline(sends("1", 3), assign(1, ["1"], {}), poll(1, {"1": [[0, 1]]}),
+                      poll(1, {"1": [[1, 2]]}, type="fail"), poll(1, {"1": [[1, 2], [2, 3]]})),
+        "asked-offset-nonmonotonic", "1", {"asked": 2, "offset": 1, "value": 2},
     ),
     "unasked-key": (
         with_baseline(send(0, "1", 1, 0), send(0, "2", 1, 0), assign(1, ["1"], {}),
@@ -258,6 +267,23 @@ def test_a_duplicated_value_is_placed_at_its_last_position():
     assert check(ops).maelstrom_types == ["duplicate", "nonmonotonic-send", "int-nonmonotonic-poll"]
 
 
+@pytest.mark.parametrize(("read_after", "backwards"), [(2, False), (1, True)])
+def test_an_offset_holding_two_values_is_placed_by_clojures_set_order(read_after, backwards):
+    # Offset 0 holds 2 (sent first) and 1; (first #{1 2}) is 1 in Clojure (hash order), so 1
+    # has offset 0's place in the version order and 2 has none.
+    ops = with_baseline(send(0, "1", 2, 0), send(1, "1", 1, 0), send(1, "1", 3, 1), assign(2, ["1"], {}),
+                        poll(2, {"1": [[1, 3]]}, asked={"1": 1}), poll(2, {"1": [[0, read_after]]}, asked={"1": 0}))
+    verdict = check(ops)
+    assert "inconsistent-offsets" in verdict.anomalies
+    assert ("nonmonotonic-poll" in verdict.anomalies) is backwards
+
+
+def test_clojure_hashes_of_longs_and_strings():
+    signed = [h - (1 << 32) if h >= 1 << 31 else h for h in map(clojure_hash, [1, -1, "a", 0])]
+    assert signed == [1392991556, 1651860712, 1455541201, 0]
+    assert clojure_hash(1.5) is None and clojure_hash(True) is None
+
+
 def test_a_value_seen_only_by_a_failed_poll_from_an_indeterminate_send_is_not_lost():
     # The failed poll puts it in the version order, but nothing proves its send happened.
     ops = with_baseline(send(0, "1", 1, None, type="info"), send(0, "1", 2, 1), assign(1, ["1"], {}),
@@ -303,6 +329,30 @@ def test_a_key_polled_only_as_empty_lists_makes_maelstroms_verdict_unknown():
     verdict = check(ops)
     assert verdict.maelstrom_valid == UNKNOWN
     assert [(e["error"], e["key"]) for e in verdict.analysis_errors] == [("no-read-in-version-order", "2")]
+
+
+def test_a_history_not_ending_in_final_polls_makes_maelstroms_verdict_unknown():
+    # Jepsen's unseen plot takes the time of the first of the final polls: (:time nil).
+    ends_in_a_send = with_baseline(send(0, "1", 1, 0), assign(1, ["1"], {}), poll(1, {"1": [[0, 1]]}),
+                                   send(0, "2", 1, 0))
+    verdict = check(ends_in_a_send)
+    assert verdict.maelstrom_valid == UNKNOWN
+    assert [e["error"] for e in verdict.analysis_errors] == ["no-final-polls"]
+    assert "not with final polls" in report.describe_error(verdict.analysis_errors[0])
+
+
+def test_an_offset_beyond_a_java_vector_makes_maelstroms_verdict_unknown():
+    big = 1 << 31
+    ops = with_baseline(send(0, "1", 1, big), assign(1, ["1"], {}), poll(1, {"1": [[big, 1]]}))
+    verdict = check(ops)
+    assert verdict.maelstrom_valid == UNKNOWN
+    assert [(e["error"], e["offset"]) for e in verdict.analysis_errors] == [("offset-too-large", big)]
+
+
+def test_a_history_without_client_operations_is_valid_for_maelstrom():
+    # Jepsen's cycle search runs only when the history's first op has a type.
+    verdict = check([])
+    assert verdict.valid and verdict.anomalies == {}
 
 
 def test_an_unknown_analysis_is_still_invalid_when_the_stats_rule_fails():
@@ -411,9 +461,9 @@ CLEAN = {
     "sparse offsets": with_baseline(
         send(0, "1", 1, 0), send(0, "1", 2, 5), send(0, "1", 3, 10), assign(1, ["1"], {}),
         poll(1, {"1": [[0, 1], [5, 2]]}), poll(1, {"1": [[10, 3]]})),
-    "an assign to an offset in a gap of sparse offsets": with_baseline(
-        send(0, "1", 1, 0), send(0, "1", 2, 5), assign(1, ["1"], {"1": 3}), poll(1, {"1": [[5, 2]]}),
-        assign(2, ["1"]), poll(2, {"1": [[0, 1], [5, 2]]})),
+    "a poll from an offset in a gap of sparse offsets": with_baseline(
+        send(0, "1", 1, 0), send(0, "1", 2, 5), assign(1, ["1"], {}), poll(1, {"1": [[0, 1]]}),
+        poll(1, {"1": [[5, 2]]})),
     "empty and short polls": with_baseline(
         sends("1", 3), assign(1, ["1"], {}),
         poll(1, {}), poll(1, {"1": [[0, 1]]}), poll(1, {}), poll(1, {"1": [[1, 2]]}), poll(1, {"1": [[2, 3]]})),
@@ -423,7 +473,7 @@ CLEAN = {
         poll(1, {"1": [[1, 2], [2, 3]], "2": [[0, 1]]})),
     "an assign to another key forgets the first": with_baseline(
         sends("1", 3), assign(1, ["1"], {}), poll(1, {"1": [[0, 1], [1, 2], [2, 3]]}),
-        assign(1, ["2"], {}), assign(1, ["1"], {"1": 2}), poll(1, {"1": [[2, 3]]})),
+        assign(1, ["2"], {}), assign(1, ["1"], {"1": 2}), poll(1, {"1": [[0, 1], [1, 2], [2, 3]]})),
     "different clients read the same messages": with_baseline(
         sends("1", 2), assign(1, ["1"], {}), assign(2, ["1"], {}),
         poll(1, {"1": [[0, 1], [1, 2]]}), poll(2, {"1": [[0, 1]]}), poll(2, {"1": [[1, 2]]})),
@@ -435,7 +485,7 @@ CLEAN = {
     "a poll reading a message not acknowledged yet": with_baseline(
         [Op(process=0, type="invoke", f="send", value={"key": "1", "msg": 1})],
         assign(1, ["1"], {}), poll(1, {"1": [[0, 1]]}),
-        [Op(process=0, type="ok", f="send", value={"key": "1", "msg": 1, "offset": 0})]),
+        [Op(process=0, type="ok", f="send", value={"key": "1", "msg": 1, "offset": 0})], poll(1, {})),
     "committed offsets that only grow": with_baseline(
         sends("1", 2), assign(0, ["1"], {}), poll(0, {"1": [[0, 1]]}),
         assign(1, ["1"], {"1": 0}), poll(1, {"1": [[0, 1], [1, 2]]}), assign(2, ["1"], {"1": 1})),

@@ -48,6 +48,62 @@ def _offset(value: Any) -> int | None:
     return value if type(value) is int else None
 
 
+# --- Clojure's set order ------------------------------------------------------------------------
+# Where one offset holds several values, Jepsen takes `(first (set values))` as that offset's
+# place in the version order: the first value in a PersistentHashSet's order, which follows the
+# values' Clojure hashes (Murmur3), five bits at a time from the lowest. Message values in
+# Maelstrom's kafka workload are integers; integers and strings are hashed as Clojure does, and
+# a set holding anything else keeps the order in which the values were first seen.
+
+_MASK = 0xFFFFFFFF
+
+
+def _rotl(x: int, r: int) -> int:
+    return ((x << r) | (x >> (32 - r))) & _MASK
+
+
+def _mix_k1(k1: int) -> int:
+    return (_rotl((k1 * 0xCC9E2D51) & _MASK, 15) * 0x1B873593) & _MASK
+
+
+def _mix_h1(h1: int, k1: int) -> int:
+    return (_rotl(h1 ^ k1, 13) * 5 + 0xE6546B64) & _MASK
+
+
+def _fmix(h1: int, length: int) -> int:
+    h1 ^= length
+    h1 ^= h1 >> 16
+    h1 = (h1 * 0x85EBCA6B) & _MASK
+    h1 ^= h1 >> 13
+    h1 = (h1 * 0xC2B2AE35) & _MASK
+    return h1 ^ (h1 >> 16)
+
+
+def clojure_hash(value: Token) -> int | None:
+    """`(hash value)` as an unsigned 32-bit number, for longs and strings; None otherwise."""
+    if type(value) is int and -(1 << 63) <= value < (1 << 63):
+        if value == 0:
+            return 0
+        bits = value & 0xFFFFFFFFFFFFFFFF
+        return _fmix(_mix_h1(_mix_h1(0, _mix_k1(bits & _MASK)), _mix_k1(bits >> 32)), 8)
+    if type(value) is str:
+        code = 0
+        units = value.encode("utf-16-le", "surrogatepass")
+        for i in range(0, len(units), 2):  # Java's String.hashCode, over UTF-16 code units
+            code = (31 * code + int.from_bytes(units[i:i + 2], "little")) & _MASK
+        return 0 if code == 0 else _fmix(_mix_h1(0, _mix_k1(code)), 4)
+    return None
+
+
+def clojure_first(values: list[Token]) -> Token:
+    """The value `(first (set values))` gives, for values Clojure would hash as we do."""
+    hashes = [clojure_hash(value) for value in values]
+    if len(values) == 1 or None in hashes or len(set(hashes)) < len(hashes):
+        return values[0]
+    chunks = [tuple((h >> shift) & 31 for shift in range(0, 32, 5)) for h in hashes]  # type: ignore[operator]
+    return values[chunks.index(min(chunks))]
+
+
 @dataclass
 class Txn:
     """One completed operation as Jepsen's analyses see it: what it wrote and what it read.
@@ -83,7 +139,7 @@ class KeyOrder:
 
     log: dict[int, list[Token]] = field(default_factory=dict)  # offset -> values, first seen first
     sources: dict[tuple[int, Token], Txn] = field(default_factory=dict)  # the first op to show each
-    by_index: list[Token] = field(default_factory=list)  # dense index -> the offset's first value
+    by_index: list[Token] = field(default_factory=list)  # dense index -> the offset's value (clojure_first)
     by_value: dict[Token, int] = field(default_factory=dict)  # value -> its (last) dense index
     offsets: list[int] = field(default_factory=list)  # dense index -> offset
     first_index: dict[Token, int] = field(default_factory=dict)  # value -> first dense index
@@ -95,6 +151,7 @@ class Analysis:
 
     def __init__(self, history: Sequence[Op]) -> None:
         ops = [op if op.index >= 0 else msgspec.structs.replace(op, index=i) for i, op in enumerate(history)]
+        self.last_op = ops[-1] if ops else None
         self.txns = [txn_of(invocation, op) for invocation, op in pairs(ops)]
         self.reads_by_type: dict[str, dict[str, set[Token]]] = {OK: {}, INFO: {}, FAIL: {}}
         self.writes_by_type: dict[str, dict[str, set[Token]]] = {OK: {}, INFO: {}, FAIL: {}}
@@ -151,12 +208,12 @@ class Analysis:
                     inconsistencies.append({"key": key, "offset": offset, "index": len(order.by_index),
                                             "values": sorted_values(values),
                                             "ops": [op_ref(order.sources[offset, v].op, key) for v in values]})
-                index = len(order.by_index)
-                order.by_value[values[0]] = index
+                index, first = len(order.by_index), clojure_first(values)
+                order.by_value[first] = index
                 for value in values:
                     order.first_index.setdefault(value, index)
                     order.last_index[value] = index
-                order.by_index.append(values[0])
+                order.by_index.append(first)
                 order.offsets.append(offset)
         return dict(orders), inconsistencies
 

@@ -20,13 +20,18 @@ from kafka_node.maelstrom.history import FAIL, INFO, OK, Op, key_order
 MAELSTROM_TYPES = (
     "inconsistent-offsets", "duplicate", "lost-write", "unseen", "nonmonotonic-send",
     "poll-skip", "nonmonotonic-poll", "int-poll-skip", "int-nonmonotonic-poll", "G1a",
-    "G1c-realtime", "empty-transaction-graph", "stats",
+    "G1c-realtime", "strong-PL-2-cycle-exists", "empty-transaction-graph", "stats",
 )
 ANOMALY_TYPES = MAELSTROM_TYPES + stricter.STRICTER_TYPES
 #: Maelstrom's verdict when its analysis stops with an error (Jepsen's :valid? :unknown).
 UNKNOWN = "unknown"
 #: Operations the stats rule ignores (Jepsen's kafka stats-checker).
 NOT_COUNTED = ("crash", "debug-topic-partitions")
+#: What Jepsen's unseen plot takes for the final polls: the run of these ops ending the history.
+FINAL_POLL_FS = ("poll", "crash", "assign", "debug-topic-partitions")
+#: Jepsen builds, per key, a vector as long as the key's largest offset; a Java vector cannot
+#: reach this far.
+LARGEST_OFFSET = (1 << 31) - 1
 
 
 class Verdict(msgspec.Struct):
@@ -69,6 +74,9 @@ def check(history: Sequence[Op], *, committed_offsets: bool = False) -> Verdict:
         "G1c-realtime": realtime_cycles(analysis),
         "empty-transaction-graph": empty_transaction_graph(analysis),
     }
+    # Elle keeps, beside each cycle it names, the cycle-exists case for the union graph of the
+    # strongest model that union prohibits: strong-PL-2 (ww, wr and real-time edges).
+    found["strong-PL-2-cycle-exists"] = [{**case, "model": "strong-PL-2"} for case in found["G1c-realtime"]]
     stats, unsuccessful = stats_of(analysis)
     found["stats"] = unsuccessful
     found |= stricter.check(analysis, committed_offsets=committed_offsets)
@@ -98,7 +106,7 @@ def with_stricter(verdict: Verdict, name: str, cases: list[Case]) -> Verdict:
 # --- what makes Jepsen's analysis stop (Maelstrom's "unknown") ------------------------------
 
 def analysis_errors(analysis: Analysis) -> list[Case]:
-    """Histories on which jepsen.tests.kafka throws instead of judging.
+    """Histories on which Jepsen's kafka checker throws instead of judging.
 
     - A polled value that no send ever attempted (`wr-graph`, `lost-write-cases`:
       :no-writer-of-value), e.g. a node that changes the messages it stores.
@@ -106,6 +114,12 @@ def analysis_errors(analysis: Analysis) -> list[Case]:
       offsets below 0): `lost-write-cases` takes `(nth last-index->values -1)`, an
       IndexOutOfBoundsException. A node that leaves keys with nothing out of its poll replies
       (as the protocol allows) never meets this.
+    - An offset past a Java vector's reach: `datafy-version-order-log` builds, per key, a
+      vector as long as its largest offset (offsets far below this already cost Jepsen a
+      great deal of memory).
+    - A history that does not end in final polls while acknowledged sends or polls named a
+      key: `plot-unseen!` reads the time of the first of the final polls, (:time nil), a
+      NullPointerException. Maelstrom's runs, and ours, always end in them.
     """
     errors = []
     for key in sorted(analysis.readers_of, key=key_order):
@@ -118,6 +132,13 @@ def analysis_errors(analysis: Analysis) -> list[Case]:
         if not any(value in indexed for value in values):
             reader = next(txn for txn in analysis.txns if txn.op.type == OK and key in txn.reads)
             errors.append({"error": "no-read-in-version-order", "key": key, "ops": [op_ref(reader.op, key)]})
+    for key in sorted(analysis.orders, key=key_order):
+        if (largest := max(analysis.orders[key].log)) > LARGEST_OFFSET:
+            errors.append({"error": "offset-too-large", "key": key, "offset": largest})
+    last = analysis.last_op
+    named = any(txn.writes or txn.reads for txn in analysis.txns if txn.op.type == OK and txn.op.f in ("send", "poll"))
+    if named and last is not None and last.f not in FINAL_POLL_FS:
+        errors.append({"error": "no-final-polls", "ops": [op_ref(last)]})
     return errors
 
 
@@ -235,6 +256,8 @@ def empty_transaction_graph(analysis: Analysis) -> list[Case]:
     """Elle's :empty-transaction-graph: no send or poll completed before another began, and no
     poll read a value some other operation sent, so there is nothing to search. Jepsen's kafka
     checker does not allow it: such a history is invalid."""
+    if analysis.last_op is None:
+        return []  # no client operation at all: Jepsen searches for no cycle
     txns = [txn for txn in analysis.txns if txn.op.f in ("send", "poll")]
     first_ok = min((txn.op.index for txn in txns if txn.op.type == OK), default=None)
     if first_ok is not None and any(txn.invocation and txn.invocation.index > first_ok for txn in txns):

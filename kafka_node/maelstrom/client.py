@@ -22,37 +22,47 @@ DEFINITE_CODES = frozenset({1, 10, 11, 12, 14, 20, 21, 22, 30})
 
 
 class RpcError(Exception):
-    """The node answered with an error body."""
+    """The node answered with an error body. Maelstrom does not check an error body's shape:
+    its code decides, and a missing or unknown one is indefinite."""
 
-    def __init__(self, code: int, text: str) -> None:
-        super().__init__(f"error {code} ({ERROR_NAMES.get(code, 'unknown code')}): {text}")
+    def __init__(self, code: Any, text: Any) -> None:
+        name = ERROR_NAMES.get(code, "unknown code") if type(code) is int else "no integer code"
+        super().__init__(f"error {code} ({name}): {text}")
         self.code = code
 
     @property
     def definite(self) -> bool:
         """Unknown codes are treated as indefinite: the request may have taken effect."""
-        return self.code in DEFINITE_CODES
+        return type(self.code) is int and self.code in DEFINITE_CODES
 
 
 class MalformedReply(Exception):
     """A reply whose type or fields do not match the request (Maelstrom's schema check)."""
 
 
-class SendOk(msgspec.Struct):
+class Reply(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """What Maelstrom's reply schemas allow besides each reply's own fields: a reply with any
+    other field, or these mistyped, fails its schema check (an exception: the op is info)."""
+
+    type: str
+    in_reply_to: int
+    msg_id: int | msgspec.UnsetType = msgspec.UNSET
+
+
+class SendOk(Reply, forbid_unknown_fields=True):
     offset: int
 
 
-class PollOk(msgspec.Struct):
-    msgs: dict[str, list[tuple[int, Any]]]
+class PollOk(Reply, forbid_unknown_fields=True):
+    msgs: dict[str, list[tuple[int, Any]] | None]  # a null list passes Maelstrom's schema
 
 
-class ListCommittedOffsetsOk(msgspec.Struct):
+class CommitOffsetsOk(Reply, forbid_unknown_fields=True):
+    pass
+
+
+class ListCommittedOffsetsOk(Reply, forbid_unknown_fields=True):
     offsets: dict[str, int]
-
-
-class ErrorReply(msgspec.Struct):
-    code: int
-    text: str = ""
 
 
 class Latencies:
@@ -75,20 +85,15 @@ class Client:
         self.latencies = latencies
         self.offsets: dict[str, int] = {}  # assigned key -> next offset to poll
 
-    async def _rpc(self, body: dict[str, Any], expected: str, reply_type: type | None) -> Any:
+    async def _rpc(self, body: dict[str, Any], expected: str, reply_type: type[Reply]) -> Any:
         start, began = self.latencies.clock(), time.perf_counter()
         head, raw = await self.net.call(self.name, body)
         self.latencies.record(body["type"], start, time.perf_counter() - began)
         if head.type == "error":
-            try:
-                error = msgspec.json.decode(raw, type=ErrorReply)
-            except msgspec.DecodeError as bad:
-                raise MalformedReply(f"error reply: {bad}") from None
-            raise RpcError(error.code, error.text)
+            error = msgspec.json.decode(raw)
+            raise RpcError(error.get("code"), error.get("text"))
         if head.type != expected:
             raise MalformedReply(f"expected {expected}, got {head.type}")
-        if reply_type is None:
-            return None
         try:
             return msgspec.json.decode(raw, type=reply_type)
         except msgspec.DecodeError as bad:
@@ -103,24 +108,28 @@ class Client:
         offset + 1 (0 for an empty list), never backwards; as Maelstrom's client does, a key
         the poll did not ask for is taken into the offsets too."""
         reply = await self._rpc({"type": "poll", "offsets": dict(self.offsets)}, "poll_ok", PollOk)
-        for key, pairs in reply.msgs.items():
-            after = max((offset for offset, _ in pairs), default=-1) + 1
+        msgs = {key: pairs or [] for key, pairs in reply.msgs.items()}
+        for key, pairs in msgs.items():
+            after = max([-1, *(offset for offset, _ in pairs)]) + 1  # at least 0, as Maelstrom's
             self.offsets[key] = max(self.offsets.get(key, after), after)
-        return reply.msgs
+        return msgs
 
     async def commit(self, offsets: dict[str, int]) -> None:
-        await self._rpc({"type": "commit_offsets", "offsets": offsets}, "commit_offsets_ok", None)
+        await self._rpc({"type": "commit_offsets", "offsets": offsets}, "commit_offsets_ok", CommitOffsetsOk)
 
     async def assign(self, keys: list[str], seek_to_beginning: bool) -> dict[str, int] | None:
         """Replace the assignment with `keys`. Seeking to the beginning sets each to 0 without
-        asking the node; otherwise a key the client already holds keeps its offset, and a new
-        one starts at its committed offset (read again), or 0. Returns the listed offsets."""
+        asking the node; otherwise the client lists the committed offsets, then a key it
+        already holds keeps its offset and a new one starts at 0. Maelstrom's client means to
+        start a new key at its committed offset, but looks the (string) key up in the reply's
+        body, whose keys are keywords, so it never finds one; so does this client. Returns
+        the listed offsets."""
         if seek_to_beginning:
             self.offsets = dict.fromkeys(keys, 0)
             return None
         reply = await self._rpc({"type": "list_committed_offsets", "keys": keys},
                                 "list_committed_offsets_ok", ListCommittedOffsetsOk)
-        self.offsets = {key: self.offsets.get(key, reply.offsets.get(key, 0)) for key in keys}
+        self.offsets = {key: self.offsets.get(key, 0) for key in keys}
         return reply.offsets
 
 
@@ -130,8 +139,9 @@ def invocation_value(client: Client, f: str, value: Any) -> Any:
 
 
 def highest_offsets(msgs: dict[str, list[tuple[int, Any]]]) -> dict[str, int]:
-    """What a poll commits: the highest offset read of each key it read anything of."""
-    return {key: max(offset for offset, _ in pairs) for key, pairs in msgs.items() if pairs}
+    """What a poll commits: the highest offset read of each key it read anything of, at
+    least 0 (Maelstrom's txn-offsets starts each key at 0)."""
+    return {key: max([0, *(offset for offset, _ in pairs)]) for key, pairs in msgs.items() if pairs}
 
 
 async def perform(client: Client, f: str, value: Any) -> tuple[str, Any, str | None]:

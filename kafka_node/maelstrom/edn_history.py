@@ -117,7 +117,7 @@ def _value(f: str, fields: dict[str, Any]) -> Any:
     if name == "poll" and len(mop) in (1, 2):
         if len(mop) == 1 or mop[1] is None:
             return {}
-        return {"msgs": {_key(k): [[o if type(o) is int else None, plain(m)] for o, m in pairs]
+        return {"msgs": {_key(k): [[o if type(o) is int else None, plain(m)] for o, m in pairs or []]
                          for k, pairs in mop[1].items()}}
     raise ValueError(f"unsupported micro-operation {_brief(mops[0])}")
 

@@ -190,6 +190,12 @@ def describe_error(error: dict[str, Any]) -> str:
     if error["error"] == "no-writer-of-value":
         return (f"{key} value {error['value']!r} was polled ({_op(ops[0])}) but no send of it was ever "
                 "attempted (Jepsen throws :no-writer-of-value)")
+    if error["error"] == "offset-too-large":
+        return (f"{key} has offset {error['offset']}: Jepsen builds a vector that long for the key and "
+                "cannot")
+    if error["error"] == "no-final-polls":
+        return (f"the history ends with {_op(ops[0])}, not with final polls: Jepsen's unseen plot reads the "
+                "time of a final poll that is not there (NullPointerException)")
     return (f"{key}: acknowledged polls never read a message of it at a known offset, only empty lists "
             f"({_op(ops[0])}); Jepsen's lost-write analysis throws IndexOutOfBoundsException")
 
@@ -211,13 +217,10 @@ def describe(name: str, case: dict[str, Any]) -> str:
     if name == "nonmonotonic-send":
         return (f"{key}: process {ops[0]['process']} sent {case['values'][0]!r} at offset {case['offsets'][0]}, "
                 f"then {case['values'][1]!r} at offset {case['offsets'][1]} ({_op(ops[0])}; {_op(ops[1])})")
-    if name == "poll-skip":
+    if name in ("poll-skip", "nonmonotonic-poll"):
+        verb = f"skipping values {_values(case['skipped'])}" if name == "poll-skip" else "going backwards"
         return (f"{key}: process {ops[1]['process']} polled up to offset {case['offsets'][0]}, then its next poll "
-                f"started at offset {case['offsets'][1]}, skipping values {_values(case['skipped'])} "
-                f"({_op(ops[0])}; {_op(ops[1])})")
-    if name == "nonmonotonic-poll":
-        return (f"{key}: process {ops[1]['process']} polled up to offset {case['offsets'][0]}, then its next poll "
-                f"started at offset {case['offsets'][1]}, going backwards ({_op(ops[0])}; {_op(ops[1])})")
+                f"started at offset {case['offsets'][1]}, {verb} ({_op(ops[0])}; {_op(ops[1])})")
     if name in ("int-poll-skip", "int-nonmonotonic-poll"):
         verb = (f"skipping values {_values(case['skipped'])}" if name == "int-poll-skip" else "going backwards")
         return (f"{key}: one poll went from offset {case['offsets'][0]} to {case['offsets'][1]}, {verb} "
@@ -225,7 +228,7 @@ def describe(name: str, case: dict[str, Any]) -> str:
     if name == "G1a":
         return (f"{key} value {case['value']!r}: its send failed ({case['writer'].get('error')}), yet "
                 f"{_op(case['reader'])} polled it at offset {case['offset']}")
-    if name == "G1c-realtime":
+    if name in ("G1c-realtime", "strong-PL-2-cycle-exists"):
         writer, reader = case["cycle"]
         return (f"{key} value {case['value']!r} was polled ({_op(reader)}) before its send began "
                 f"({_op(writer)})")

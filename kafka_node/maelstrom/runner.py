@@ -21,7 +21,7 @@ from kafka_node.maelstrom.network import (
     NODE_ID, RPC_TIMEOUT, InvalidOutput, Network, NodeLost, RpcTimeout, parse_envelope, parse_head,
 )
 from kafka_node.maelstrom.process import EXIT_GRACE, NodeProcess, NodeStartError
-from kafka_node.maelstrom.workload import CrashSchedule, Stagger, Workload, restart_delay
+from kafka_node.maelstrom.workload import CrashSchedule, Stagger, Workload, max_poll_offsets, restart_delay
 
 #: Seconds the final polls may take at most (Maelstrom clips them to 10 s).
 FINAL_TIME_LIMIT = 10.0
@@ -283,18 +283,22 @@ class Runner:
         await asyncio.gather(*(self._final_polls(w, keys, targets, deadline) for w in workers))
 
     async def _main_phase(self, worker: Worker, end: float, crashes: CrashSchedule, stagger: Stagger) -> None:
+        """Operations at the stagger's pace until one would start past the time limit. As in
+        Jepsen, the main generator is then exhausted: completions still to come no longer
+        teach it the offsets the final polls wait for (nor the keys they assign)."""
         clock = self.history.seconds
         while (now := clock()) < end:
             if crashes.due(now):
                 await worker.execute("crash", None)
                 continue
             slot = stagger.next_slot(now)
-            await asyncio.sleep(max(0.0, min(slot, end) - now))
+            if slot >= end:
+                break
+            await asyncio.sleep(max(0.0, slot - now))
             await self.net.ready.wait()
-            if clock() >= end:
-                return
             f, value = self.workload.next_op()
             await worker.execute(f, value)
+        self.workload.tracking = False
 
     async def _final_polls(self, worker: Worker, keys: list[str], targets: dict[str, int], deadline: float) -> None:
         """As Maelstrom's final generator, per client slot: crash the client, assign every key
@@ -303,6 +307,8 @@ class Runner:
         poll goes on polling without an assignment (so it reads nothing more)."""
         clock = self.history.seconds
         waiting = dict(targets)
+        if not waiting:
+            return  # Jepsen's final-polls generator emits nothing, not even the crash
         await worker.execute("crash", None)
         await worker.execute("assign", {"keys": keys, "seek_to_beginning": True})
         while waiting and clock() < deadline:
@@ -312,8 +318,8 @@ class Runner:
                 return
             poll = await worker.execute("poll", None)
             if poll.type == OK:
-                for key, pairs in poll.value.get("msgs", {}).items():
-                    if waiting.get(key, -1) <= max((offset for offset, _ in pairs), default=-1):
+                for key, seen in max_poll_offsets(poll.value.get("msgs", {})).items():
+                    if waiting.get(key, -1) <= seen:
                         waiting.pop(key, None)
 
     # --- hostile input and memory ----------------------------------------------------
