@@ -6,7 +6,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install test check bench restarts soak clean
+.PHONY: install test check check-5b bench restarts soak clean
 
 # Dependencies once per change of pyproject.toml; the package itself (not editable, as a user
 # gets it) on every run, so the console scripts always run the code in this tree.
@@ -24,6 +24,10 @@ test: install
 
 check: install
 	$(BIN)/maelstrom-kafka-test --bin $(BIN)/maelstrom-kafka --node-count 1 --concurrency 2n --time-limit 20 --rate 1000
+
+# Challenge 5b: the same workload on two nodes.
+check-5b: install
+	$(BIN)/maelstrom-kafka-test --bin $(BIN)/maelstrom-kafka --node-count 2 --concurrency 2n --time-limit 20 --rate 1000
 
 bench: install
 	$(BIN)/maelstrom-kafka-bench suite

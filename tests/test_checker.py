@@ -222,7 +222,7 @@ def test_summary_describes_each_anomaly(ops, anomaly, key, expected):
 
 def test_every_anomaly_type_has_a_flagged_history():
     flagged = {anomaly for _, anomaly, _, _ in FLAGGED.values()}
-    from_the_runner = {"committed-offset-regression", "hostile-accepted", "aborted"}
+    from_the_runner = {"committed-offset-regression", "hostile-accepted", "unknown-destination", "aborted"}
     assert flagged | from_the_runner == set(ANOMALY_TYPES)
 
 

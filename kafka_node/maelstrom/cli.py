@@ -22,7 +22,7 @@ from kafka_node.maelstrom.checker import MAELSTROM_TYPES, Verdict, check, with_s
 from kafka_node.maelstrom.edn_history import read_edn
 from kafka_node.maelstrom.history import HistoryError, Op, read_jsonl, write_jsonl
 from kafka_node.maelstrom.hostile import HOSTILE_ACCEPTED, HOSTILE_CLIENT, write_lines
-from kafka_node.maelstrom.stricter import ABORTED, STRICTER_TYPES
+from kafka_node.maelstrom.stricter import ABORTED, STRICTER_TYPES, UNKNOWN_DESTINATION
 from kafka_node.maelstrom.network import RPC_TIMEOUT
 from kafka_node.maelstrom.process import NodeStartError
 from kafka_node.maelstrom.runner import FINAL_TIME_LIMIT, RunConfig, Runner, RunRecord
@@ -44,11 +44,13 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
         usage="%(prog)s --bin PATH [options] [-- node args...]",
         description=(
             "Run Jepsen Maelstrom's kafka workload against a node program and check the history, "
-            "as `maelstrom test -w kafka` does: the node is a child process spoken to in JSON lines "
-            "on its stdin/stdout; its stderr goes to node.log in the run directory."
+            "as `maelstrom test -w kafka` does: each node is a child process spoken to in JSON lines "
+            "on its stdin/stdout, on a simulated network that also carries messages between nodes and "
+            "to Maelstrom's services (lin-kv, seq-kv, lww-kv, lin-tso); each node's stderr goes to "
+            "node-logs/<node id>.log in the run directory."
         ),
         epilog=(
-            "Writes store/kafka/<time>/ (history.jsonl, results.json, node.log, memory.csv, "
+            "Writes store/kafka/<time>/ (history.jsonl, results.json, node-logs/, memory.csv, "
             "latency-raw.png, rate.png, and hostile.jsonl with --hostile-every) and points store/latest "
             "at it. Two verdicts: Maelstrom's (the anomalies Maelstrom's kafka checker reports: "
             f"{', '.join(MAELSTROM_TYPES)}; or 'unknown' where its analysis would stop with an error) and "
@@ -63,13 +65,16 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     )
     parser.add_argument("--bin", required=True, metavar="PATH", help="the node program to test")
     parser.add_argument("--node-count", type=argtypes.positive_int, default=1, metavar="N",
-                        help="number of nodes (only 1 is supported)")
+                        help="number of nodes, n0 ... n{N-1}; clients are bound to them round-robin (default 1)")
     parser.add_argument("--concurrency", default="2n", metavar="N|Nn",
                         help="client count: an integer, or Nn for N times the node count (default 2n)")
     parser.add_argument("--time-limit", type=argtypes.positive_float, default=20.0, metavar="SECONDS",
                         help="length of the main phase (default 20)")
     parser.add_argument("--rate", type=argtypes.positive_float, default=1000.0, metavar="OPS",
                         help="approximate operations per second over all clients (default 1000)")
+    parser.add_argument("--latency", type=argtypes.non_negative_float, default=0.0, metavar="MS",
+                        help="milliseconds added to every message between servers (nodes and services); "
+                             "messages to and from clients have none, as in Maelstrom (default 0)")
     parser.add_argument("--max-writes-per-key", type=argtypes.positive_int, default=16, metavar="N",
                         help="most sends any one key receives (default 16)")
     parser.add_argument("--recovery-time", type=argtypes.non_negative_float, default=10.0, metavar="SECONDS",
@@ -168,8 +173,6 @@ def main(argv: list[str] | None = None) -> int:
 def test_main(argv: list[str]) -> int:
     args, node_args = parse_args(argv)
     try:
-        if args.node_count != 1:
-            raise ValueError(f"--node-count {args.node_count}: only 1 node is supported (a single-node log)")
         concurrency = concurrency_of(args.concurrency, args.node_count)
         program = node_program(args.bin)
     except ValueError as error:
@@ -179,14 +182,17 @@ def test_main(argv: list[str]) -> int:
     run_dir = new_run_dir(Path(args.store))
     command = [program, *node_args]
     config = RunConfig(
-        command=command, cwd=os.getcwd(), log_path=run_dir / "node.log", concurrency=concurrency,
+        command=command, cwd=os.getcwd(), log_dir=run_dir / "node-logs", concurrency=concurrency,
         time_limit=args.time_limit, rate=args.rate, max_writes_per_key=args.max_writes_per_key,
         recovery_time=args.recovery_time, restart_every=args.restart_every, seed=seed,
         rpc_timeout=args.rpc_timeout, hostile_every=args.hostile_every, memory_path=run_dir / "memory.csv",
+        node_count=args.node_count, latency=args.latency / 1000,
     )
+    config.log_dir.mkdir()
     commit_check = bool(args.restart_every) and not args.no_commit_check
     described = {
-        "command": shlex.join(command), "node_count": 1, "concurrency": concurrency,
+        "command": shlex.join(command), "node_count": args.node_count, "latency_ms": args.latency,
+        "concurrency": concurrency,
         "time_limit": args.time_limit, "rate": args.rate, "max_writes_per_key": args.max_writes_per_key,
         "recovery_time": args.recovery_time, "final_time_limit": FINAL_TIME_LIMIT,
         "restart_every": args.restart_every, "commit_check": commit_check, "rpc_timeout": args.rpc_timeout,
@@ -195,7 +201,7 @@ def test_main(argv: list[str]) -> int:
     try:
         record, interrupted = run_until_interrupted(Runner(config))
     except NodeStartError as error:
-        print(f"maelstrom-kafka-test: the node could not be started: {error} (see {run_dir / 'node.log'})",
+        print(f"maelstrom-kafka-test: the node could not be started: {error} (see {config.log_dir})",
               file=sys.stderr)
         report.write_results(run_dir / "results.json", {
             "valid": False, "aborted": f"the node could not be started: {error}", "run": described})
@@ -207,19 +213,21 @@ def test_main(argv: list[str]) -> int:
     ops = record.history.ops
     write_jsonl(ops, run_dir / "history.jsonl")
     verdict = check(ops, committed_offsets=commit_check)
-    verdict = with_runner_findings(verdict, record.aborted, record.hostile.accepted if record.hostile else [])
+    verdict = with_runner_findings(verdict, record.aborted, record.hostile.accepted if record.hostile else [],
+                                   record.net.unknown_destinations)
     notes = []
     if note := report.plot(ops, record.restarts, run_dir):
         notes.append(note)
     if note := record.memory.get("note"):
         notes.append(note)
     described |= {"phases": record.phases, "restarts": record.restarts, "node_exits": record.node_exits,
-                  "net": record.net_counts, "memory": record.memory, "notes": notes}
+                  "net_counts": record.net_counts, "memory": record.memory, "notes": notes}
     if record.hostile:
         write_lines(record.hostile, run_dir / "hostile.jsonl")
         described["hostile"] = record.hostile.described()
     perf = report.performance(ops, record.latencies.by_rpc, record.phases)
     data = report.results(verdict, perf, described, record.aborted)
+    data["net"] = record.net.stats.described(sum(1 for op in ops if op.type == "invoke"))
     report.write_results(run_dir / "results.json", data)
     print(report.summary(data, run_dir))
     if interrupted:
@@ -227,9 +235,13 @@ def test_main(argv: list[str]) -> int:
     return EXIT_VALID if data["valid"] else EXIT_INVALID
 
 
-def with_runner_findings(verdict: Verdict, aborted: str | None, hostile_accepted: list[dict]) -> Verdict:
-    """The verdict, with what only the runner saw: an aborted test, hostile input accepted."""
+def with_runner_findings(verdict: Verdict, aborted: str | None, hostile_accepted: list[dict],
+                         unknown_destinations: list[dict]) -> Verdict:
+    """The verdict, with what only the runner saw: an aborted test, hostile input accepted,
+    messages to an id that no client, node or service has (Maelstrom's network refuses them,
+    and stops reading the node that sent one)."""
     verdict = with_stricter(verdict, HOSTILE_ACCEPTED, hostile_accepted)
+    verdict = with_stricter(verdict, UNKNOWN_DESTINATION, unknown_destinations)
     return with_stricter(verdict, ABORTED, [{"reason": aborted}] if aborted else [])
 
 
@@ -268,8 +280,9 @@ def check_main(argv: list[str]) -> int:
     run = run_results.get("run", {}) if run_results else {}
     verdict = check(ops, committed_offsets=bool(run.get("commit_check")))
     if run_results:
-        hostile = run_results.get("anomalies", {}).get(HOSTILE_ACCEPTED, [])
-        verdict = with_runner_findings(verdict, run_results.get("aborted"), hostile)
+        found = run_results.get("anomalies", {})
+        verdict = with_runner_findings(verdict, run_results.get("aborted"), found.get(HOSTILE_ACCEPTED, []),
+                                       found.get(UNKNOWN_DESTINATION, []))
     data = {"history": str(path), "operations": len(ops), **report.verdict_data(verdict)}
     if args.json:
         print(json.dumps(data, ensure_ascii=False))

@@ -79,15 +79,16 @@ class Latencies:
 class Client:
     """A consumer and producer at once, as Maelstrom's kafka client is."""
 
-    def __init__(self, name: str, net: Network, latencies: Latencies) -> None:
+    def __init__(self, name: str, node: str, net: Network, latencies: Latencies) -> None:
         self.name = name
+        self.node = node  # the node this client talks to, as Jepsen binds a client to one
         self.net = net
         self.latencies = latencies
         self.offsets: dict[str, int] = {}  # assigned key -> next offset to poll
 
     async def _rpc(self, body: dict[str, Any], expected: str, reply_type: type[Reply]) -> Any:
         start, began = self.latencies.clock(), time.perf_counter()
-        head, raw = await self.net.call(self.name, body)
+        head, raw = await self.net.call(self.name, self.node, body)
         self.latencies.record(body["type"], start, time.perf_counter() - began)
         if head.type == "error":
             error = msgspec.json.decode(raw)

@@ -28,6 +28,7 @@ class Op(msgspec.Struct, kw_only=True, omit_defaults=True):
     time: int = 0
     process: int
     client: str | None = None
+    node: str | None = None  # the node the client is bound to
     type: str
     f: str
     value: Any = None
@@ -50,15 +51,16 @@ class History:
         """Seconds since the history began (the runner's clock for phases and pacing)."""
         return self.now() / 1e9
 
-    def invoke(self, process: int, client: str, f: str, value: Any) -> Op:
-        op = Op(index=len(self.ops), time=self.now(), process=process, client=client, type=INVOKE, f=f, value=value)
+    def invoke(self, process: int, client: str, f: str, value: Any, node: str | None = None) -> Op:
+        op = Op(index=len(self.ops), time=self.now(), process=process, client=client, node=node, type=INVOKE, f=f,
+                value=value)
         self.ops.append(op)
         return op
 
     def complete(self, invocation: Op, type: str, value: Any, error: str | None = None) -> Op:
         op = Op(
             index=len(self.ops), time=self.now(), process=invocation.process, client=invocation.client,
-            type=type, f=invocation.f, value=value, error=error,
+            node=invocation.node, type=type, f=invocation.f, value=value, error=error,
         )
         self.ops.append(op)
         self.counts[op.f, op.type] += 1

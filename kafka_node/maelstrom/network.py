@@ -1,11 +1,12 @@
-"""Messages between the runner's clients and the node: requests encoded as Maelstrom sends
-them, every stdout line validated, replies matched to requests by in_reply_to, RPC timeouts."""
+"""Maelstrom's simulated network: requests from the runner's clients encoded as Maelstrom
+sends them, every stdout line validated and routed by its dest (clients, nodes, services),
+replies matched to requests by in_reply_to, RPC timeouts, latency, message counts."""
 
 from __future__ import annotations
 
 import asyncio
 import itertools
-from collections import Counter
+from collections import Counter, defaultdict
 from typing import Any
 
 import msgspec
@@ -70,62 +71,178 @@ def _excerpt(line: bytes) -> str:
     return line[:300].decode("utf-8", "replace").rstrip("\n")
 
 
+def is_client(node_id: str) -> bool:
+    """Maelstrom's rule: an id starting with "c" is a client's (maelstrom.util/client?)."""
+    return node_id.startswith("c")
+
+
+class NetStats:
+    """Messages as Maelstrom's net checker counts them: every message, those to or from a
+    client, and those between servers (nodes and services); each sent once, with a unique id."""
+
+    GROUPS = ("all", "clients", "servers")
+
+    def __init__(self) -> None:
+        self.counts = {group: Counter() for group in self.GROUPS}
+
+    def _count(self, what: str, src: str, dest: str) -> None:
+        self.counts["all"][what] += 1
+        self.counts["clients" if is_client(src) or is_client(dest) else "servers"][what] += 1
+
+    def sent(self, src: str, dest: str) -> None:
+        self._count("send-count", src, dest)
+        self._count("msg-count", src, dest)
+
+    def received(self, src: str, dest: str) -> None:
+        self._count("recv-count", src, dest)
+
+    def described(self, operations: int) -> dict[str, dict[str, float]]:
+        """Maelstrom's :net result; msgs-per-op (messages per invoked operation) for all and
+        for servers, the figure challenge 5c is judged by."""
+        stats: dict[str, dict[str, float]] = {
+            group: {name: self.counts[group][name] for name in ("send-count", "recv-count", "msg-count")}
+            for group in self.GROUPS}
+        if operations:
+            for group in ("all", "servers"):
+                stats[group]["msgs-per-op"] = round(stats[group]["msg-count"] / operations, 4)
+        return stats
+
+
 class Network:
-    """Routes requests to the current node incarnation and replies back to their callers."""
+    """Every message of a test, routed as Maelstrom's simulated network routes them: client
+    requests to the node a client is bound to and replies back (matched by in_reply_to),
+    messages between nodes and to and from services, delayed by `latency` seconds when
+    neither end is a client. A message for a node that is down waits for it to come back;
+    one for an id nobody has is counted and kept as an example."""
 
-    def __init__(self, timeout: float = RPC_TIMEOUT) -> None:
+    def __init__(self, timeout: float = RPC_TIMEOUT, latency: float = 0.0,
+                 services: dict[str, Any] | None = None) -> None:
         self.timeout = timeout
-        self.node: NodeProcess | None = None
-        self.ready = asyncio.Event()  # cleared while the node starts or restarts
-        self.gone: str | None = None  # why requests cannot be delivered any more
-        self.counts: Counter[str] = Counter()
-        self._pending: dict[tuple[str, int], asyncio.Future[tuple[Head, msgspec.Raw]]] = {}
+        self.latency = latency
+        self.services = services or {}
+        self.nodes: dict[str, NodeProcess | None] = {}
+        self.ready: dict[str, asyncio.Event] = {}  # cleared while a node starts or restarts
+        self.gone: dict[str, str | None] = {}  # node -> why requests to it cannot be delivered
+        self.counts: Counter[str] = Counter()  # what the runner saw of clients' traffic
+        self.stats = NetStats()
+        self.unknown_destinations: list[dict[str, Any]] = []
+        self._waiting: dict[str, list[bytes]] = defaultdict(list)  # node -> lines held while it is down
+        # (client, msg_id) -> the node asked, and the future its reply resolves
+        self._pending: dict[tuple[str, int], tuple[str, asyncio.Future[tuple[Head, msgspec.Raw]]]] = {}
         self._msg_ids: dict[str, itertools.count] = {}
-        self._envelope_ids = itertools.count()
+        self._message_ids = itertools.count()
 
-    def attach(self, node: NodeProcess) -> None:
-        self.node, self.gone = node, None
+    def add_node(self, node_id: str) -> None:
+        self.nodes.setdefault(node_id, None)
+        self.ready.setdefault(node_id, asyncio.Event())
+        self.gone.setdefault(node_id, "not started")
 
-    async def call(self, client: str, body: dict[str, Any], *, timeout: float | None = None,
+    def attach(self, node_id: str, node: NodeProcess) -> None:
+        self.nodes[node_id], self.gone[node_id] = node, None
+
+    def up(self, node_id: str) -> None:
+        """The node answered init: deliver what waited for it, and let clients in."""
+        node = self.nodes[node_id]
+        for line in self._waiting.pop(node_id, []):
+            if node is not None:
+                node.write(line)
+        self.ready[node_id].set()
+
+    def _encode(self, src: str, dest: str, body: Any) -> bytes:
+        return _encoder.encode({"id": next(self._message_ids), "src": src, "dest": dest, "body": body}) + b"\n"
+
+    async def call(self, client: str, node_id: str, body: dict[str, Any], *, timeout: float | None = None,
                    wait_ready: bool = True) -> tuple[Head, msgspec.Raw]:
-        """Send one request from `client` and return the reply's head and raw body."""
+        """Send one request from `client` to `node_id` and return the reply's head and raw body."""
         if wait_ready:
-            await self.ready.wait()
-        if self.gone or self.node is None:
-            raise NodeLost(self.gone or "no node")
+            await self.ready[node_id].wait()
+        node = self.nodes.get(node_id)
+        if self.gone.get(node_id) or node is None:
+            raise NodeLost(self.gone.get(node_id) or "no node")
         msg_id = next(self._msg_ids.setdefault(client, itertools.count(1)))
-        message = {"id": next(self._envelope_ids), "src": client, "dest": NODE_ID, "body": {**body, "msg_id": msg_id}}
         future = asyncio.get_running_loop().create_future()
-        self._pending[client, msg_id] = future
+        self._pending[client, msg_id] = (node_id, future)
         limit = timeout or self.timeout
         try:
-            if not self.node.write(_encoder.encode(message) + b"\n"):
-                raise NodeLost(self.gone or "the node's stdin is closed")
+            if not node.write(self._encode(client, node_id, {**body, "msg_id": msg_id})):
+                raise NodeLost(self.gone.get(node_id) or "the node's stdin is closed")
             self.counts["sent"] += 1
+            self.stats.sent(client, node_id)
+            self.stats.received(client, node_id)
             async with asyncio.timeout(limit):  # a node that stops reading its stdin counts too
-                await self.node.drain()
+                await node.drain()
                 return await future
         except TimeoutError:
             raise RpcTimeout(f"no reply within {limit:g} s") from None
         finally:
             self._pending.pop((client, msg_id), None)
 
-    def deliver(self, envelope: Envelope, head: Head) -> None:
-        """Hand a reply to the request awaiting it; anything else is counted and dropped."""
+    def route(self, src: str, envelope: Envelope, head: Head, line: bytes) -> None:
+        """Take one message a node printed to wherever its `dest` says."""
+        dest = envelope.dest
+        self.stats.sent(src, dest)
+        if is_client(dest):
+            self._deliver_to_client(envelope, head)
+        elif dest in self.nodes:
+            self._later(lambda: self._deliver_to_node(src, dest, self._encode(envelope.src, dest, envelope.body)),
+                        src, dest)
+        elif dest in self.services:
+            self._later(lambda: self._serve(src, dest, envelope.body), src, dest)
+        else:
+            self.counts["unknown destination"] += 1
+            if len(self.unknown_destinations) < 32:
+                self.unknown_destinations.append({"src": src, "dest": dest, "line": _excerpt(line)})
+
+    def _later(self, deliver: Any, src: str, dest: str) -> None:
+        if self.latency > 0 and not (is_client(src) or is_client(dest)):
+            asyncio.get_running_loop().call_later(self.latency, deliver)
+        else:
+            deliver()
+
+    def _deliver_to_client(self, envelope: Envelope, head: Head) -> None:
         self.counts["received"] += 1
-        future = self._pending.get((envelope.dest, head.in_reply_to)) if head.in_reply_to is not None else None
+        asked = self._pending.get((envelope.dest, head.in_reply_to)) if head.in_reply_to is not None else None
+        future = asked[1] if asked else None
         if future is None or future.done():
             self.counts["unmatched"] += 1
             return
+        self.stats.received(envelope.src, envelope.dest)
         future.set_result((head, envelope.body))
+
+    def _deliver_to_node(self, src: str, dest: str, line: bytes) -> None:
+        node = self.nodes.get(dest)
+        if node is None or self.gone.get(dest) or not self.ready[dest].is_set():
+            self._waiting[dest].append(line)
+        elif node.write(line):
+            self.stats.received(src, dest)
+
+    def _serve(self, src: str, service: str, raw: msgspec.Raw) -> None:
+        self.stats.received(src, service)
+        try:
+            body = msgspec.json.decode(raw)
+        except msgspec.DecodeError:
+            return
+        if not isinstance(body, dict):
+            return
+        reply = self.services[service].handle(src, body)
+        if reply is None:
+            return  # Maelstrom's service thread throws and answers nothing
+        reply["in_reply_to"] = body.get("msg_id")
+        self.stats.sent(service, src)
+        self._later(lambda: self._deliver_to_node(service, src, self._encode(service, src, reply)), service, src)
 
     def forget_client(self, client: str) -> None:
         self._msg_ids.pop(client, None)
 
-    def lose_all(self, reason: str) -> None:
-        """The node is gone: every request in flight is indeterminate, and so is every later
-        one until a new incarnation is attached."""
-        self.gone = reason
-        for future in self._pending.values():
-            if not future.done():
+    def lose(self, node_id: str, reason: str) -> None:
+        """The node is gone: each request in flight to it is indeterminate, and so is every
+        later one until a new incarnation answers init."""
+        self.gone[node_id] = reason
+        self.ready[node_id].clear()
+        for asked, future in self._pending.values():
+            if asked == node_id and not future.done():
                 future.set_exception(NodeLost(reason))
+
+    def lose_all(self, reason: str) -> None:
+        for node_id in self.nodes:
+            self.lose(node_id, reason)

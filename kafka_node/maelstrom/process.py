@@ -110,6 +110,6 @@ class NodeProcess:
             transport.close()
 
     def append_to_log(self, text: str) -> None:
-        """A runner note in node.log, between the node's own lines (only while it is not running)."""
+        """A runner note in the node's log, between its own lines (only while it is not running)."""
         with open(self.log_path, "a", encoding="utf-8") as log:
             log.write(text.rstrip("\n") + "\n")

@@ -94,6 +94,9 @@ def summary(data: dict[str, Any], run_dir: Path) -> str:
     for rpc, q in perf["rpc_latency_ms"].items():
         lines.append(f"{rpc:<24}{q['count']:>8}"
                      + "".join(f"{q.get(n, 0):>9.2f}" for n in ("p50", "p95", "p99", "max")))
+    if net := data.get("net"):
+        lines.append("")
+        lines += net_lines(net)
     if run.get("restart_every"):
         lines.append(f"\nnode restarts (SIGKILL): {len(run['restarts'])}")
     if hostile := run.get("hostile"):
@@ -110,6 +113,16 @@ def summary(data: dict[str, Any], run_dir: Path) -> str:
     if data["aborted"]:
         lines[-1] = ABORTED
     return "\n".join(lines)
+
+
+def net_lines(net: dict[str, dict[str, float]]) -> list[str]:
+    """Maelstrom's network statistics: messages by who they were between, and per operation."""
+    lines = [f"{'messages':<10}{'sent':>10}{'received':>10}{'per op':>10}"]
+    for group in ("all", "clients", "servers"):
+        counts = net[group]
+        per_op = f"{counts['msgs-per-op']:>10.3f}" if "msgs-per-op" in counts else ""
+        lines.append(f"{group:<10}{counts['send-count']:>10}{counts['recv-count']:>10}{per_op}")
+    return lines
 
 
 def stats_table(stats: dict[str, dict[str, int]]) -> list[str]:
@@ -249,6 +262,8 @@ def describe(name: str, case: dict[str, Any]) -> str:
         return f"at {case['time']:.3f} s the node answered {case['reply']!r} to the invalid {asked}"
     if name in ("aborted", "empty-transaction-graph"):
         return case["reason"]
+    if name == "unknown-destination":
+        return f"{case['src']} sent a message to {case['dest']!r}, which no client, node or service is: {case['line']}"
     if name == "stats":
         return f"no successful {case['f']} ({case.get(OK, 0)} ok, {case.get(FAIL, 0)} fail, {case.get(INFO, 0)} info)"
     return msgspec.json.encode(case).decode()

@@ -1,6 +1,6 @@
-"""Runs one test against a node program: init, the paced main phase, node restarts, hostile
-input, the recovery pause and the final polls, then SIGKILL; the node's memory is sampled
-throughout. Returns what happened, for the checker."""
+"""Runs one test against a node program: its nodes started and sent init, the paced main
+phase, node restarts, hostile input, the recovery pause and the final polls, then SIGKILL;
+the nodes' memory is sampled throughout. Returns what happened, for the checker."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from kafka_node.maelstrom.memory import MEMORY_INTERVAL, MemoryLog
 from kafka_node.maelstrom.network import (
     NODE_ID, RPC_TIMEOUT, InvalidOutput, Network, NodeLost, RpcTimeout, parse_envelope, parse_head,
 )
+from kafka_node.maelstrom.services import default_services
 from kafka_node.maelstrom.process import EXIT_GRACE, NodeProcess, NodeStartError
 from kafka_node.maelstrom.workload import CrashSchedule, Stagger, Workload, max_poll_offsets, restart_delay
 
@@ -37,7 +38,7 @@ class RunConfig:
 
     command: list[str]
     cwd: str
-    log_path: Path
+    log_dir: Path  # node-logs/: <node id>.log for each node
     concurrency: int
     time_limit: float
     rate: float
@@ -48,6 +49,8 @@ class RunConfig:
     rpc_timeout: float = RPC_TIMEOUT
     hostile_every: float | None = None
     memory_path: Path | None = None  # memory.csv; None samples nothing
+    node_count: int = 1
+    latency: float = 0.0  # seconds added to each message between servers
 
 
 @dataclass
@@ -56,6 +59,7 @@ class RunRecord:
 
     history: History
     latencies: Latencies
+    net: Network
     net_counts: dict[str, int] = field(default_factory=dict)
     restarts: list[float] = field(default_factory=list)  # seconds since start
     node_exits: list[str] = field(default_factory=list)  # exits we did not cause
@@ -71,18 +75,19 @@ class Worker:
     def __init__(self, runner: Runner, index: int) -> None:
         self.runner = runner
         self.process = index
-        self.client = runner.new_client()
+        self.node = runner.node_ids[index % len(runner.node_ids)]  # round-robin, as Jepsen binds them
+        self.client = runner.new_client(self.node)
 
     def replace(self) -> None:
         """A fresh client (new id, no assignment) under the next process number, as Jepsen does."""
         self.runner.net.forget_client(self.client.name)
         self.process += self.runner.config.concurrency
-        self.client = self.runner.new_client()
+        self.client = self.runner.new_client(self.node)
 
     async def execute(self, f: str, value: Any) -> Op:
         history = self.runner.history
         asked = invocation_value(self.client, f, value)
-        invocation = history.invoke(self.process, self.client.name, f, asked)
+        invocation = history.invoke(self.process, self.client.name, f, asked, self.node)
         outcome, result, error = await perform(self.client, f, asked)
         op = history.complete(invocation, outcome, result, error)
         self.runner.workload.observe(op)
@@ -99,8 +104,11 @@ class Runner:
         self.config = config
         self.history = History()
         self.latencies = Latencies(self.history.seconds)
-        self.net = Network(config.rpc_timeout)
-        self.record = RunRecord(self.history, self.latencies)
+        self.node_ids = [f"n{i}" for i in range(config.node_count)]
+        self.net = Network(config.rpc_timeout, config.latency, default_services(random.Random(f"{config.seed}:services")))
+        for node_id in self.node_ids:
+            self.net.add_node(node_id)
+        self.record = RunRecord(self.history, self.latencies, self.net)
         if config.hostile_every:
             self.record.hostile = HostileTally(config.hostile_every)
         self.hostile_lines = HostileLines(random.Random(f"{config.seed}:hostile"))
@@ -110,39 +118,39 @@ class Runner:
         self.phase = "starting"
         self._progress_stream = progress
         self._client_ids = itertools.count(1)
-        self._node: NodeProcess | None = None
-        self._reader: asyncio.Task | None = None
+        self._nodes: dict[str, NodeProcess] = {}
+        self._readers: dict[str, asyncio.Task] = {}
         self._aborted = asyncio.Event()
         self._main_over = asyncio.Event()
         self._last_count, self._last_time = 0, 0.0
 
-    def new_client(self) -> Client:
-        return Client(f"c{next(self._client_ids)}", self.net, self.latencies)
+    def new_client(self, node: str) -> Client:
+        return Client(f"c{next(self._client_ids)}", node, self.net, self.latencies)
 
     # --- the node --------------------------------------------------------------------
 
-    async def _start_node(self) -> None:
-        node = NodeProcess(self.config.command, self.config.cwd, self.config.log_path)
+    async def _start_node(self, node_id: str) -> None:
+        node = NodeProcess(self.config.command, self.config.cwd, self.config.log_dir / f"{node_id}.log")
         await node.start()
-        self._node = node
-        self.net.attach(node)
-        self._reader = asyncio.create_task(self._read(node))
-        init = {"type": "init", "node_id": NODE_ID, "node_ids": [NODE_ID]}
+        self._nodes[node_id] = node
+        self.net.attach(node_id, node)
+        self._readers[node_id] = asyncio.create_task(self._read(node_id, node))
+        init = {"type": "init", "node_id": node_id, "node_ids": self.node_ids}
         try:
-            head, body = await self.net.call("c0", init, timeout=INIT_TIMEOUT, wait_ready=False)
+            head, body = await self.net.call("c0", node_id, init, timeout=INIT_TIMEOUT, wait_ready=False)
         except (RpcTimeout, NodeLost) as error:
-            raise NodeStartError(self.record.aborted or f"the node did not answer init: {error}") from None
+            raise NodeStartError(self.record.aborted or f"{node_id} did not answer init: {error}") from None
         if head.type != "init_ok":
-            raise NodeStartError(f"the node answered init with {bytes(body).decode(errors='replace')}")
+            raise NodeStartError(f"{node_id} answered init with {bytes(body).decode(errors='replace')}")
         node.answered_init = True
         if node.exited_on_its_own:  # its reader saw the exit before we saw the reply
             self._abort(node.exited_on_its_own)
             raise NodeStartError(node.exited_on_its_own)
-        self.net.ready.set()
+        self.net.up(node_id)
         self._sample_memory()
 
-    async def _read(self, node: NodeProcess) -> None:
-        """Deliver each line the node prints (a reply to the hostile client is only counted);
+    async def _read(self, node_id: str, node: NodeProcess) -> None:
+        """Route each line the node prints (a reply to the hostile client is only counted);
         abort the test on one that is not a message."""
         hostile = self.record.hostile
         while line := await node.read_line():
@@ -155,24 +163,24 @@ class Runner:
                     continue
                 head = parse_head(envelope, line)
             except InvalidOutput as error:
-                self._abort(f"the node printed something on stdout that is not a valid Maelstrom message: {error}")
+                self._abort(f"{node_id} printed something on stdout that is not a valid Maelstrom message: {error}")
                 return
-            self.net.deliver(envelope, head)
+            self.net.route(node_id, envelope, head, line)
         status = await node.wait()
         if not node.killed:
-            self._exited_on_its_own(node, status)
+            self._exited_on_its_own(node_id, node, status)
 
-    def _exited_on_its_own(self, node: NodeProcess, status: int) -> None:
+    def _exited_on_its_own(self, node_id: str, node: NodeProcess, status: int) -> None:
         """Maelstrom treats a node that exits without being killed as a crash of the test: once
         the node has answered init, abort (before, starting it fails, which says why)."""
-        reason = f"the node exited on its own with status {status} at {self.history.seconds():.1f} s"
+        reason = f"{node_id} exited on its own with status {status} at {self.history.seconds():.1f} s"
         node.exited_on_its_own = reason
         self.record.node_exits.append(reason)
         node.append_to_log(f"--- maelstrom-kafka-test: {reason} ---")
         if node.answered_init:
             self._abort(reason)
         else:
-            self.net.lose_all(reason)
+            self.net.lose(node_id, reason)
 
     def _abort(self, reason: str) -> None:
         if self.record.aborted is None:
@@ -180,28 +188,32 @@ class Runner:
         self.net.lose_all(reason)
         self._aborted.set()
 
-    async def _stop_node(self) -> None:
+    async def _stop_node(self, node_id: str) -> None:
         """SIGKILL the node; give its stdout reader a few seconds to finish, then cancel it."""
-        if self._node:
+        node, reader = self._nodes.get(node_id), self._readers.get(node_id)
+        if node:
             self._sample_memory()
-            await self._node.kill()
-        if self._reader:
+            await node.kill()
+        if reader:
             try:
-                await asyncio.wait_for(self._reader, EXIT_GRACE)  # cancels the reader on timeout
+                await asyncio.wait_for(reader, EXIT_GRACE)  # cancels the reader on timeout
             except TimeoutError:
-                self._node.close()
+                if node:
+                    node.close()
 
     async def _restart_node(self) -> None:
-        self.net.ready.clear()
-        await self._stop_node()
-        self.net.lose_all("the node was killed by --restart-every")
+        """SIGKILL one node, chosen at random, and start it again."""
+        node_id = self.timing.choice(self.node_ids)
         at = self.history.seconds()
+        self.net.lose(node_id, f"{node_id} was killed by --restart-every")
+        await self._stop_node(node_id)
         self.record.restarts.append(round(at, 3))
-        self._node.append_to_log(f"--- maelstrom-kafka-test: SIGKILL at {at:.3f} s (--restart-every); restarting ---")
+        self._nodes[node_id].append_to_log(
+            f"--- maelstrom-kafka-test: SIGKILL at {at:.3f} s (--restart-every); restarting ---")
         try:
-            await self._start_node()
+            await self._start_node(node_id)
         except NodeStartError as error:
-            self._abort(f"the node could not be restarted: {error}")
+            self._abort(f"{node_id} could not be restarted: {error}")
 
     async def _restarts(self, period: float) -> None:
         while not self._aborted.is_set():
@@ -220,7 +232,8 @@ class Runner:
         memory = asyncio.create_task(self._watch_memory())
         try:
             try:
-                await self._start_node()
+                for node_id in self.node_ids:
+                    await self._start_node(node_id)
             except NodeStartError:
                 if self.record.aborted:
                     return self.record
@@ -238,7 +251,8 @@ class Runner:
             progress.cancel()
             memory.cancel()
             self.phase = "done"
-            await self._stop_node()
+            for node_id in list(self._nodes):
+                await self._stop_node(node_id)
             self.record.phases["end"] = round(self.history.seconds(), 3)
             if self.memory:
                 self.memory.close()
@@ -295,7 +309,7 @@ class Runner:
             if slot >= end:
                 break
             await asyncio.sleep(max(0.0, slot - now))
-            await self.net.ready.wait()
+            await self.net.ready[worker.node].wait()
             f, value = self.workload.next_op()
             await worker.execute(f, value)
         self.workload.tracking = False
@@ -330,9 +344,9 @@ class Runner:
         rng, tally = self.hostile_lines.rng, self.record.hostile
         while True:
             await asyncio.sleep(rng.uniform(0.5 * every, 1.5 * every))
-            await self.net.ready.wait()
-            node = self._node
-            if node is None or node.killed or self.net.gone:
+            await self.net.ready[NODE_ID].wait()
+            node = self._nodes.get(NODE_ID)
+            if node is None or node.killed or self.net.gone[NODE_ID]:
                 continue
             kind, line, n = self.hostile_lines.next_line()
             if node.write(line):
@@ -344,9 +358,9 @@ class Runner:
             self._sample_memory()
 
     def _sample_memory(self) -> None:
-        node = self._node
-        if self.memory and node and not node.killed and node.returncode is None:
-            self.memory.sample(node.pid, self.history.seconds())
+        for node in self._nodes.values():
+            if self.memory and not node.killed and node.returncode is None:
+                self.memory.sample(node.pid, self.history.seconds())
 
     # --- progress --------------------------------------------------------------------
 

@@ -12,15 +12,17 @@ from kafka_node.maelstrom.hostile import HOSTILE_ACCEPTED
 
 #: A node that printed something other than a message, or exited without being killed.
 ABORTED = "aborted"
+#: A message to an id no client, node or service has.
+UNKNOWN_DESTINATION = "unknown-destination"
 STRICTER_TYPES = (
     "asked-offset-skip", "asked-offset-nonmonotonic", "unasked-key", "committed-offset-regression",
-    HOSTILE_ACCEPTED, ABORTED,
+    HOSTILE_ACCEPTED, UNKNOWN_DESTINATION, ABORTED,
 )
 
 
 def check(analysis: Analysis, *, committed_offsets: bool) -> dict[str, list[Case]]:
-    """The stricter anomalies the history shows (hostile-accepted and aborted come from the
-    runner, not from the history)."""
+    """The stricter anomalies the history shows (hostile-accepted, unknown-destination and
+    aborted come from the runner, not from the history)."""
     return {
         **asked_offsets(analysis),
         "unasked-key": unasked_keys(analysis),
