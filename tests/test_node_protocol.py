@@ -44,6 +44,17 @@ def test_poll_is_capped_per_key_by_the_flag(start_node):
     assert msgs == {"k": [[4, 4], [5, 5], [6, 6]]}
 
 
+def test_a_poll_whose_messages_pass_the_byte_budget_gets_the_prefix_that_fits(start_node):
+    node = start_node("--poll-max-bytes", "90")
+    for key in ("a", "b"):
+        for value in range(4):
+            node.request({"type": "send", "key": key, "msg": f"{key}{value}-" + "x" * 20})  # 25 bytes of JSON each
+    msgs = node.request({"type": "poll", "offsets": {"b": 1, "a": 0}})["msgs"]
+    assert msgs == {"b": [[1, "b1-" + "x" * 20], [2, "b2-" + "x" * 20], [3, "b3-" + "x" * 20]]}
+    msgs = node.request({"type": "poll", "offsets": {"a": 2, "b": 3}})["msgs"]
+    assert list(msgs) == ["a", "b"] and len(msgs["a"]) == 2 and len(msgs["b"]) == 1
+
+
 def test_poll_naming_two_thousand_keys_returns_each_keys_messages(start_node):
     node = start_node()
     keys = [str(i) for i in range(2000)]
