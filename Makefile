@@ -1,18 +1,19 @@
 # kafka-node: `make check` runs the seed's Maelstrom kafka test with our own runner;
-# `make test` runs the test suite; `make bench` measures the performance table (a few
-# minutes). All install what they need into .venv first.
+# `make test` runs the test suite; `make lint` runs ruff and mypy; `make bench` measures the
+# performance table (a few minutes); `make mutation` runs mutmut over the node's modules (an
+# hour or more, not in CI). All install what they need into .venv first.
 
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install test check bench restarts soak clean
+.PHONY: install test lint check bench restarts soak mutation clean
 
 # Dependencies once per change of pyproject.toml; the package itself (not editable, as a user
 # gets it) on every run, so the console scripts always run the code in this tree.
 $(BIN)/.deps: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --disable-pip-version-check ".[test,plots]"
+	$(BIN)/pip install --quiet --disable-pip-version-check ".[test,lint,plots]"
 	touch $@
 
 install: $(BIN)/.deps
@@ -21,6 +22,10 @@ install: $(BIN)/.deps
 
 test: install
 	$(BIN)/pytest
+
+lint: $(BIN)/.deps
+	$(BIN)/ruff check .
+	$(BIN)/mypy
 
 check: install
 	$(BIN)/maelstrom-kafka-test --bin $(BIN)/maelstrom-kafka --node-count 1 --concurrency 2n --time-limit 20 --rate 1000

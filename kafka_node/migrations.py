@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import logging
 import re
-from importlib import resources
 from collections.abc import Sequence
+from importlib import resources
 from typing import NamedTuple
 
 import apsw

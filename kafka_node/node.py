@@ -4,13 +4,14 @@ whole batch in one transaction (group commit), and writes the replies only after
 from __future__ import annotations
 
 import errno
+import functools
 import itertools
 import logging
 import os
 import signal
 from collections.abc import Callable, Sequence
 from types import FrameType
-from typing import Any
+from typing import Any, TypeGuard
 
 from kafka_node import framing, protocol
 from kafka_node import storage as storage_lib
@@ -73,7 +74,7 @@ class Node:
     def send(self, bodies: list[protocol.Send]) -> list[protocol.SendOk]:
         """A run of consecutive sends, appended together in their order."""
         offsets = self.storage.append_many([(body.key, protocol.message_text(body)) for body in bodies])
-        return [protocol.SendOk(in_reply_to=body.msg_id, offset=offset) for body, offset in zip(bodies, offsets)]
+        return [protocol.SendOk(in_reply_to=body.msg_id, offset=offset) for body, offset in zip(bodies, offsets, strict=True)]
 
     def poll(self, body: protocol.Poll) -> protocol.PollOk:
         offsets, per_key = body.offsets, self.poll_max_per_key
@@ -155,7 +156,7 @@ class Node:
             self._storage_untrusted = storage_lib.cache_untrustworthy_after(error)
             text = f"commit failed, outcome unknown: {error}"
             return [self._error_for(r, ErrorCode.CRASH, text) if self._uses_storage(r) else reply
-                    for r, reply in zip(requests, replies)]
+                    for r, reply in zip(requests, replies, strict=True)]
         return replies
 
     def _answer_in_savepoints(self, requests: list[Request]) -> list[Reply]:
@@ -173,17 +174,20 @@ class Node:
                 replies += self._answer_sends(run)
                 run = []
             if self._uses_storage(request):
-                replies += self._in_savepoint([request], lambda request=request: [self._answer(request)])
+                replies += self._in_savepoint([request], functools.partial(self._answer_alone, request))
             else:
                 replies.append(self._answer(request))
         if run:
             replies += self._answer_sends(run)
         return replies
 
+    def _answer_alone(self, request: Request) -> list[Reply]:
+        return [self._answer(request)]
+
     def _answer_sends(self, run: list[protocol.Envelope]) -> list[Reply]:
         def append() -> list[Reply]:
             acks = self.send([request.body for request in run])  # type: ignore[misc]  # all sends
-            return [self._reply(request.src, request.dest, ack) for request, ack in zip(run, acks)]
+            return [self._reply(request.src, request.dest, ack) for request, ack in zip(run, acks, strict=True)]
 
         if len(run) == 1:
             return self._in_savepoint(run, append)
@@ -228,7 +232,7 @@ class Node:
         return self._storage_untrusted
 
     @staticmethod
-    def _uses_storage(request: Request) -> bool:
+    def _uses_storage(request: Request) -> TypeGuard[protocol.Envelope]:
         return isinstance(request, protocol.Envelope) and not isinstance(request.body, protocol.Init)
 
     def _answer(self, request: Request) -> protocol.Outgoing | None:

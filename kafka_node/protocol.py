@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import enum
 import re
-from typing import Annotated, NamedTuple, Union
+from typing import Annotated, NamedTuple, get_args
 
 import msgspec
 
@@ -68,8 +68,8 @@ class ListCommittedOffsets(_Request, tag="list_committed_offsets"):
     keys: list[str]
 
 
-Request = Union[Init, Send, Poll, CommitOffsets, ListCommittedOffsets]
-REQUEST_TYPES: dict[str, type] = {cls.__struct_config__.tag: cls for cls in Request.__args__}
+Request = Init | Send | Poll | CommitOffsets | ListCommittedOffsets
+REQUEST_TYPES: dict[str, type] = {cls.__struct_config__.tag: cls for cls in get_args(Request)}
 
 
 class Envelope(msgspec.Struct):
@@ -107,7 +107,7 @@ class Error(_Reply, tag="error"):
     text: str
 
 
-Reply = Union[InitOk, SendOk, PollOk, CommitOffsetsOk, ListCommittedOffsetsOk, Error]
+Reply = InitOk | SendOk | PollOk | CommitOffsetsOk | ListCommittedOffsetsOk | Error
 
 
 class Outgoing(msgspec.Struct):
@@ -271,7 +271,7 @@ def search_asker(text: bytes | bytearray, answer: str, log_only: str) -> Rejecte
         return Rejected(None, None, None, ErrorCode.MALFORMED_REQUEST, log_only)
     dest = _field(text, b'"dest"', _DEST_FIELD)
     try:
-        return Rejected(src.decode(), dest and dest.decode(), int(msg_id), ErrorCode.MALFORMED_REQUEST, answer)
+        return Rejected(src.decode(), dest.decode() if dest else None, int(msg_id), ErrorCode.MALFORMED_REQUEST, answer)
     except UnicodeDecodeError:
         return Rejected(None, None, None, ErrorCode.MALFORMED_REQUEST, log_only)
 

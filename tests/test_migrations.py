@@ -10,11 +10,10 @@ from pathlib import Path
 
 import apsw
 import pytest
-
 from conftest import child_env, run_node
+
 from kafka_node import migrations
 from kafka_node.storage import APPLICATION_ID, Storage, UnusableDatabase
-
 
 INIT = b'{"src":"c1","dest":"n0","body":{"type":"init","node_id":"n0","node_ids":["n0"],"msg_id":1}}\n'
 SEND = b'{"src":"c1","dest":"n0","body":{"type":"send","key":"k","msg":"v","msg_id":2}}\n'

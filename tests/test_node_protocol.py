@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import msgspec
 import pytest
-
 from conftest import child_env, run_node
 
 
@@ -60,7 +59,8 @@ def test_poll_naming_two_thousand_keys_returns_each_keys_messages(start_node):
     keys = [str(i) for i in range(2000)]
     for start in range(0, len(keys), 500):
         lines = b"".join(
-            msgspec.json.encode({"src": "c1", "dest": "n0", "body": {"type": "send", "key": k, "msg": int(k), "msg_id": i}}) + b"\n"
+            msgspec.json.encode({"src": "c1", "dest": "n0",
+                                 "body": {"type": "send", "key": k, "msg": int(k), "msg_id": i}}) + b"\n"
             for i, k in enumerate(keys[start:start + 500])
         )
         node.write(lines)
@@ -139,7 +139,8 @@ def test_a_request_without_msg_id_is_applied_and_answered_without_in_reply_to(st
 def test_many_requests_written_at_once_are_all_answered_in_order(start_node):
     node = start_node()
     lines = b"".join(
-        msgspec.json.encode({"src": "c1", "dest": "n0", "body": {"type": "send", "key": "k", "msg": i, "msg_id": 100 + i}}) + b"\n"
+        msgspec.json.encode({"src": "c1", "dest": "n0",
+                             "body": {"type": "send", "key": "k", "msg": i, "msg_id": 100 + i}}) + b"\n"
         for i in range(1000)
     )
     node.write(lines)

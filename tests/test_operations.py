@@ -12,14 +12,14 @@ from pathlib import Path
 import apsw
 import msgspec
 import pytest
-
 from conftest import child_env, installed_script, run_node
 
 INIT = b'{"src":"c1","dest":"n0","body":{"type":"init","node_id":"n0","node_ids":["n0"],"msg_id":1}}\n'
 
 
 def send_line(key: str, value, msg_id: int) -> bytes:
-    return msgspec.json.encode({"src": "c1", "dest": "n0", "body": {"type": "send", "key": key, "msg": value, "msg_id": msg_id}}) + b"\n"
+    body = {"type": "send", "key": key, "msg": value, "msg_id": msg_id}
+    return msgspec.json.encode({"src": "c1", "dest": "n0", "body": body}) + b"\n"
 
 
 def stored_messages(db) -> dict[tuple[str, int], object]:

@@ -23,7 +23,7 @@ request_shaped = st.fixed_dictionaries(
     {"src": st.one_of(st.just("c1"), anything), "dest": st.one_of(st.just("n0"), anything)},
     optional={"body": st.one_of(
         st.fixed_dictionaries(
-            {"type": st.sampled_from(sorted(protocol.REQUEST_TYPES) + ["nope", ""])},
+            {"type": st.sampled_from([*sorted(protocol.REQUEST_TYPES), "nope", ""])},
             optional={"msg_id": anything, "key": anything, "msg": anything, "offsets": anything,
                       "keys": anything, "node_id": anything, "node_ids": anything},
         ),
@@ -121,7 +121,7 @@ def test_storage_keeps_every_value_at_dense_increasing_offsets(tmp_path_factory,
         for batch in batches:
             with storage.transaction():
                 offsets = storage.append_many([(key, msgspec.json.encode(value).decode()) for key, value in batch])
-            for (key, value), offset in zip(batch, offsets):
+            for (key, value), offset in zip(batch, offsets, strict=True):
                 assert offset == len(expected.setdefault(key, []))
                 expected[key].append(value)
         found = msgspec.json.decode(storage.read_from({key: 0 for key in expected}, limit_per_key=1000, max_bytes=1 << 30))

@@ -31,7 +31,7 @@ class StorageAgainstModel(RuleBasedStateMachine):
     def append(self, batch):
         with self.storage.transaction():
             offsets = self.storage.append_many([(k, msgspec.json.encode(v).decode()) for k, v in batch])
-        for (key, value), offset in zip(batch, offsets):
+        for (key, value), offset in zip(batch, offsets, strict=True):
             log = self.logs.setdefault(key, [])
             assert offset == len(log), "offsets must be dense and increasing per key"
             log.append(value)
