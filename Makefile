@@ -7,7 +7,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install test lint check bench restarts soak mutation mutation-results clean
+.PHONY: install test lint check bench restarts soak mutation mutation-node mutation-storage mutation-results clean
 
 # Dependencies once per change of pyproject.toml; the package itself (not editable, as a user
 # gets it) on every run, so the console scripts always run the code in this tree.
@@ -46,20 +46,28 @@ soak: install
 		--rate 1000 --restart-every 30 --hostile-every 0.05 --store store/soak -- --db store/soak/log.db
 
 # Not in CI (an hour or more): mutmut over node.py, storage.py, migrations.py and protocol.py,
-# in a copy of the tree so the working tree is never left mutated; `make mutation-results`
-# lists the survivors. String mutations (log and error texts, SQL text) are left out.
+# in two halves side by side, each in a copy of the tree so the working tree is never left
+# mutated; `make mutation-results` lists the survivors. String mutations (log and error
+# texts, SQL text) are left out.
 MUTATION_DIR := store/mutation
+MUTATION_node := kafka_node/node.py,kafka_node/migrations.py
+MUTATION_storage := kafka_node/storage.py,kafka_node/protocol.py
+
 mutation: install
 	$(BIN)/pip install --quiet --disable-pip-version-check ".[mutation]"
-	rm -rf $(MUTATION_DIR) && mkdir -p $(MUTATION_DIR)
-	git ls-files -z | xargs -0 cp --parents -t $(MUTATION_DIR)
-	ln -s ../migrations $(MUTATION_DIR)/kafka_node/migration_files
-	cd $(MUTATION_DIR) && PATH="$(abspath $(BIN)):$$PATH" PYTHONPATH="$$PWD" \
-		mutmut run --disable-mutation-types string --test-time-multiplier 3 || true
+	$(MAKE) --no-print-directory -j2 mutation-node mutation-storage
 	$(MAKE) --no-print-directory mutation-results
 
+mutation-node mutation-storage: mutation-%:
+	rm -rf $(MUTATION_DIR)/$* && mkdir -p $(MUTATION_DIR)/$*
+	git ls-files -z | xargs -0 cp --parents -t $(MUTATION_DIR)/$*
+	ln -s ../migrations $(MUTATION_DIR)/$*/kafka_node/migration_files
+	cd $(MUTATION_DIR)/$* && PATH="$(abspath $(BIN)):$$PATH" PYTHONPATH="$$PWD" \
+		mutmut run --paths-to-mutate $(MUTATION_$*) --disable-mutation-types string > mutmut.log 2>&1 || true
+
 mutation-results:
-	cd $(MUTATION_DIR) && PATH="$(abspath $(BIN)):$$PATH" mutmut results
+	@for part in node storage; do \
+		(cd $(MUTATION_DIR)/$$part && PATH="$(abspath $(BIN)):$$PATH" mutmut results); done
 
 clean:
 	rm -rf $(VENV) build *.egg-info store .pytest_cache .hypothesis

@@ -122,7 +122,7 @@ def node_with_a_poll_that_fails(tmp_path, vfs: FaultyVFS) -> tuple[Node, Storage
     return node, storage, line({"type": "poll", "offsets": {"big": 0}, "msg_id": 3})
 
 
-def test_a_failing_statement_costs_only_its_own_request_and_the_batch_commits_once(tmp_path):
+def test_a_failing_statement_costs_only_its_own_request_and_the_batch_commits_once(tmp_path, caplog):
     node, storage, failing_poll = node_with_a_poll_that_fails(tmp_path, FaultyVFS())
     out = node.answer_batch([line({"type": "send", "key": "k", "msg": "A", "msg_id": 2}), failing_poll,
                              line({"type": "send", "key": "k", "msg": "B", "msg_id": 4})])
@@ -133,6 +133,8 @@ def test_a_failing_statement_costs_only_its_own_request_and_the_batch_commits_on
     ]
     storage.close()
     assert all_messages(tmp_path / "log.db")["k"] == [[0, "A"], [1, "B"]]
+    assert "too big" in caplog.text, "the failure is logged"
+    assert "SELECT" not in caplog.text and "json_each" not in caplog.text, "the log holds the statement's SQL"
 
 
 def test_nothing_is_acknowledged_after_a_failed_commit_even_when_a_statement_of_the_batch_failed(tmp_path):
