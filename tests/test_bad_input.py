@@ -27,6 +27,7 @@ CASES = [
     ("body-missing", b'{"src":"c1","dest":"n0"}', (12, "$.body"), None),
     ("body-not-an-object", envelope([1, 2]), (12, "$.body"), None),
     ("msg-id-not-an-integer", envelope({"type": "send", "key": "k", "msg": 1, "msg_id": "7"}), (12, "msg_id"), None),
+    ("msg-id-string-and-type-unknown", envelope({"type": "txn", "msg_id": "7"}), (12, "msg_id"), None),
     ("msg-id-float", envelope({"type": "send", "key": "k", "msg": 1, "msg_id": 1.5}), (12, "msg_id"), None),
     ("type-missing", envelope({"key": "k", "msg": 1, "msg_id": 1}), (12, "$.body.type"), None),
     ("type-not-a-string", envelope({"type": 3, "msg_id": 1}), (12, "$.body.type"), None),

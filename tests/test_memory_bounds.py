@@ -28,6 +28,7 @@ def test_three_20_mib_messages_are_polled_one_per_reply_within_200_mib(start_nod
         read += msgs["big"]
     assert [(offset, msg[0], len(msg[1])) for offset, msg in read] == [(v, v, 20 * MIB) for v in range(3)]
     peak = peak_memory_mib(node.proc.pid)
+    # About 25 MiB of interpreter and libraries, plus a few copies of one message in flight.
     assert peak < 200, f"VmHWM {peak:.0f} MiB after sending and polling three 20 MiB messages"
 
 
@@ -42,7 +43,8 @@ def test_a_60_mb_line_that_is_not_a_request_costs_one_copy_of_it_and_the_next_re
     assert "$.body.key" in reply["text"]
     assert node.request({"type": "poll", "offsets": {"k": 0}})["msgs"] == {"k": [[0, "after"]]}
     peak = peak_memory_mib(node.proc.pid)
-    assert peak < 150, f"VmHWM {peak:.0f} MiB after two 60 MB lines: the line is held more than about once"
+    # About 25 MiB of interpreter and libraries, plus one copy of a line (57 MiB) and change.
+    assert peak < 110, f"VmHWM {peak:.0f} MiB after two 60 MB lines: the line is held more than about once"
     assert "not a JSON message" in node.stderr()
 
 
@@ -59,4 +61,5 @@ def test_a_100_mib_line_gets_a_bounded_error_and_memory_stays_bounded(start_node
                              "text": f"request longer than the {64 << 20}-byte line limit"}
     assert node.request({"type": "send", "key": "k", "msg": "after"})["offset"] == 0
     peak = peak_memory_mib(node.proc.pid)
-    assert peak < 64 + 100, f"VmHWM {peak:.0f} MiB: the node must not hold the whole line"
+    # About 25 MiB of interpreter and libraries, plus at most the 64 MiB limit and one read.
+    assert peak < 100, f"VmHWM {peak:.0f} MiB: the node held more of the line than its limit"
