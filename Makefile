@@ -7,7 +7,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install test lint check bench restarts soak mutation mutation-node mutation-storage mutation-results clean
+.PHONY: install test lint check bench restarts soak mutation mutation-node mutation-storage mutation-protocol mutation-results clean
 
 # Dependencies once per change of pyproject.toml; the package itself (not editable, as a user
 # gets it) on every run, so the console scripts always run the code in this tree.
@@ -45,28 +45,31 @@ soak: install
 	$(BIN)/maelstrom-kafka-test --bin $(BIN)/maelstrom-kafka --node-count 1 --concurrency 2n --time-limit 600 \
 		--rate 1000 --restart-every 30 --hostile-every 0.05 --store store/soak -- --db store/soak/log.db
 
-# Not in CI (an hour or more): mutmut over node.py, storage.py, migrations.py and protocol.py,
-# in two halves side by side, each in a copy of the tree so the working tree is never left
-# mutated; `make mutation-results` lists the survivors. String mutations (log and error
-# texts, SQL text) are left out.
+# Not in CI (hours on 2 cores): mutmut over node.py, storage.py, migrations.py and protocol.py,
+# in three parts side by side, each in a copy of the tree so the working tree is never left
+# mutated. A part run again goes on where it stopped (mutmut keeps its results in the copy).
+# `make mutation-results` lists the survivors. String mutations (log and error texts, SQL
+# text) are left out.
 MUTATION_DIR := store/mutation
+MUTATION_PARTS := node storage protocol
 MUTATION_node := kafka_node/node.py,kafka_node/migrations.py
-MUTATION_storage := kafka_node/storage.py,kafka_node/protocol.py
+MUTATION_storage := kafka_node/storage.py
+MUTATION_protocol := kafka_node/protocol.py
 
 mutation: install
 	$(BIN)/pip install --quiet --disable-pip-version-check ".[mutation]"
-	$(MAKE) --no-print-directory -j2 mutation-node mutation-storage
+	$(MAKE) --no-print-directory -j3 $(addprefix mutation-,$(MUTATION_PARTS))
 	$(MAKE) --no-print-directory mutation-results
 
-mutation-node mutation-storage: mutation-%:
-	rm -rf $(MUTATION_DIR)/$* && mkdir -p $(MUTATION_DIR)/$*
+$(addprefix mutation-,$(MUTATION_PARTS)): mutation-%:
+	mkdir -p $(MUTATION_DIR)/$*
 	git ls-files -z | xargs -0 cp --parents -t $(MUTATION_DIR)/$*
-	ln -s ../migrations $(MUTATION_DIR)/$*/kafka_node/migration_files
+	ln -sfn ../migrations $(MUTATION_DIR)/$*/kafka_node/migration_files
 	cd $(MUTATION_DIR)/$* && PATH="$(abspath $(BIN)):$$PATH" PYTHONPATH="$$PWD" \
 		mutmut run --paths-to-mutate $(MUTATION_$*) --disable-mutation-types string > mutmut.log 2>&1 || true
 
 mutation-results:
-	@for part in node storage; do \
+	@for part in $(MUTATION_PARTS); do \
 		(cd $(MUTATION_DIR)/$$part && PATH="$(abspath $(BIN)):$$PATH" mutmut results); done
 
 clean:
