@@ -14,6 +14,8 @@ import msgspec
 import pytest
 from conftest import child_env, installed_script, run_node
 
+from kafka_node.storage import Durability, Storage
+
 INIT = b'{"src":"c1","dest":"n0","body":{"type":"init","node_id":"n0","node_ids":["n0"],"msg_id":1}}\n'
 
 
@@ -52,12 +54,29 @@ def test_a_bad_durability_in_the_environment_exits_2_with_usage(tmp_path):
     assert b"Traceback" not in done.stderr
 
 
-@pytest.mark.parametrize("mode", ["full", "normal"])
-def test_start_up_logs_path_schema_version_and_durability(tmp_path, mode):
+@pytest.mark.parametrize(("mode", "synchronous"), [("full", 2), ("normal", 1), ("off", 0)])
+def test_start_up_logs_path_schema_version_and_durability_and_sets_it(tmp_path, mode, synchronous):
     db = tmp_path / "log.db"
-    done = run_node("--db", str(db), "--durability", mode, env=child_env())
+    done = run_node("--db", str(db), "--durability", mode, "--log-level", "debug", env=child_env())
     assert done.returncode == 0
     assert re.search(rf"serving log {re.escape(str(db))} \(schema version \d+, durability {mode}\)", done.stderr.decode())
+    storage = Storage.open(str(db), Durability(mode))  # the setting, as the node's storage applies it
+    try:
+        assert storage.conn.pragma("synchronous") == synchronous
+    finally:
+        storage.close()
+
+
+def test_a_restart_after_a_kill_recovers_the_wal_and_says_so_without_a_warning(start_node, tmp_path):
+    node = start_node()
+    for i in range(5):
+        node.request({"type": "send", "key": "k", "msg": i})
+    node.kill()  # the WAL is left behind, uncheckpointed
+    restarted = start_node()
+    assert restarted.request({"type": "poll", "offsets": {"k": 0}})["msgs"] == {"k": [[i, i] for i in range(5)]}
+    log = restarted.stderr()
+    assert re.search(r"INFO kafka_node.storage: SQLite \(SQLITE_NOTICE_RECOVER_WAL\): recovered \d+ frames", log), log
+    assert "WARNING" not in log
 
 
 def test_without_a_path_each_start_uses_a_fresh_logged_file(tmp_path):
