@@ -174,3 +174,14 @@ def test_stdout_carries_only_protocol_messages(tmp_path):
     replies = [msgspec.json.decode(line) for line in done.stdout.splitlines()]
     assert [r["body"]["type"] for r in replies] == ["init_ok", "send_ok", "error", "poll_ok"]
     assert all(set(r) == {"src", "dest", "body"} for r in replies)
+
+
+def test_offsets_up_to_2_to_the_62_are_accepted_and_larger_ones_refused(start_node):
+    """The bound keeps offset + poll limit inside SQLite's 64-bit integers; below it every
+    offset is a valid request."""
+    node = start_node()
+    assert node.request({"type": "commit_offsets", "offsets": {"k": 2**62}})["type"] == "commit_offsets_ok"
+    assert node.request({"type": "list_committed_offsets", "keys": ["k"]})["offsets"] == {"k": 2**62}
+    assert node.request({"type": "poll", "offsets": {"k": 2**62}})["msgs"] == {}
+    refused = node.request({"type": "poll", "offsets": {"k": 2**62 + 1}})
+    assert (refused["type"], refused["code"]) == ("error", 12)
