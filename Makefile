@@ -46,10 +46,10 @@ soak: install
 		--rate 1000 --restart-every 30 --hostile-every 0.05 --store store/soak -- --db store/soak/log.db
 
 # Not in CI (hours on 2 cores): mutmut over node.py, storage.py, migrations.py and protocol.py,
-# in three parts side by side, each in a copy of the tree so the working tree is never left
-# mutated. A part run again goes on where it stopped (mutmut keeps its results in the copy).
-# `make mutation-results` lists the survivors. String mutations (log and error texts, SQL
-# text) are left out.
+# in three parts side by side, each in a fresh copy of the tree so the working tree is never
+# left mutated (mutmut 2's record of earlier runs does not survive a change of the tests, so
+# each run starts anew). `make mutation-results` lists the survivors. String mutations (log
+# and error texts, SQL text) are left out.
 MUTATION_DIR := store/mutation
 MUTATION_PARTS := node storage protocol
 MUTATION_node := kafka_node/node.py,kafka_node/migrations.py
@@ -62,9 +62,9 @@ mutation: install
 	$(MAKE) --no-print-directory mutation-results
 
 $(addprefix mutation-,$(MUTATION_PARTS)): mutation-%:
-	mkdir -p $(MUTATION_DIR)/$*
+	rm -rf $(MUTATION_DIR)/$* && mkdir -p $(MUTATION_DIR)/$*
 	git ls-files -z | xargs -0 cp --parents -t $(MUTATION_DIR)/$*
-	ln -sfn ../migrations $(MUTATION_DIR)/$*/kafka_node/migration_files
+	ln -s ../migrations $(MUTATION_DIR)/$*/kafka_node/migration_files
 	cd $(MUTATION_DIR)/$* && PATH="$(abspath $(BIN)):$$PATH" PYTHONPATH="$$PWD" \
 		mutmut run --paths-to-mutate $(MUTATION_$*) --disable-mutation-types string > mutmut.log 2>&1 || true
 
