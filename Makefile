@@ -7,7 +7,8 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install test lint check bench restarts soak mutation mutation-node mutation-storage mutation-protocol mutation-results clean
+.PHONY: install test lint check bench restarts soak mutation mutation-node mutation-migrations mutation-storage \
+	mutation-protocol mutation-results clean
 
 # Dependencies once per change of pyproject.toml; the package itself (not editable, as a user
 # gets it) on every run, so the console scripts always run the code in this tree.
@@ -46,19 +47,20 @@ soak: install
 		--rate 1000 --restart-every 30 --hostile-every 0.05 --store store/soak -- --db store/soak/log.db
 
 # Not in CI (hours on 2 cores): mutmut over node.py, storage.py, migrations.py and protocol.py,
-# in three parts side by side, each in a fresh copy of the tree so the working tree is never
+# in four parts side by side, each in a fresh copy of the tree so the working tree is never
 # left mutated (mutmut 2's record of earlier runs does not survive a change of the tests, so
 # each run starts anew). `make mutation-results` lists the survivors. String mutations (log
 # and error texts, SQL text) are left out.
 MUTATION_DIR := store/mutation
-MUTATION_PARTS := node storage protocol
-MUTATION_node := kafka_node/node.py,kafka_node/migrations.py
+MUTATION_PARTS := node migrations storage protocol
+MUTATION_node := kafka_node/node.py
+MUTATION_migrations := kafka_node/migrations.py
 MUTATION_storage := kafka_node/storage.py
 MUTATION_protocol := kafka_node/protocol.py
 
 mutation: install
 	$(BIN)/pip install --quiet --disable-pip-version-check ".[mutation]"
-	$(MAKE) --no-print-directory -j3 $(addprefix mutation-,$(MUTATION_PARTS))
+	$(MAKE) --no-print-directory -j4 $(addprefix mutation-,$(MUTATION_PARTS))
 	$(MAKE) --no-print-directory mutation-results
 
 $(addprefix mutation-,$(MUTATION_PARTS)): mutation-%:
