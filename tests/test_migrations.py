@@ -231,3 +231,18 @@ def test_a_migration_killed_halfway_through_the_runner_leaves_the_previous_versi
     assert done.returncode == 0, done.stderr
     assert (b"applied migration 001_initial" in done.stderr) == (version_left == 0)
     assert b'"offset":0' in done.stdout
+
+
+def test_a_file_at_an_older_version_gets_every_later_migration(tmp_path):
+    """The runner skips the migrations a file already has and goes on to the later ones."""
+    path = tmp_path / "log.db"
+    Storage.open(str(path)).close()  # at the latest shipped version
+    later = [migrations.Migration(migrations.latest_version() + 1, "later", "CREATE TABLE later_one (x);"),
+             migrations.Migration(migrations.latest_version() + 2, "later_still", "CREATE TABLE later_two (x);")]
+    conn = apsw.Connection(str(path))
+    try:
+        assert migrations.migrate(conn, [*migrations.available(), *later]) == migrations.latest_version() + 2
+        tables = {name for (name,) in conn.execute("SELECT name FROM sqlite_schema WHERE type = 'table'")}
+        assert {"later_one", "later_two"} <= tables
+    finally:
+        conn.close()
