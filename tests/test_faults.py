@@ -175,6 +175,7 @@ def test_a_whole_database_failure_inside_a_batch_answers_every_request_11_and_ap
     answers = replies(out)
     assert len(answers) == len(batch)
     assert {a.get("code") for a in answers} == {11}, answers[:3]
+    assert all("full" in a["text"] for a in answers), "the error says what failed"
     assert not node.storage_untrusted
     assert replies(node.answer_batch([line({"type": "send", "key": "k", "msg": "later", "msg_id": 4})])) == [
         {"type": "send_ok", "offset": 0, "in_reply_to": 4}], "nothing of the failed batch may have been applied"
