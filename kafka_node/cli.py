@@ -76,6 +76,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         ),
     )
     parser.add_argument(
+        "--poll-max-bytes",
+        type=argtypes.positive_int,
+        default=4 << 20,
+        metavar="N",
+        help=(
+            "most bytes of messages in one poll reply (default: 4 MiB): each key gets the "
+            "messages that fit, in the order the poll names the keys; a poll with anything to "
+            "return gets at least one message, however big"
+        ),
+    )
+    parser.add_argument(
         "--max-batch",
         type=argtypes.positive_int,
         default=None,
@@ -124,7 +135,8 @@ def main(argv: list[str] | None = None) -> int:
         path, storage.schema_version, durability.value,
         "" if args.db else " (a fresh file: pass --db to keep the log across runs)",
     )
-    node = Node(storage, args.poll_max_per_key, args.max_line_bytes, args.max_batch, args.poll_max_messages)
+    node = Node(storage, args.poll_max_per_key, args.max_line_bytes, args.max_batch, args.poll_max_messages,
+                args.poll_max_bytes)
     try:
         return node.serve()
     except BrokenPipeError:

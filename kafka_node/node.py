@@ -4,13 +4,16 @@ whole batch in one transaction (group commit), and writes the replies only after
 from __future__ import annotations
 
 import errno
+import functools
 import itertools
 import logging
 import os
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from types import FrameType
+from typing import Any, TypeGuard
 
-from kafka_node import protocol
+from kafka_node import framing, protocol
 from kafka_node import storage as storage_lib
 from kafka_node.protocol import ErrorCode
 from kafka_node.storage import Storage
@@ -22,19 +25,30 @@ READ_SIZE = 1 << 20
 
 
 Request = protocol.Envelope | protocol.Rejected
+Reply = protocol.Outgoing | None  # None: nobody to answer
 
 
 class _Interrupted(Exception):
     """A stop signal arrived while the node was waiting for input."""
 
 
+class _BatchAbandoned(Exception):
+    """The database as a whole failed inside the transaction, which was rolled back."""
+
+    def __init__(self, error: BaseException) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
 class Node:
     """One kafka-node serving Maelstrom requests against one open log."""
 
     def __init__(self, storage: Storage, poll_max_per_key: int, max_line_bytes: int,
-                 max_batch: int | None = None, poll_max_messages: int = 100_000) -> None:
+                 max_batch: int | None = None, poll_max_messages: int = 100_000,
+                 poll_max_bytes: int = 4 << 20) -> None:
         self.storage = storage
         self.poll_max_messages = poll_max_messages
+        self.poll_max_bytes = poll_max_bytes
         self.max_batch = max_batch
         self.poll_max_per_key = poll_max_per_key
         self.max_line_bytes = max_line_bytes
@@ -43,7 +57,7 @@ class Node:
         self._waiting_for_input = False
         self._storage_untrusted = False
         # Sends are not here: consecutive sends are answered together by `send`.
-        self._handlers: dict[type, Callable] = {
+        self._handlers: dict[type, Callable[[Any], protocol.Reply]] = {
             protocol.Init: self.init,
             protocol.Poll: self.poll,
             protocol.CommitOffsets: self.commit_offsets,
@@ -60,7 +74,7 @@ class Node:
     def send(self, bodies: list[protocol.Send]) -> list[protocol.SendOk]:
         """A run of consecutive sends, appended together in their order."""
         offsets = self.storage.append_many([(body.key, protocol.message_text(body)) for body in bodies])
-        return [protocol.SendOk(in_reply_to=body.msg_id, offset=offset) for body, offset in zip(bodies, offsets)]
+        return [protocol.SendOk(in_reply_to=body.msg_id, offset=offset) for body, offset in zip(bodies, offsets, strict=True)]
 
     def poll(self, body: protocol.Poll) -> protocol.PollOk:
         offsets, per_key = body.offsets, self.poll_max_per_key
@@ -69,7 +83,7 @@ class Node:
             # (a poll may return any prefix of a key's log, including none of it).
             per_key = max(1, self.poll_max_messages // len(offsets))
             offsets = dict(itertools.islice(offsets.items(), self.poll_max_messages))
-        msgs = self.storage.read_from(offsets, per_key)
+        msgs = self.storage.read_from(offsets, per_key, self.poll_max_bytes)
         return protocol.PollOk(in_reply_to=body.msg_id, msgs=protocol.json_text(msgs))
 
     def commit_offsets(self, body: protocol.CommitOffsets) -> protocol.CommitOffsetsOk:
@@ -82,68 +96,75 @@ class Node:
 
     # --- one batch ----------------------------------------------------------------------
 
-    def answer_batch(self, lines: list[bytes | protocol.Rejected]) -> bytes:
+    def answer_batch(self, lines: Sequence[framing.Line | framing.Oversized]) -> bytes:
         """Apply every request of a batch in one transaction; return the encoded replies.
 
-        `lines` holds the batch's input lines, and a rejection in place of each line that
-        was too long to keep."""
-        requests = [
-            line if isinstance(line, protocol.Rejected) else protocol.decode(line)
-            for line in lines if isinstance(line, protocol.Rejected) or line.strip()
-        ]
+        `lines` holds the batch's input lines, an `Oversized` in place of each line that was
+        too long to keep."""
+        requests = [self._decode(line) for line in lines
+                    if isinstance(line, framing.Oversized) or (line and not line.isspace())]
         size = self.max_batch or len(requests) or 1
-        replies: list[protocol.Outgoing | None] = []
+        replies: list[Reply] = []
         for start in range(0, len(requests), size):
             chunk = requests[start:start + size]
-            if self._storage_untrusted:  # a COMMIT of this batch failed: apply nothing more
+            if self._storage_untrusted:  # a COMMIT of this read failed: apply nothing more
                 replies += [self._error_for(r, ErrorCode.TEMPORARILY_UNAVAILABLE, "not applied: the node is "
                                             "stopping after a failed COMMIT") if self._uses_storage(r)
                             else self._answer(r) for r in chunk]
             else:
-                replies += self._answer_together(chunk, retry_alone=True)
+                replies += self._answer_in_one_transaction(chunk)
         return self._encode(replies)
 
-    def _answer_together(self, requests: list[Request], retry_alone: bool) -> list[protocol.Outgoing | None]:
-        """Answer requests inside one transaction, committed before any reply is returned.
+    def _decode(self, line: framing.Line | framing.Oversized) -> Request:
+        if isinstance(line, framing.Oversized):
+            log.warning("skipped a line longer than %d bytes", self.max_line_bytes)
+            return protocol.refuse_oversized(line.head, self.max_line_bytes)
+        return protocol.decode(line)
 
-        If a statement fails because of one request, the transaction rolls back and each
-        request is retried in a transaction of its own, so a bad request costs only its own
-        reply; a failure of the database as a whole (lock held, disk full) is answered at
-        once for the whole batch. If COMMIT itself fails, whether the batch reached the disk
-        is unknown: every request that touched storage gets the indefinite error 13.
+    def _answer_in_one_transaction(self, requests: list[Request]) -> list[Reply]:
+        """Answer requests inside one transaction, each in a savepoint of its own, with one
+        COMMIT for all of them before any reply is returned.
+
+        A request whose statement fails rolls back its own savepoint and gets its own error;
+        the others are committed. A failure of the database as a whole (write lock held
+        elsewhere, disk full) rolls the transaction back and answers every request at once.
+        If COMMIT itself fails, whether the batch reached the disk is unknown: every request
+        that touched storage gets the indefinite error 13, and after an I/O error nothing
+        more is applied (`storage_untrusted`).
         """
-        stored = [r for r in requests if self._uses_storage(r)]
-        if not stored:
+        if not any(self._uses_storage(r) for r in requests):
             return [self._answer(r) for r in requests]
-        writes = any(isinstance(r.body, (protocol.Send, protocol.CommitOffsets)) for r in stored)
-        replies: list[protocol.Outgoing | None] = []
-        committing = False
+        writes = any(isinstance(r, protocol.Envelope) and isinstance(r.body, (protocol.Send, protocol.CommitOffsets))
+                     for r in requests)
         try:
-            with self.storage.transaction(write=writes):
-                replies = self._answer_in_order(requests)
-                committing = True
-            return replies
-        except Exception as error:
-            if committing:
-                log.error("COMMIT failed (%s): the outcome of %d requests is unknown", error, len(stored))
-                self._storage_untrusted = storage_lib.cache_untrustworthy_after(error)
-                text = f"commit failed, outcome unknown: {error}"
-                return [self._error_for(r, ErrorCode.CRASH, text) if self._uses_storage(r) else reply
-                        for r, reply in zip(requests, replies)]
-            if retry_alone and len(stored) > 1 and not storage_lib.is_whole_database_error(error):
-                log.warning("batch of %d rolled back (%s); retrying its requests one by one", len(requests), error)
-                return [self._answer_together([r], retry_alone=False)[0] for r in requests]
-            if isinstance(error, storage_lib.StorageError):
-                code, text = ErrorCode.TEMPORARILY_UNAVAILABLE, f"storage error, nothing applied: {error}"
-            else:
-                log.exception("unexpected failure; the transaction was rolled back")
-                code, text = ErrorCode.CRASH, f"internal error: {error!r}"
-            return [self._error_for(r, code, text) if self._uses_storage(r) else self._answer(r) for r in requests]
+            self.storage.begin(write=writes)
+            try:
+                replies = self._answer_in_savepoints(requests)
+            except _BatchAbandoned:
+                self.storage.rollback()
+                raise
+        except (storage_lib.StorageError, _BatchAbandoned) as failure:
+            error = failure.error if isinstance(failure, _BatchAbandoned) else failure
+            text = f"storage error, nothing applied: {error}"
+            return [self._error_for(r, ErrorCode.TEMPORARILY_UNAVAILABLE, text) if self._uses_storage(r)
+                    else self._answer(r) for r in requests]
+        try:
+            self.storage.commit()
+        except storage_lib.StorageError as error:
+            stored = sum(map(self._uses_storage, requests))
+            log.error("COMMIT failed (%s): the outcome of %d requests is unknown", error, stored)
+            self._storage_untrusted = storage_lib.cache_untrustworthy_after(error)
+            text = f"commit failed, outcome unknown: {error}"
+            return [self._error_for(r, ErrorCode.CRASH, text) if self._uses_storage(r) else reply
+                    for r, reply in zip(requests, replies, strict=True)]
+        return replies
 
-    def _answer_in_order(self, requests: list[Request]) -> list[protocol.Outgoing | None]:
-        """Replies in request order; each run of consecutive sends is appended at once, so
-        a poll later in the batch sees every send before it."""
-        replies: list[protocol.Outgoing | None] = []
+    def _answer_in_savepoints(self, requests: list[Request]) -> list[Reply]:
+        """Replies in request order. Each request runs in a savepoint of its own, except that
+        a run of consecutive sends shares one (it is two statements, whatever its length);
+        if that savepoint fails, each send of the run is tried again in its own. A poll
+        later in the batch sees every send before it."""
+        replies: list[Reply] = []
         run: list[protocol.Envelope] = []
         for request in requests:
             if self.node_id is not None and type(request) is protocol.Envelope and type(request.body) is protocol.Send:
@@ -152,14 +173,54 @@ class Node:
             if run:
                 replies += self._answer_sends(run)
                 run = []
-            replies.append(self._answer(request))
+            if self._uses_storage(request):
+                replies += self._in_savepoint([request], functools.partial(self._answer_alone, request))
+            else:
+                replies.append(self._answer(request))
         if run:
             replies += self._answer_sends(run)
         return replies
 
-    def _answer_sends(self, run: list[protocol.Envelope]) -> list[protocol.Outgoing]:
-        acks = self.send([request.body for request in run])
-        return [self._reply(request.src, request.dest, ack) for request, ack in zip(run, acks)]
+    def _answer_alone(self, request: Request) -> list[Reply]:
+        return [self._answer(request)]
+
+    def _answer_sends(self, run: list[protocol.Envelope]) -> list[Reply]:
+        def append() -> list[Reply]:
+            acks = self.send([request.body for request in run])  # type: ignore[misc]  # all sends
+            return [self._reply(request.src, request.dest, ack) for request, ack in zip(run, acks, strict=True)]
+
+        if len(run) == 1:
+            return self._in_savepoint(run, append)
+        try:
+            with self.storage.savepoint():
+                return append()
+        except Exception as error:
+            if self._batch_is_lost(error):
+                raise _BatchAbandoned(error) from error
+            return [reply for request in run for reply in self._answer_sends([request])]
+
+    def _in_savepoint(self, requests: list[protocol.Envelope], answer: Callable[[], list[Reply]]) -> list[Reply]:
+        """`answer()` inside a savepoint; if it fails, the savepoint is rolled back and each of
+        `requests` gets an error instead: a definite 11 for a storage error, since nothing of
+        it was applied, and 13 for anything unforeseen."""
+        try:
+            with self.storage.savepoint():
+                return answer()
+        except storage_lib.StorageError as error:
+            if self._batch_is_lost(error):
+                raise _BatchAbandoned(error) from error
+            log.warning("a %s failed and was rolled back: %s", type(requests[0].body).__name__, error)
+            code, text = ErrorCode.TEMPORARILY_UNAVAILABLE, f"storage error, nothing applied: {error}"
+        except Exception as error:
+            log.exception("unexpected failure; the request was rolled back")
+            code, text = ErrorCode.CRASH, f"internal error: {error!r}"
+        return [self._error_for(request, code, text) for request in requests]
+
+    def _batch_is_lost(self, error: BaseException) -> bool:
+        """Whether a failure inside a savepoint ends the whole transaction: SQLite rolled it
+        back by itself, or the database as a whole failed, which the next request would meet
+        too."""
+        return storage_lib.is_whole_database_error(error) or not self.storage.in_transaction
 
     @property
     def storage_untrusted(self) -> bool:
@@ -171,7 +232,7 @@ class Node:
         return self._storage_untrusted
 
     @staticmethod
-    def _uses_storage(request: Request) -> bool:
+    def _uses_storage(request: Request) -> TypeGuard[protocol.Envelope]:
         return isinstance(request, protocol.Envelope) and not isinstance(request.body, protocol.Init)
 
     def _answer(self, request: Request) -> protocol.Outgoing | None:
@@ -191,7 +252,7 @@ class Node:
     def _error_for(self, request: protocol.Envelope, code: ErrorCode, text: str) -> protocol.Outgoing:
         return self._reply(request.src, request.dest, protocol.Error(in_reply_to=request.body.msg_id, code=code, text=text))
 
-    def _reply(self, asker: str, addressed_to: str | None, body) -> protocol.Outgoing:
+    def _reply(self, asker: str, addressed_to: str | None, body: protocol.Reply) -> protocol.Outgoing:
         return protocol.Outgoing(src=self.node_id or addressed_to or "", dest=asker, body=body)
 
     @staticmethod
@@ -203,60 +264,25 @@ class Node:
     def serve(self, stdin_fd: int = 0, stdout_fd: int = 1) -> int:
         """Serve until EOF or a stop signal; return the process exit status."""
         self._install_signal_handlers()
-        unfinished: list[bytes] = []  # pieces of a line whose newline has not arrived yet
-        unfinished_size = 0
-        discarding = False  # inside a line longer than max_line_bytes
+        lines = framing.LineSplitter(self.max_line_bytes)
         while not self._stopping:
             try:
                 chunk = self._read(stdin_fd)
             except _Interrupted:
                 break
-            if not chunk:  # EOF: a last line without its newline still counts
-                if unfinished and not discarding:
-                    self._write(stdout_fd, self.answer_batch([b"".join(unfinished)]))
-                break
-            lines = chunk.split(b"\n")
-            tail = lines.pop()
-            if lines:
-                if discarding:
-                    lines.pop(0)
-                    discarding = False
-                elif unfinished:
-                    lines[0] = b"".join(unfinished) + lines[0]
-                unfinished, unfinished_size = [], 0
-                # Only the first line (which may carry earlier pieces) can be longer than the
-                # chunk; the others need no check unless the chunk itself is over the limit.
-                if lines and (len(lines[0]) > self.max_line_bytes or len(chunk) > self.max_line_bytes):
-                    lines = [self._within_limit(line) for line in lines]
-            if tail and not discarding:
-                unfinished.append(tail)
-                unfinished_size += len(tail)
-                if unfinished_size > self.max_line_bytes:
-                    lines.append(self._oversized(unfinished))
-                    unfinished, unfinished_size, discarding = [], 0, True
-            if lines:
-                self._write(stdout_fd, self.answer_batch(lines))
+            batch = lines.feed(chunk) if chunk else lines.end()
+            if batch:
+                self._write(stdout_fd, self.answer_batch(batch))
                 if self._storage_untrusted:
                     break
-                self.storage.checkpoint_if_far_behind()
+                self.storage.bound_wal()
+            if not chunk:
+                break
         if self._storage_untrusted:
             log.error("exiting after a failed COMMIT; restart to recover from what is on disk")
             return 1
         log.info("stopping: %s", "signal" if self._stopping else "end of input")
         return 0
-
-    def _within_limit(self, line: bytes) -> bytes | protocol.Rejected:
-        """The line, or the rejection of a line longer than the limit (which is dropped)."""
-        return line if len(line) <= self.max_line_bytes else self._oversized([line])
-
-    def _oversized(self, pieces: list[bytes]) -> protocol.Rejected:
-        log.warning("skipped a line longer than %d bytes", self.max_line_bytes)
-        head = bytearray()
-        for piece in pieces:  # only the beginning is searched for the asker
-            head += piece[:protocol.OVERSIZED_HEAD_BYTES - len(head)]
-            if len(head) >= protocol.OVERSIZED_HEAD_BYTES:
-                break
-        return protocol.oversized(bytes(head), self.max_line_bytes)
 
     def _read(self, fd: int) -> bytes:
         self._waiting_for_input = True
@@ -282,7 +308,7 @@ class Node:
     def _install_signal_handlers(self) -> None:
         """SIGTERM/SIGINT: finish the batch in hand, then exit 0."""
 
-        def stop(signum: int, _frame) -> None:
+        def stop(signum: int, _frame: FrameType | None) -> None:
             self._stopping = True
             if self._waiting_for_input:
                 raise _Interrupted

@@ -4,9 +4,8 @@ field-level validation, the error codes, and encoding of replies as JSON lines."
 from __future__ import annotations
 
 import enum
-import json
 import re
-from typing import Annotated, Any, NamedTuple, Union
+from typing import Annotated, NamedTuple, get_args
 
 import msgspec
 
@@ -69,8 +68,8 @@ class ListCommittedOffsets(_Request, tag="list_committed_offsets"):
     keys: list[str]
 
 
-Request = Union[Init, Send, Poll, CommitOffsets, ListCommittedOffsets]
-REQUEST_TYPES: dict[str, type] = {cls.__struct_config__.tag: cls for cls in Request.__args__}
+Request = Init | Send | Poll | CommitOffsets | ListCommittedOffsets
+REQUEST_TYPES: dict[str, type] = {cls.__struct_config__.tag: cls for cls in get_args(Request)}
 
 
 class Envelope(msgspec.Struct):
@@ -108,7 +107,7 @@ class Error(_Reply, tag="error"):
     text: str
 
 
-Reply = Union[InitOk, SendOk, PollOk, CommitOffsetsOk, ListCommittedOffsetsOk, Error]
+Reply = InitOk | SendOk | PollOk | CommitOffsetsOk | ListCommittedOffsetsOk | Error
 
 
 class Outgoing(msgspec.Struct):
@@ -130,24 +129,40 @@ class Rejected(NamedTuple):
 _envelope_decoder = msgspec.json.Decoder(Envelope)
 _encoder = msgspec.json.Encoder()
 
+#: A JSON value that was absent from the line.
+_ABSENT = msgspec.Raw(b"")
+
+#: The longest refused body whose offending `offsets` key is named in the error text; a
+#: longer one keeps msgspec's `[...]` rather than be decoded a second time in full.
+NAMED_KEY_BODY_BYTES = 64 << 10
+
 
 class _LooseEnvelope(msgspec.Struct):
-    src: Any = None
-    dest: Any = None
-    body: msgspec.Raw = msgspec.Raw(b"")  # empty when the field is absent
+    """The envelope's fields as raw JSON text: decoding it copies no field's value."""
+
+    src: msgspec.Raw = _ABSENT
+    dest: msgspec.Raw = _ABSENT
+    body: msgspec.Raw = _ABSENT
 
 
 class _LooseBody(msgspec.Struct):
-    type: Any = None
-    msg_id: Any = None
+    type: msgspec.Raw = _ABSENT
+    msg_id: msgspec.Raw = _ABSENT
 
 
-def decode(line: bytes) -> Envelope | Rejected:
+_loose_envelope_decoder = msgspec.json.Decoder(_LooseEnvelope)
+_loose_body_decoder = msgspec.json.Decoder(_LooseBody)
+
+
+def decode(line: bytes | bytearray) -> Envelope | Rejected:
     """Decode one line into a request, or say why it is not one."""
     try:
         envelope = _envelope_decoder.decode(line)
-    except Exception as error:  # DecodeError, and UnicodeDecodeError or RecursionError from hostile bytes
-        return _diagnose(line, error)
+    except (ValueError, RecursionError) as error:  # msgspec's errors; UnicodeDecodeError; nesting too deep
+        try:
+            return refusal(line, _reason(error))
+        except Exception as unexpected:  # the last word on input nobody foresaw: refuse it, never crash
+            return Rejected(None, None, None, ErrorCode.MALFORMED_REQUEST, f"undecodable line ({unexpected!r})")
     body = envelope.body
     if type(body) is Send and not _is_utf8(body.msg):  # msgspec does not check the bytes of a Raw value
         return Rejected(envelope.src, envelope.dest, body.msg_id, ErrorCode.MALFORMED_REQUEST,
@@ -163,109 +178,118 @@ def _is_utf8(raw: msgspec.Raw) -> bool:
     return True
 
 
-def _diagnose(line: bytes, error: Exception) -> Rejected:
-    """Find out, for a line the typed decoder refused, whom to answer and with which error.
+def _reason(error: ValueError | RecursionError) -> str:
+    if isinstance(error, RecursionError):
+        return "JSON nested too deeply"
+    if isinstance(error, UnicodeDecodeError):
+        return f"not valid UTF-8 ({error})"
+    if isinstance(error, msgspec.ValidationError):
+        return str(error)
+    return f"not valid JSON text ({error})"
 
-    Slow path only: it decodes the envelope loosely to recover src, dest, msg_id and type,
-    so the reply can name the offending field and reach the asker.
+
+def refusal(line: bytes | bytearray, reason: str) -> Rejected:
+    """Whom to answer, and with which error, about a line that is not a valid request.
+
+    The one path for every refused line, and bounded whatever the line holds: a loose
+    decode that copies no value but `src`, `dest`, `type` and `msg_id` finds the asker; a
+    line that cannot be parsed at all is searched for those fields instead (`search_asker`).
+    Nothing parses the line in full a second time.
     """
     try:
-        return _diagnose_loosely(line, error)
-    except Exception as unexpected:  # the last word on input nobody foresaw: refuse it, never crash
-        return Rejected(None, None, None, ErrorCode.MALFORMED_REQUEST, f"undecodable line ({unexpected!r})")
-
-
-def _diagnose_loosely(line: bytes, error: Exception) -> Rejected:
-    try:
-        loose = msgspec.json.decode(line, type=_LooseEnvelope)
-    except RecursionError:
-        return Rejected(None, None, None, ErrorCode.MALFORMED_REQUEST, "JSON nested too deeply")
-    except ValueError as not_an_object:  # msgspec.DecodeError or UnicodeDecodeError
-        return _diagnose_invalid_json(line, not_an_object)
-    src = loose.src if isinstance(loose.src, str) else None
-    dest = loose.dest if isinstance(loose.dest, str) else None
-    if not loose.body:
+        loose = _loose_envelope_decoder.decode(line)
+    except msgspec.ValidationError:  # valid JSON, but not an object
+        return Rejected(None, None, None, ErrorCode.MALFORMED_REQUEST, f"not a JSON message: {reason}")
+    except (ValueError, RecursionError):  # not JSON: malformed, invalid UTF-8, or nested too deeply
+        return search_asker(line, f"invalid request: {reason}", f"not a JSON message: {reason}")
+    src, dest = _string(loose.src), _string(loose.dest)  # without src, a rejection is only logged
+    if loose.body is _ABSENT:
         return Rejected(src, dest, None, ErrorCode.MALFORMED_REQUEST, "missing field `$.body`")
     try:
-        body = msgspec.json.decode(loose.body, type=_LooseBody)
-    except RecursionError:
-        return Rejected(src, dest, None, ErrorCode.MALFORMED_REQUEST, "JSON nested too deeply in `$.body`")
-    except ValueError as not_an_object:
+        body = _loose_body_decoder.decode(loose.body)
+    except msgspec.ValidationError as not_an_object:
         return Rejected(src, dest, None, ErrorCode.MALFORMED_REQUEST, f"invalid `$.body`: {not_an_object}")
-    msg_id = body.msg_id
-    if msg_id is not None and (type(msg_id) is not int):
+    msg_id = _integer(body.msg_id)
+    if msg_id is None and body.msg_id is not _ABSENT and bytes(memoryview(body.msg_id)) != b"null":
         return Rejected(src, dest, None, ErrorCode.MALFORMED_REQUEST, "`$.body.msg_id` must be an integer")
-    if body.type is None:
+    if body.type is _ABSENT:
         return Rejected(src, dest, msg_id, ErrorCode.MALFORMED_REQUEST, "missing field `$.body.type`")
-    if not isinstance(body.type, str):
+    request_type = _string(body.type)
+    if request_type is None:
         return Rejected(src, dest, msg_id, ErrorCode.MALFORMED_REQUEST, "`$.body.type` must be a string")
-    if body.type not in REQUEST_TYPES:
-        return Rejected(src, dest, msg_id, ErrorCode.NOT_SUPPORTED, f"unsupported message type {body.type!r}")
+    if request_type not in REQUEST_TYPES:
+        return Rejected(src, dest, msg_id, ErrorCode.NOT_SUPPORTED, f"unsupported message type {request_type!r}")
     if src is None:
-        # A request nobody can be answered about is only logged.
         return Rejected(None, dest, msg_id, ErrorCode.MALFORMED_REQUEST, "`$.src` must be a string")
-    return Rejected(src, dest, msg_id, ErrorCode.MALFORMED_REQUEST, _name_offending_key(str(error), loose.body))
+    return Rejected(src, dest, msg_id, ErrorCode.MALFORMED_REQUEST,
+                    f"invalid request: {_name_offending_key(reason, loose.body)}")
 
 
-def _diagnose_invalid_json(line: bytes, error: ValueError) -> Rejected:
-    """A line msgspec cannot parse may still name its asker: the standard library's parser
-    accepts what msgspec refuses in valid-looking JSON (lone UTF-16 surrogates such as
-    `"\\ud800"`), so the asker hears why instead of waiting for a timeout."""
+def _string(raw: msgspec.Raw) -> str | None:
     try:
-        message = json.loads(line)
-    except (ValueError, RecursionError):
-        return Rejected(None, None, None, ErrorCode.MALFORMED_REQUEST, f"not a JSON message: {error}")
-    if not isinstance(message, dict) or not isinstance(message.get("body"), dict):
-        return Rejected(None, None, None, ErrorCode.MALFORMED_REQUEST, f"not a JSON message: {error}")
-    src, dest, body = _encodable(message.get("src")), _encodable(message.get("dest")), message["body"]
-    if src is None:
-        return Rejected(None, None, None, ErrorCode.MALFORMED_REQUEST, f"not a JSON message: {error}")
-    msg_id = body.get("msg_id") if type(body.get("msg_id")) is int else None
-    return Rejected(src, dest, msg_id, ErrorCode.MALFORMED_REQUEST, f"invalid request: not valid JSON text ({error})")
-
-
-def _encodable(value: Any) -> str | None:
-    """The value if it is a string that can be written back as UTF-8, else None."""
-    if not isinstance(value, str):
+        return msgspec.json.decode(raw, type=str) if raw else None
+    except ValueError:  # not a string, or not UTF-8
         return None
+
+
+def _integer(raw: msgspec.Raw) -> int | None:
     try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
+        return msgspec.json.decode(raw, type=int) if raw else None
+    except ValueError:
         return None
-    return value
 
 
 def _name_offending_key(text: str, body: msgspec.Raw) -> str:
-    """Replace msgspec's `[...]` in an offsets path with the key whose value is wrong."""
-    offsets = msgspec.json.decode(body).get("offsets") if "offsets[...]" in text else None
+    """Replace msgspec's `[...]` in an offsets path with the key whose value is wrong, when
+    the body is small enough to decode again."""
+    if "offsets[...]" not in text or len(body) > NAMED_KEY_BODY_BYTES:
+        return text
+    offsets = msgspec.json.decode(body).get("offsets")
     if isinstance(offsets, dict):
         for key, value in offsets.items():
             if type(value) is not int or not 0 <= value <= MAX_OFFSET:
-                text = text.replace("[...]", msgspec.json.encode([key]).decode())
-                break
-    return f"invalid request: {text}"
+                return text.replace("[...]", msgspec.json.encode([key]).decode())
+    return text
 
 
-#: How much of an over-long line is searched for its asker and msg_id.
-OVERSIZED_HEAD_BYTES = 64 << 10
 _SRC_FIELD = re.compile(rb'"src"\s*:\s*"([^"\\]{1,200})"')
 _DEST_FIELD = re.compile(rb'"dest"\s*:\s*"([^"\\]{1,200})"')
 _MSG_ID_FIELD = re.compile(rb'"msg_id"\s*:\s*(\d{1,18})[\s,}]')
 
 
-def oversized(line: bytes, limit: int) -> Rejected:
-    """The rejection of a line longer than `limit` bytes, addressed to its asker when the
-    line's beginning names one (it is too long to parse, so its first 64 KiB are searched
-    for `src`, `dest` and `msg_id`, which Maelstrom's clients write before the payload)."""
-    head = line[:OVERSIZED_HEAD_BYTES]
-    fields = [pattern.search(head) for pattern in (_SRC_FIELD, _DEST_FIELD, _MSG_ID_FIELD)]
-    src, dest, msg_id = (match[1] if match else None for match in fields)
-    text = f"request longer than the {limit}-byte line limit"
+def search_asker(text: bytes | bytearray, answer: str, log_only: str) -> Rejected:
+    """The rejection of a line that cannot be parsed (or of the kept beginning of a line too
+    long to keep), addressed to its asker when the line names one without doubt.
+
+    `src` and `msg_id` (and `dest`, if present) must each occur exactly once as a field with
+    a plain value; a fast bytes search finds them without copying the line. Otherwise
+    nobody is answered and the line is only logged, with `log_only`.
+    """
+    found = [_field(text, b'"src"', _SRC_FIELD), _field(text, b'"msg_id"', _MSG_ID_FIELD)]
+    src, msg_id = found
+    if src is None or msg_id is None:
+        return Rejected(None, None, None, ErrorCode.MALFORMED_REQUEST, log_only)
+    dest = _field(text, b'"dest"', _DEST_FIELD)
     try:
-        return Rejected(src and src.decode(), dest and dest.decode(), msg_id and int(msg_id),
-                        ErrorCode.MALFORMED_REQUEST, text)
+        return Rejected(src.decode(), dest.decode() if dest else None, int(msg_id), ErrorCode.MALFORMED_REQUEST, answer)
     except UnicodeDecodeError:
-        return Rejected(None, None, None, ErrorCode.MALFORMED_REQUEST, text)
+        return Rejected(None, None, None, ErrorCode.MALFORMED_REQUEST, log_only)
+
+
+def _field(text: bytes | bytearray, name: bytes, pattern: re.Pattern[bytes]) -> bytes | None:
+    """The plain value of a field named exactly once in `text`, else None."""
+    at = text.find(name)
+    if at == -1 or text.find(name, at + 1) != -1:
+        return None
+    match = pattern.match(text, at)
+    return match[1] if match else None
+
+
+def refuse_oversized(head: bytes, limit: int) -> Rejected:
+    """The rejection of a line longer than `limit` bytes, of which only `head` was kept:
+    Maelstrom's clients write `src` and `msg_id` before the payload."""
+    text = f"request longer than the {limit}-byte line limit"
+    return search_asker(head, text, text)
 
 
 def message_text(send: Send) -> str:
@@ -278,9 +302,9 @@ def message_text(send: Send) -> str:
     return text.replace("\r", " ") if "\r" in text else text
 
 
-def json_text(text: str) -> msgspec.Raw:
+def json_text(text: bytes) -> msgspec.Raw:
     """JSON text from storage, to be embedded in a reply without decoding and re-encoding."""
-    return msgspec.Raw(text.encode())
+    return msgspec.Raw(text)
 
 
 def encode(messages: list[Outgoing]) -> bytes:

@@ -13,6 +13,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 
 import apsw
 import apsw.bestpractice
+import apsw.ext
 import msgspec
 
 from kafka_node import migrations
@@ -28,16 +29,17 @@ APPLICATION_ID = 0x4B61664E
 BUSY_TIMEOUT_MS = 2_000
 
 
-#: WAL size, in pages, at which the WAL is copied back into the database file (SQLite's own
-#: automatic checkpoint uses the same size, but runs inside the COMMIT of whichever request
-#: crosses it).
+#: WAL size, in pages, at which the checkpointer is woken to copy the WAL back into the
+#: database file (SQLite's own automatic checkpoint uses the same size, but runs inside the
+#: COMMIT of whichever request crosses it).
 CHECKPOINT_PAGES = 1000
 
-#: WAL size, in pages, at which the writer checkpoints between batches itself: under a
-#: constant stream of commits the background checkpoint never catches the WAL's end, and
-#: SQLite only restarts a WAL that has been checkpointed completely, so it would grow without
-#: bound.
-CATCH_UP_PAGES = 4 * CHECKPOINT_PAGES
+#: WAL size, in pages, past which the writer waits, between two batches, for the
+#: checkpointer to copy the whole WAL, so that the next COMMIT starts it again from its
+#: beginning. Under nonstop commits a checkpoint running beside the writer never catches the
+#: WAL's end, and SQLite restarts only a completely checkpointed WAL. So the WAL file holds
+#: at most this many pages plus those of the one batch that crossed the mark.
+WAL_LIMIT_PAGES = 4 * CHECKPOINT_PAGES
 
 
 class Durability(enum.Enum):
@@ -51,8 +53,8 @@ class Durability(enum.Enum):
 #: Any failure reported by SQLite.
 StorageError = apsw.Error
 
-#: Failures of the database as a whole rather than of one statement's data: retrying the
-#: requests of a batch one by one would only meet them again, each after its own wait.
+#: Failures of the database as a whole rather than of one request's statement: the
+#: transaction is given up, since every other request of the batch would meet them too.
 _WHOLE_DATABASE_ERRORS = (
     apsw.BusyError, apsw.LockedError, apsw.FullError, apsw.IOError, apsw.ReadOnlyError,
     apsw.CantOpenError, apsw.CorruptError, apsw.NotADBError, apsw.NoMemError,
@@ -66,6 +68,18 @@ def is_whole_database_error(error: BaseException) -> bool:
 def cache_untrustworthy_after(error: BaseException) -> bool:
     """Whether, after this error at COMMIT, the connection's view may differ from the disk."""
     return isinstance(error, apsw.IOError)
+
+
+def _log_sqlite(code: int, message: str) -> None:
+    """SQLite's own log (https://sqlite.org/errlog.html), forwarded without statement text.
+
+    A failed statement reaches the code as an exception and is reported there; SQLite's
+    record of it ("statement aborts at ...") would repeat it with the statement's SQL, so
+    that part is cut. WAL recovery after a kill is a notice, the rest warnings.
+    """
+    text = message.split("; [", 1)[0] if message.startswith("statement aborts") else message
+    level = logging.INFO if code & 0xFF == apsw.SQLITE_NOTICE else logging.WARNING
+    log.log(level, "SQLite (%s): %s", apsw.ext.result_string(code), text)
 
 
 class UnusableDatabase(Exception):
@@ -135,19 +149,28 @@ def _configure(conn: apsw.Connection, durability: Durability) -> None:
 
 
 class _Checkpointer:
-    """Checkpoints the WAL on a connection and thread of its own, so that no request waits
-    for a checkpoint's writes and fsyncs; it replaces SQLite's automatic checkpoint.
+    """The one checkpointer: copies the WAL back into the database file on a connection and
+    thread of its own, so that no request waits for a checkpoint's writes and fsyncs; it
+    replaces SQLite's automatic checkpoint.
 
     apsw releases the GIL while SQLite works, and a PASSIVE checkpoint never blocks the
-    writer, so the node keeps committing while the file catches up.
+    writer, so the node keeps committing while the file catches up. When the WAL has grown
+    past WAL_LIMIT_PAGES anyway, the writer asks for a complete checkpoint and waits for it
+    between two batches (`catch_up`); nothing else ever checkpoints while the node runs, so
+    no two checkpoints contend for SQLite's checkpoint lock.
     https://sqlite.org/wal.html#application_initiated_checkpoints
     """
+
+    #: How long the writer waits for a complete checkpoint before it carries on without one.
+    CATCH_UP_TIMEOUT_S = 10.0
 
     def __init__(self, path: str, durability: Durability, vfs: str | None) -> None:
         self._conn = apsw.Connection(path, flags=apsw.SQLITE_OPEN_READWRITE, vfs=vfs)
         apsw.bestpractice.connection_busy_timeout(self._conn, BUSY_TIMEOUT_MS)
         self._conn.pragma("synchronous", durability.name)
         self._due = threading.Event()
+        self._caught_up = threading.Event()
+        self._catch_up_wanted = False
         self._stopping = False
         self.wal_pages = 0
         self._thread = threading.Thread(target=self._run, name="checkpointer", daemon=True)
@@ -160,16 +183,36 @@ class _Checkpointer:
             self._due.set()
         return apsw.SQLITE_OK
 
+    def catch_up(self) -> None:
+        """Wait until a checkpoint has copied the whole WAL; the caller holds no transaction,
+        so the next one starts the WAL again from its beginning."""
+        self._caught_up.clear()
+        self._catch_up_wanted = True
+        self._due.set()
+        if not self._caught_up.wait(self.CATCH_UP_TIMEOUT_S):
+            log.warning("the WAL has %d pages and no checkpoint completed within %.0f s",
+                        self.wal_pages, self.CATCH_UP_TIMEOUT_S)
+
     def _run(self) -> None:
         while True:
             self._due.wait()
             self._due.clear()
             if self._stopping:
                 return
+            wanted = self._catch_up_wanted
             try:
-                self._conn.wal_checkpoint(mode=apsw.SQLITE_CHECKPOINT_PASSIVE)
+                wal_frames, copied = self._conn.wal_checkpoint(mode=apsw.SQLITE_CHECKPOINT_PASSIVE)
             except apsw.Error as error:
-                log.warning("background checkpoint failed (it will be retried): %s", error)
+                log.warning("checkpoint failed (it will be retried): %s", error)
+                wal_frames, copied = -1, 0
+            if not wanted:
+                continue
+            if copied == wal_frames or wal_frames == -1:  # complete (or failing: do not hold the writer)
+                self._catch_up_wanted = False
+                self.wal_pages = 0
+                self._caught_up.set()
+            else:  # it began while a batch was committing: the frames since then are still to copy
+                self._due.set()
 
     def stop(self) -> None:
         self._stopping = True
@@ -195,7 +238,7 @@ class Storage:
 
         `vfs` names a registered SQLite VFS to use instead of the default one (the fault
         tests wrap the real VFS to make writes and fsyncs fail)."""
-        apsw.bestpractice.library_logging()
+        apsw.config(apsw.SQLITE_CONFIG_LOG, _log_sqlite)
         if os.path.exists(path):
             _check_is_ours(path, vfs)
         try:
@@ -210,17 +253,11 @@ class Storage:
             raise
         return cls(conn, path, version, durability, vfs)
 
-    def checkpoint_if_far_behind(self) -> None:
-        """Checkpoint on the writer's own connection if the WAL has outgrown the background
-        checkpoint; the node calls this between batches, after the replies are written, so
-        no reply waits for it and the WAL restarts from its beginning."""
-        if self._checkpointer.wal_pages < CATCH_UP_PAGES:
-            return
-        self._checkpointer.wal_pages = 0
-        try:
-            self.conn.wal_checkpoint(mode=apsw.SQLITE_CHECKPOINT_PASSIVE)
-        except apsw.Error as error:
-            log.warning("checkpoint between batches failed (it will be retried): %s", error)
+    def bound_wal(self) -> None:
+        """Between two batches: if the WAL has passed WAL_LIMIT_PAGES, wait for a checkpoint
+        to copy all of it, so it starts again from its beginning (see `_Checkpointer`)."""
+        if self._checkpointer.wal_pages >= WAL_LIMIT_PAGES:
+            self._checkpointer.catch_up()
 
     def close(self) -> None:
         """Close, leaving a checkpointed file and no WAL behind."""
@@ -240,16 +277,61 @@ class Storage:
             self.conn.config(apsw.SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1)
         self.conn.close()
 
+    def begin(self, write: bool = True) -> None:
+        """BEGIN a transaction. A writing one takes the write lock at once (IMMEDIATE), so a
+        lock held elsewhere fails before any work is done; a reading one (DEFERRED) never
+        waits for it."""
+        self.conn.execute("BEGIN IMMEDIATE" if write else "BEGIN DEFERRED")
+
+    def commit(self) -> None:
+        """COMMIT; if that fails, roll back what SQLite has not already rolled back itself,
+        and raise the COMMIT's error."""
+        try:
+            self.conn.execute("COMMIT")
+        except BaseException:
+            self.rollback()
+            raise
+
+    def rollback(self) -> None:
+        """Roll back the open transaction, if SQLite has not already done so after an error
+        (a ROLLBACK without a transaction would only log an error of its own)."""
+        if self.conn.in_transaction:
+            self.conn.execute("ROLLBACK")
+
+    @contextlib.contextmanager
+    def savepoint(self) -> Iterator[None]:
+        """A savepoint inside the open transaction: everything done in the block is undone if
+        the block raises, and nothing else is.
+
+        Not apsw's nested `with conn:`, which does the same until SQLite has rolled back the
+        whole transaction by itself (as it does on a full disk or an I/O error): then its
+        ROLLBACK TO fails, logs two errors and raises an SQLError in place of the real one.
+        Here the real error is raised and `in_transaction` tells that the batch is gone.
+        https://sqlite.org/lang_savepoint.html
+        """
+        self.conn.execute("SAVEPOINT request")
+        try:
+            yield
+        except BaseException:
+            if self.conn.in_transaction:
+                self.conn.execute("ROLLBACK TO request; RELEASE request")
+            raise
+        self.conn.execute("RELEASE request")
+
+    @property
+    def in_transaction(self) -> bool:
+        return self.conn.in_transaction
+
     @contextlib.contextmanager
     def transaction(self, write: bool = True) -> Iterator[None]:
-        """BEGIN ... COMMIT, rolled back if the body raises.
-
-        A writing transaction takes the write lock at BEGIN (IMMEDIATE), so a lock held
-        elsewhere fails before any work is done; a reading one (DEFERRED) never waits for it.
-        """
-        self.conn.transaction_mode = "IMMEDIATE" if write else "DEFERRED"
-        with self.conn:
+        """BEGIN ... COMMIT around a block, rolled back if the block raises."""
+        self.begin(write)
+        try:
             yield
+        except BaseException:
+            self.rollback()
+            raise
+        self.commit()
 
     def append_many(self, entries: Sequence[tuple[str, str]]) -> list[int]:
         """Append messages (key, JSON text) in order; return the offset each one got.
@@ -280,29 +362,88 @@ class Storage:
         self.conn.executemany("INSERT INTO messages (key, log_offset, msg) VALUES (?, ?, ?)", rows)
         return offsets
 
-    def read_from(self, offsets: Mapping[str, int], limit_per_key: int) -> str:
+    def read_from(self, offsets: Mapping[str, int], limit_per_key: int, max_bytes: int) -> bytes:
         """For each key, up to `limit_per_key` messages from its asked offset on, ascending,
         as the JSON text of a poll reply's `msgs`: {"key": [[offset, msg], ...], ...}.
 
-        Offsets are dense, so a key's answer is one range of the primary key, read in
-        order; SQLite assembles the whole reply, so a poll naming thousands of keys costs
-        one statement and no Python object per message. Keys with nothing are left out.
+        The messages' JSON text adds up to at most `max_bytes`, counted over the keys in the
+        order asked: each key gets the prefix of its messages that fits, and the first
+        message is returned whatever its size, so a reader always progresses. Keys with
+        nothing are left out.
+
+        Offsets are dense, so a key's answer is one range of the primary key. The budget is
+        checked on the messages' sizes alone (SQLite reads them from the record headers);
+        only the messages kept are then read, and SQLite assembles the reply, so a poll
+        naming thousands of keys creates no Python object per message.
         """
-        return self.conn.execute(
+        asked = msgspec.json.encode(offsets).decode()
+        total = self.conn.execute(
             """
-            SELECT '{' || coalesce(group_concat(json_quote(wanted.key) || ':[' || (
-                       SELECT group_concat(entry, ',') FROM (
-                         SELECT '[' || log_offset || ',' || msg || ']' AS entry
-                         FROM messages
-                         WHERE key = wanted.key
-                           AND log_offset >= wanted.value
-                           AND log_offset < wanted.value + :limit
-                         ORDER BY log_offset)
-                     ) || ']', ','), '') || '}'
+            SELECT sum(octet_length(messages.msg))
             FROM json_each(:offsets) AS wanted
+            JOIN messages ON messages.key = wanted.key
+                         AND messages.log_offset >= wanted.value
+                         AND messages.log_offset < wanted.value + :limit
             """,
-            {"offsets": msgspec.json.encode(offsets).decode(), "limit": limit_per_key},
+            {"offsets": asked, "limit": limit_per_key},
         ).get
+        if total is None:
+            return b"{}"
+        if total <= max_bytes:
+            ranges = {key: (first, limit_per_key) for key, first in offsets.items()}
+        else:
+            ranges = self._ranges_within(asked, limit_per_key, max_bytes)
+        return self._messages_in(ranges)
+
+    def _ranges_within(self, asked: str, limit_per_key: int, max_bytes: int) -> dict[str, tuple[int, int]]:
+        """Each key's first offset and how many of its messages fit in `max_bytes`, in the
+        order asked (only for a poll whose messages do not all fit: a window over sizes)."""
+        rows = self.conn.execute(
+            """
+            SELECT key, first_offset, count(*)
+            FROM (SELECT wanted.id AS position, wanted.key, wanted.value AS first_offset,
+                         sum(octet_length(messages.msg)) OVER running AS bytes_so_far,
+                         row_number() OVER running AS nth
+                  FROM json_each(:offsets) AS wanted
+                  JOIN messages ON messages.key = wanted.key
+                               AND messages.log_offset >= wanted.value
+                               AND messages.log_offset < wanted.value + :limit
+                  WINDOW running AS (ORDER BY wanted.id, messages.log_offset ROWS UNBOUNDED PRECEDING))
+            WHERE bytes_so_far <= :max_bytes OR nth = 1
+            GROUP BY position
+            ORDER BY position
+            """,
+            {"offsets": asked, "limit": limit_per_key, "max_bytes": max_bytes},
+        )
+        return {key: (first, count) for key, first, count in rows}
+
+    def _messages_in(self, ranges: Mapping[str, tuple[int, int]]) -> bytes:
+        """The reply's `msgs` for these ranges (key: first offset, count), in their order.
+
+        One join, each message appended once to one string: each key's first message brings
+        the key (`],"key":[`), so the text needs only its first two bytes dropped and its
+        brackets closed. The join runs the ranges in order and each range in offset order
+        (the primary key's), which is the order group_concat sees them in.
+        """
+        body = self.conn.execute(
+            """
+            WITH wanted AS MATERIALIZED (
+              SELECT key, value ->> 0 AS first_offset, (value ->> 0) + (value ->> 1) AS end_offset,
+                     '],' || json_quote(key) || ':[' AS head
+              FROM json_each(:ranges)
+            )
+            SELECT CAST(group_concat(printf('%s[%d,%s]', iif(messages.log_offset = wanted.first_offset, wanted.head, ','),
+                                            messages.log_offset, messages.msg), '') AS BLOB)
+            FROM wanted
+            CROSS JOIN messages ON messages.key = wanted.key
+                               AND messages.log_offset >= wanted.first_offset
+                               AND messages.log_offset < wanted.end_offset
+            """,
+            {"ranges": msgspec.json.encode(ranges).decode()},
+        ).get
+        if body is None:
+            return b"{}"
+        return b"".join((b"{", memoryview(body)[2:], b"]}"))
 
     def commit_offsets(self, offsets: Mapping[str, int]) -> None:
         """Record committed offsets; a key's committed offset never moves backwards."""
@@ -327,36 +468,6 @@ class Storage:
             (msgspec.json.encode(list(keys)).decode(),),
         )
         return dict(rows)
-
-    def fill_synthetic(self, keys: int, messages_per_key: int, msg: str) -> None:
-        """Bulk-load keys "0".."keys-1", each with messages_per_key copies of `msg` (JSON text).
-
-        For benchmarks of a large log: millions of rows in seconds, in key order, one
-        transaction per slice of keys so the WAL stays small.
-        """
-        slice_size = max(1, 1_000_000 // messages_per_key)
-        for first in range(0, keys, slice_size):
-            with self.transaction():
-                self.conn.execute(
-                    """
-                    WITH RECURSIVE
-                      numbers(i) AS (SELECT :first UNION ALL SELECT i + 1 FROM numbers WHERE i + 1 < :last),
-                      offsets(o) AS (SELECT 0 UNION ALL SELECT o + 1 FROM offsets WHERE o + 1 < :per_key),
-                      new_keys(key) AS (SELECT CAST(i AS TEXT) FROM numbers ORDER BY 1)
-                    INSERT INTO messages (key, log_offset, msg)
-                    SELECT key, o, :msg FROM new_keys CROSS JOIN offsets
-                    """,
-                    {"first": first, "last": min(keys, first + slice_size), "per_key": messages_per_key, "msg": msg},
-                )
-                self.conn.execute(
-                    """
-                    WITH RECURSIVE numbers(i) AS (SELECT :first UNION ALL SELECT i + 1 FROM numbers WHERE i + 1 < :last)
-                    INSERT INTO log_keys (key, next_offset) SELECT CAST(i AS TEXT), :per_key FROM numbers WHERE true
-                    ON CONFLICT (key) DO UPDATE SET next_offset = excluded.next_offset
-                    """,
-                    {"first": first, "last": min(keys, first + slice_size), "per_key": messages_per_key},
-                )
-            self.conn.pragma("wal_checkpoint", "TRUNCATE")
 
 
 def fresh_database_path() -> str:

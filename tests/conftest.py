@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import queue
@@ -33,11 +34,12 @@ def installed_script(name: str) -> str:
 class NodeProcess:
     """A running maelstrom-kafka child: write requests to its stdin, read replies from stdout."""
 
-    def __init__(self, args: list[str], stderr_path: Path, env: dict[str, str] | None = None, cwd: Path | None = None) -> None:
+    def __init__(self, args: list[str], stderr_path: Path, env: dict[str, str] | None = None, cwd: Path | None = None,
+                 wrapper: list[str] | None = None) -> None:
         self.stderr_path = stderr_path
         self._stderr = open(stderr_path, "ab")
         self.proc = subprocess.Popen(
-            [installed_script("maelstrom-kafka"), *args],
+            [*(wrapper or []), installed_script("maelstrom-kafka"), *args],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=self._stderr,
@@ -114,24 +116,23 @@ class NodeProcess:
     def cleanup(self) -> None:
         self.kill()
         for stream in (self.proc.stdin, self.proc.stdout):
-            try:
+            with contextlib.suppress(OSError):
                 stream.close()
-            except OSError:
-                pass
         self._stderr.close()
 
 
 @pytest.fixture
 def start_node(tmp_path):
-    """Start maelstrom-kafka children (`--db` defaults to tmp_path/log.db); all killed afterwards."""
+    """Start maelstrom-kafka children (`--db` defaults to tmp_path/log.db), each under `wrapper`
+    (a command that execs it) if given; all killed afterwards."""
     started: list[NodeProcess] = []
 
     def start(*args: str, db: Path | None = None, init: bool = True, env: dict[str, str] | None = None,
-              cwd: Path | None = None) -> NodeProcess:
+              cwd: Path | None = None, wrapper: list[str] | None = None) -> NodeProcess:
         full_args = list(args)
         if "--db" not in full_args and not (env and "KAFKA_NODE_DB" in env):
             full_args = ["--db", str(db or tmp_path / "log.db"), *full_args]
-        node = NodeProcess(full_args, tmp_path / f"node-{len(started)}.stderr", env=env, cwd=cwd)
+        node = NodeProcess(full_args, tmp_path / f"node-{len(started)}.stderr", env=env, cwd=cwd, wrapper=wrapper)
         started.append(node)
         if init:
             node.init()

@@ -11,13 +11,12 @@ from typing import Any
 import apsw
 import msgspec
 import pytest
+from conftest import installed_script
 
 from kafka_node.bench import datasets
 from kafka_node.bench.report import Row, Target, markdown_table
 from kafka_node.bench.trivial_node import TrivialNode
 from kafka_node.bench.workload import parse_mix
-
-from conftest import installed_script
 
 BROKEN = Path(__file__).parent / "broken_nodes"
 SHORT = ["--duration", "1", "--warmup", "0.2"]

@@ -1,4 +1,5 @@
-"""Failed writes and fsyncs, injected by a VFS that wraps SQLite's real one, and a full disk."""
+"""Failed writes and fsyncs, injected by a VFS that wraps SQLite's real one, statements that
+fail inside a batch, and a full disk."""
 
 from __future__ import annotations
 
@@ -24,9 +25,14 @@ class FaultyFile(apsw.VFSFile):
     def xWrite(self, data, offset) -> None:
         if self.vfs.failing == "write":
             raise apsw.IOError("injected write failure")
+        if self.vfs.failing == "full":
+            raise apsw.FullError("injected full disk")
         super().xWrite(data, offset)
 
     def xSync(self, flags) -> None:
+        if self.vfs.failing == "one sync":
+            self.vfs.failing = None
+            raise apsw.IOError("injected fsync failure")
         if self.vfs.failing == "sync":
             raise apsw.IOError("injected fsync failure")
         super().xSync(flags)
@@ -59,7 +65,7 @@ def all_messages(path) -> dict[str, list]:
     storage = Storage.open(str(path))
     try:
         keys = [k for (k,) in storage.conn.execute("SELECT key FROM log_keys")]
-        return msgspec.json.decode(storage.read_from({k: 0 for k in keys}, 1_000_000))
+        return msgspec.json.decode(storage.read_from({k: 0 for k in keys}, 1_000_000, 1 << 30))
     finally:
         storage.close()
 
@@ -104,6 +110,77 @@ def test_after_a_failed_commit_the_rest_of_the_read_is_not_applied(tmp_path):
     values = [value for _, value in all_messages(db)["k"]]
     assert values[0] == "acked"
     assert not {"late-3", "late-4", "late-5"} & set(values), "nothing after the failed COMMIT may be applied"
+
+
+def node_with_a_poll_that_fails(tmp_path, vfs: FaultyVFS) -> tuple[Node, Storage, bytes]:
+    """A node whose log holds one message longer than SQLite's length limit, so a poll of
+    its key fails inside SQLite ("string or blob too big") while other statements work."""
+    storage = Storage.open(str(tmp_path / "log.db"), vfs=vfs.name)
+    node = Node(storage, poll_max_per_key=100, max_line_bytes=1 << 20)
+    node.answer_batch([INIT, line({"type": "send", "key": "big", "msg": "x" * 5000, "msg_id": 1})])
+    storage.conn.limit(apsw.SQLITE_LIMIT_LENGTH, 4000)
+    return node, storage, line({"type": "poll", "offsets": {"big": 0}, "msg_id": 3})
+
+
+def test_a_failing_statement_costs_only_its_own_request_and_the_batch_commits_once(tmp_path, caplog):
+    node, storage, failing_poll = node_with_a_poll_that_fails(tmp_path, FaultyVFS())
+    out = node.answer_batch([line({"type": "send", "key": "k", "msg": "A", "msg_id": 2}), failing_poll,
+                             line({"type": "send", "key": "k", "msg": "B", "msg_id": 4})])
+    assert replies(out) == [
+        {"type": "send_ok", "offset": 0, "in_reply_to": 2},
+        {"type": "error", "code": 11, "text": "storage error, nothing applied: string or blob too big", "in_reply_to": 3},
+        {"type": "send_ok", "offset": 1, "in_reply_to": 4},
+    ]
+    storage.close()
+    assert all_messages(tmp_path / "log.db")["k"] == [[0, "A"], [1, "B"]]
+    sqlite_says = [r.getMessage() for r in caplog.records if r.getMessage().startswith("SQLite (SQLITE_TOOBIG)")]
+    assert sqlite_says and "string or blob too big" in sqlite_says[0], "SQLite's own record of the failure is kept"
+    assert "SELECT" not in caplog.text and "json_each" not in caplog.text, "the log holds the statement's SQL"
+
+
+def test_nothing_is_acknowledged_after_a_failed_commit_even_when_a_statement_of_the_batch_failed(tmp_path):
+    """A batch of [send A, a poll whose statement fails, send B] whose COMMIT fails once:
+    every request that touched storage gets 13, and B is not acknowledged (it once was, when
+    the batch was rolled back and replayed one transaction per request, and only A's COMMIT
+    met the failure)."""
+    vfs = FaultyVFS()
+    node, storage, failing_poll = node_with_a_poll_that_fails(tmp_path, vfs)
+    vfs.failing = "one sync"
+    out = node.answer_batch([line({"type": "send", "key": "k", "msg": "A", "msg_id": 2}), failing_poll,
+                             line({"type": "send", "key": "k", "msg": "B", "msg_id": 4})])
+    vfs.failing = None
+    storage.abandon()
+    answers = replies(out)
+    assert len(answers) == 3
+    assert sum(a["type"] == "send_ok" for a in answers) == 0, answers
+    assert [a.get("code") for a in answers] == [13, 13, 13], answers
+    assert node.storage_untrusted
+
+
+def test_a_whole_database_failure_inside_a_batch_answers_every_request_11_and_applies_none(tmp_path, caplog):
+    """A full disk met by a statement (the cache spills pages before COMMIT): SQLite rolls
+    the whole transaction back itself, so no request of the batch was applied."""
+    vfs = FaultyVFS()
+    storage = Storage.open(str(tmp_path / "log.db"), vfs=vfs.name)
+    node = Node(storage, poll_max_per_key=100, max_line_bytes=1 << 20)
+    node.answer_batch([INIT])
+    storage.conn.pragma("cache_size", 10)
+    vfs.failing = "full"
+    batch = [line({"type": "send", "key": "k", "msg": "small", "msg_id": 1}),
+             line({"type": "commit_offsets", "offsets": {"k": 0}, "msg_id": 2})]
+    batch += [line({"type": "send", "key": str(i), "msg": "x" * 3000, "msg_id": 10 + i}) for i in range(100)]
+    batch.append(line({"type": "send", "key": "k", "msg": "after", "msg_id": 3}))
+    out = node.answer_batch(batch)
+    vfs.failing = None
+    answers = replies(out)
+    assert len(answers) == len(batch)
+    assert {a.get("code") for a in answers} == {11}, answers[:3]
+    assert all("full" in a["text"] for a in answers), "the error says what failed"
+    assert not node.storage_untrusted
+    assert replies(node.answer_batch([line({"type": "send", "key": "k", "msg": "later", "msg_id": 4})])) == [
+        {"type": "send_ok", "offset": 0, "in_reply_to": 4}], "nothing of the failed batch may have been applied"
+    storage.close()
+    assert "savepoint" not in caplog.text and "no transaction" not in caplog.text
 
 
 def test_the_node_process_exits_1_after_a_failed_fsync(tmp_path):

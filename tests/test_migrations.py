@@ -10,11 +10,10 @@ from pathlib import Path
 
 import apsw
 import pytest
-
 from conftest import child_env, run_node
+
 from kafka_node import migrations
 from kafka_node.storage import APPLICATION_ID, Storage, UnusableDatabase
-
 
 INIT = b'{"src":"c1","dest":"n0","body":{"type":"init","node_id":"n0","node_ids":["n0"],"msg_id":1}}\n'
 SEND = b'{"src":"c1","dest":"n0","body":{"type":"send","key":"k","msg":"v","msg_id":2}}\n'
@@ -176,24 +175,74 @@ def test_a_path_that_cannot_be_opened_is_refused_with_exit_2(tmp_path):
     assert b"Traceback" not in done.stderr
 
 
-def test_a_migration_killed_halfway_is_rolled_back_and_applied_again(tmp_path):
-    """SIGKILL inside a migration's transaction: the restart finds version 0 and migrates."""
+#: A migration of the tests' own, bulky enough that its first statement's pages spill into
+#: the WAL before its second statement runs.
+BULKY_MIGRATION = """
+INSERT INTO messages (key, log_offset, msg)
+WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < 1999)
+SELECT 'migrated', i, json_quote(printf('%.1000c', 'x')) FROM n;
+INSERT INTO log_keys (key, next_offset) VALUES ('migrated', 2000);
+"""
+
+#: Run in a child: the real migration runner on a WAL file with a tiny page cache, killed
+#: with SIGKILL just before the statement that contains `kill_before` runs.
+KILL_MIDWAY = """
+import os, signal, sys
+import apsw
+from kafka_node import migrations
+
+path, kill_before, bulky = sys.argv[1], sys.argv[2], sys.argv[3]
+conn = apsw.Connection(path)
+conn.pragma("journal_mode", "wal")
+conn.pragma("cache_size", 2)  # spill uncommitted pages into the WAL before the kill
+
+def kill_at_marker(cursor, sql, bindings):
+    if kill_before in sql:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return True
+
+conn.exec_trace = kill_at_marker
+migrations.migrate(conn, [*migrations.available(), migrations.Migration(2, "bulky", bulky)])
+"""
+
+
+@pytest.mark.parametrize(("kill_before", "version_left"), [
+    ("CREATE TABLE messages", 0),  # inside 001, the real schema: its first table created, not committed
+    ("INSERT INTO log_keys", 1),  # inside the bulky 002: 2,000 rows written to the WAL, not committed
+], ids=["in-001", "in-002-after-its-pages-reached-the-wal"])
+def test_a_migration_killed_halfway_through_the_runner_leaves_the_previous_version_and_no_trace(
+        tmp_path, kill_before, version_left):
     path = tmp_path / "log.db"
-    script = (
-        "import os, signal, apsw\n"
-        "from kafka_node import migrations\n"
-        f"conn = apsw.Connection({str(path)!r})\n"
-        "conn.pragma('journal_mode', 'wal')\n"
-        "conn.pragma('cache_size', 2)  # spill uncommitted pages into the WAL before the kill\n"
-        "conn.execute('BEGIN IMMEDIATE')\n"
-        "conn.execute(migrations.available()[0].sql)\n"
-        "conn.executemany('INSERT INTO messages VALUES (?, 0, ?)', [(str(i), '\"' + 'x' * 1000 + '\"') for i in range(2000)])\n"
-        "os.kill(os.getpid(), signal.SIGKILL)\n"
-    )
-    killed = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True)
+    killed = subprocess.run([sys.executable, "-c", KILL_MIDWAY, str(path), kill_before, BULKY_MIGRATION],
+                            cwd=tmp_path, capture_output=True)
     assert killed.returncode == -signal.SIGKILL, killed.stderr
-    assert Path(f"{path}-wal").stat().st_size > 100_000, "the half-done migration never reached the disk"
+    if version_left == 1:
+        assert Path(f"{path}-wal").stat().st_size > 100_000, "the half-done migration never reached the disk"
+    conn = apsw.Connection(str(path))
+    try:
+        assert conn.pragma("user_version") == version_left, "the killed migration's version must not be recorded"
+        tables = {name for (name,) in conn.execute("SELECT name FROM sqlite_schema WHERE type = 'table'")}
+        assert tables == ({"log_keys", "messages"} if version_left else set()), tables
+        if version_left:
+            assert conn.execute("SELECT count(*) FROM messages").get == 0, "the killed migration's rows survived"
+    finally:
+        conn.close()
     done = run_node("--db", str(path), stdin=INIT + SEND, env=child_env())
     assert done.returncode == 0, done.stderr
-    assert b"applied migration 001_initial" in done.stderr
-    assert b'"offset":0' in done.stdout, "the half-done migration's row must not survive"
+    assert (b"applied migration 001_initial" in done.stderr) == (version_left == 0)
+    assert b'"offset":0' in done.stdout
+
+
+def test_a_file_at_an_older_version_gets_every_later_migration(tmp_path):
+    """The runner skips the migrations a file already has and goes on to the later ones."""
+    path = tmp_path / "log.db"
+    Storage.open(str(path)).close()  # at the latest shipped version
+    later = [migrations.Migration(migrations.latest_version() + 1, "later", "CREATE TABLE later_one (x);"),
+             migrations.Migration(migrations.latest_version() + 2, "later_still", "CREATE TABLE later_two (x);")]
+    conn = apsw.Connection(str(path))
+    try:
+        assert migrations.migrate(conn, [*migrations.available(), *later]) == migrations.latest_version() + 2
+        tables = {name for (name,) in conn.execute("SELECT name FROM sqlite_schema WHERE type = 'table'")}
+        assert {"later_one", "later_two"} <= tables
+    finally:
+        conn.close()

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import msgspec
 import pytest
-
 from conftest import child_env, run_node
+
+from kafka_node.protocol import ErrorCode
 
 
 def test_init_reply_comes_from_the_node_id_to_the_asker(start_node):
@@ -44,12 +45,24 @@ def test_poll_is_capped_per_key_by_the_flag(start_node):
     assert msgs == {"k": [[4, 4], [5, 5], [6, 6]]}
 
 
+def test_a_poll_whose_messages_pass_the_byte_budget_gets_the_prefix_that_fits(start_node):
+    node = start_node("--poll-max-bytes", "90")
+    for key in ("a", "b"):
+        for value in range(4):
+            node.request({"type": "send", "key": key, "msg": f"{key}{value}-" + "x" * 20})  # 25 bytes of JSON each
+    msgs = node.request({"type": "poll", "offsets": {"b": 1, "a": 0}})["msgs"]
+    assert msgs == {"b": [[1, "b1-" + "x" * 20], [2, "b2-" + "x" * 20], [3, "b3-" + "x" * 20]]}
+    msgs = node.request({"type": "poll", "offsets": {"a": 2, "b": 3}})["msgs"]
+    assert list(msgs) == ["a", "b"] and len(msgs["a"]) == 2 and len(msgs["b"]) == 1
+
+
 def test_poll_naming_two_thousand_keys_returns_each_keys_messages(start_node):
     node = start_node()
     keys = [str(i) for i in range(2000)]
     for start in range(0, len(keys), 500):
         lines = b"".join(
-            msgspec.json.encode({"src": "c1", "dest": "n0", "body": {"type": "send", "key": k, "msg": int(k), "msg_id": i}}) + b"\n"
+            msgspec.json.encode({"src": "c1", "dest": "n0",
+                                 "body": {"type": "send", "key": k, "msg": int(k), "msg_id": i}}) + b"\n"
             for i, k in enumerate(keys[start:start + 500])
         )
         node.write(lines)
@@ -128,7 +141,8 @@ def test_a_request_without_msg_id_is_applied_and_answered_without_in_reply_to(st
 def test_many_requests_written_at_once_are_all_answered_in_order(start_node):
     node = start_node()
     lines = b"".join(
-        msgspec.json.encode({"src": "c1", "dest": "n0", "body": {"type": "send", "key": "k", "msg": i, "msg_id": 100 + i}}) + b"\n"
+        msgspec.json.encode({"src": "c1", "dest": "n0",
+                             "body": {"type": "send", "key": "k", "msg": i, "msg_id": 100 + i}}) + b"\n"
         for i in range(1000)
     )
     node.write(lines)
@@ -162,3 +176,25 @@ def test_stdout_carries_only_protocol_messages(tmp_path):
     replies = [msgspec.json.decode(line) for line in done.stdout.splitlines()]
     assert [r["body"]["type"] for r in replies] == ["init_ok", "send_ok", "error", "poll_ok"]
     assert all(set(r) == {"src", "dest", "body"} for r in replies)
+
+
+def test_offsets_up_to_2_to_the_62_are_accepted_and_larger_ones_refused(start_node):
+    """The bound keeps offset + poll limit inside SQLite's 64-bit integers; below it every
+    offset is a valid request."""
+    node = start_node()
+    assert node.request({"type": "commit_offsets", "offsets": {"k": 2**62}})["type"] == "commit_offsets_ok"
+    assert node.request({"type": "list_committed_offsets", "keys": ["k"]})["offsets"] == {"k": 2**62}
+    assert node.request({"type": "poll", "offsets": {"k": 2**62}})["msgs"] == {}
+    refused = node.request({"type": "poll", "offsets": {"k": 2**62 + 1}})
+    assert (refused["type"], refused["code"]) == ("error", 12)
+
+
+def test_error_codes_are_maelstroms_and_only_timeout_and_crash_are_indefinite():
+    """The codes are the protocol's (Maelstrom's doc/protocol.md); a definite one promises
+    the operation did not happen, so only 0 and 13 may answer something that may have."""
+    assert {code.name: code.value for code in ErrorCode} == {
+        "TIMEOUT": 0, "NODE_NOT_FOUND": 1, "NOT_SUPPORTED": 10, "TEMPORARILY_UNAVAILABLE": 11,
+        "MALFORMED_REQUEST": 12, "CRASH": 13, "ABORT": 14, "KEY_DOES_NOT_EXIST": 20,
+        "KEY_ALREADY_EXISTS": 21, "PRECONDITION_FAILED": 22, "TXN_CONFLICT": 30,
+    }
+    assert {code for code in ErrorCode if not code.is_definite()} == {ErrorCode.TIMEOUT, ErrorCode.CRASH}

@@ -19,7 +19,7 @@ def test_two_nodes_on_one_file_hand_out_unique_increasing_offsets(start_node, tm
                 for i in range(5)
             ))
         for name, node in (("first", first), ("second", second)):
-            for i in range(5):
+            for _ in range(5):
                 body = node.read_message()["body"]
                 assert body["type"] == "send_ok", body
                 assert body["offset"] not in got, "an offset was handed out twice"

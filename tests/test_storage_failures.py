@@ -16,7 +16,8 @@ def test_a_write_lock_held_elsewhere_gets_every_send_a_definite_error_before_the
     try:
         started = time.monotonic()
         node.write(b"".join(
-            msgspec.json.encode({"src": "c1", "dest": "n0", "body": {"type": "send", "key": "k", "msg": i, "msg_id": 10 + i}}) + b"\n"
+            msgspec.json.encode({"src": "c1", "dest": "n0",
+                                 "body": {"type": "send", "key": "k", "msg": i, "msg_id": 10 + i}}) + b"\n"
             for i in range(4)
         ))
         replies = [node.read_message()["body"] for _ in range(4)]

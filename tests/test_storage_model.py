@@ -31,7 +31,7 @@ class StorageAgainstModel(RuleBasedStateMachine):
     def append(self, batch):
         with self.storage.transaction():
             offsets = self.storage.append_many([(k, msgspec.json.encode(v).decode()) for k, v in batch])
-        for (key, value), offset in zip(batch, offsets):
+        for (key, value), offset in zip(batch, offsets, strict=True):
             log = self.logs.setdefault(key, [])
             assert offset == len(log), "offsets must be dense and increasing per key"
             log.append(value)
@@ -42,15 +42,28 @@ class StorageAgainstModel(RuleBasedStateMachine):
             self.storage.commit_offsets({key: offset})
         self.committed[key] = max(self.committed.get(key, -1), offset)
 
-    @rule(starts=st.dictionaries(KEYS, st.integers(0, 8), max_size=4), limit=st.integers(1, 4))
-    def poll(self, starts, limit):
+    @rule(starts=st.dictionaries(KEYS, st.integers(0, 8), max_size=4), limit=st.integers(1, 4),
+          max_bytes=st.integers(1, 40))
+    def poll(self, starts, limit, max_bytes):
         with self.storage.transaction(write=False):
-            found = msgspec.json.decode(self.storage.read_from(starts, limit))
-        expected = {
-            key: [[o, self.logs[key][o]] for o in range(start, min(start + limit, len(self.logs[key])))]
-            for key, start in starts.items() if start < len(self.logs.get(key, []))
-        }
-        assert found == expected
+            found = msgspec.json.decode(self.storage.read_from(starts, limit, max_bytes))
+        assert found == self.expected_poll(starts, limit, max_bytes)
+
+    def expected_poll(self, starts, limit, max_bytes):
+        """The model's answer: per key in the order asked, the messages from its offset on, at
+        most `limit`, while their JSON text adds up to at most `max_bytes`; the first message
+        of the reply counts as fitting whatever its size."""
+        expected: dict[str, list] = {}
+        used = 0
+        for key, start in starts.items():
+            for offset in range(start, min(start + limit, len(self.logs.get(key, [])))):
+                value = self.logs[key][offset]
+                size = len(msgspec.json.encode(value))
+                if expected and used + size > max_bytes:
+                    return expected
+                expected.setdefault(key, []).append([offset, value])
+                used += size
+        return expected
 
     @rule()
     def reopen(self):

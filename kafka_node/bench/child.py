@@ -46,8 +46,10 @@ class Child:
             )
         except OSError as error:
             raise NodeFailure(f"cannot start {' '.join(command)}: {error}") from None
-        self.stdin_fd = self.proc.stdin.fileno()
-        self.stdout_fd = self.proc.stdout.fileno()
+        assert self.proc.stdin is not None and self.proc.stdout is not None  # both are pipes
+        self.stdin, self.stdout = self.proc.stdin, self.proc.stdout
+        self.stdin_fd = self.stdin.fileno()
+        self.stdout_fd = self.stdout.fileno()
         for fd in (self.stdin_fd, self.stdout_fd):
             with contextlib.suppress(OSError, AttributeError):
                 fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, PIPE_BYTES)
@@ -114,7 +116,7 @@ class Child:
         """Close its stdin, read its stdout to the end and wait for it to exit (SIGKILL after
         `timeout`); its exit status."""
         with contextlib.suppress(OSError):
-            self.proc.stdin.close()
+            self.stdin.close()
         deadline = time.monotonic() + timeout
         while (remaining := deadline - time.monotonic()) > 0:  # read what it still writes, so it never blocks
             if select.select([self.stdout_fd], [], [], remaining)[0] and not os.read(self.stdout_fd, READ_BYTES):
@@ -125,7 +127,7 @@ class Child:
             self.kill()
             status = self.proc.wait()
         with contextlib.suppress(OSError):
-            self.proc.stdout.close()
+            self.stdout.close()
         return status
 
     def kill(self) -> None:

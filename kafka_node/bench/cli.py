@@ -70,14 +70,17 @@ def parser() -> argparse.ArgumentParser:
                            "file in a temporary directory, removed afterwards; for another --bin: none)")
     node.add_argument("--node-log", default=None, metavar="PATH", help="append the node's stderr here (default: discarded)")
     work = load.add_argument_group("the load")
-    work.add_argument("--in-flight", type=argtypes.positive_int, default=64, metavar="N", help="requests outstanding at once (default 64)")
+    work.add_argument("--in-flight", type=argtypes.positive_int, default=64, metavar="N",
+                      help="requests outstanding at once (default 64)")
     work.add_argument("--mix", type=_mix, default=parse_mix("send=1"), metavar="NAME=W,...",
                       help="weights of request types: send, poll, commit (commit_offsets), list "
                            "(list_committed_offsets); default send=1,poll=0,commit=0")
-    work.add_argument("--keys", type=argtypes.positive_int, default=100, metavar="N", help='keys "0".."N-1", chosen uniformly (default 100)')
+    work.add_argument("--keys", type=argtypes.positive_int, default=100, metavar="N",
+                      help='keys "0".."N-1", chosen uniformly (default 100)')
     work.add_argument("--poll-keys", type=argtypes.positive_int, default=1, metavar="N",
                       help="keys named by each poll and list request (default 1)")
-    work.add_argument("--poll-from", type=argtypes.non_negative_int, default=0, metavar="OFFSET", help="offset every poll asks from (default 0)")
+    work.add_argument("--poll-from", type=argtypes.non_negative_int, default=0, metavar="OFFSET",
+                      help="offset every poll asks from (default 0)")
     work.add_argument("--msg-bytes", type=argtypes.non_negative_int, default=8, metavar="N",
                       help="length of the JSON string sent as each message (default 8)")
     work.add_argument("--duration", type=argtypes.positive_float, default=None, metavar="SECONDS",

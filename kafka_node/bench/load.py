@@ -11,6 +11,7 @@ import subprocess
 import time
 from collections import Counter
 from dataclasses import dataclass
+from typing import IO
 
 import msgspec
 
@@ -103,7 +104,7 @@ class _Loop:
         pending = self.pending
         for request, rpc in taken:
             body = request.body
-            pending[body.msg_id] = (rpc, now, body.key if rpc == "send" else None)
+            pending[body.msg_id] = (rpc, now, body.key if isinstance(body, wire.Send) else None)
         self.sent += wanted
 
     def take_replies(self, data: bytes, now: int, measuring: bool) -> None:
@@ -132,7 +133,7 @@ class _Loop:
             if reply.dest != client:
                 self.error("a reply addressed to someone else", f"dest {reply.dest!r}, expected {client!r}")
                 continue
-            if key is not None:
+            if key is not None and isinstance(body, wire.SendOk):
                 latest_offsets[key] = body.offset
             if measuring and self.acknowledged < self.measure_limit:
                 self.acknowledged += 1
@@ -226,7 +227,7 @@ def run_load(spec: LoadSpec) -> LoadResult:
     if spec.duration is None and spec.requests is None:
         raise ValueError("give a duration or a request count")
     stream = RequestStream(spec.workload)
-    stderr = open(spec.stderr_path, "ab") if spec.stderr_path else subprocess.DEVNULL
+    stderr: IO[bytes] | int = open(spec.stderr_path, "ab") if spec.stderr_path else subprocess.DEVNULL
     collecting = gc.isenabled()
     gc.disable()  # the loop makes no reference cycles; a collection would only add pauses to the timings
     try:
@@ -243,7 +244,7 @@ def run_load(spec: LoadSpec) -> LoadResult:
     finally:
         if collecting:
             gc.enable()
-        if stderr is not subprocess.DEVNULL:
+        if not isinstance(stderr, int):
             stderr.close()
     if not loop.window_end:  # the run ended early: measure what there was
         loop.window_end = time.perf_counter_ns()

@@ -14,7 +14,7 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -80,7 +80,7 @@ class Outcome:
     seed: dict[str, Any] = field(default_factory=dict)  # runner perf by node
     starts_ms: dict[str, list[float]] = field(default_factory=dict)
     failures: list[str] = field(default_factory=list)
-    started_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+    started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     seconds: float = 0.0
 
     def as_data(self) -> dict[str, Any]:

@@ -10,10 +10,18 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+
 import msgspec
 
 from kafka_node.bench.wire import (
-    CommitOffsetsOk, Error, InitOk, ListCommittedOffsetsOk, PollOk, Reply, ReplyBody, SendOk,
+    CommitOffsetsOk,
+    Error,
+    InitOk,
+    ListCommittedOffsetsOk,
+    PollOk,
+    Reply,
+    ReplyBody,
+    SendOk,
 )
 
 READ_BYTES = 1 << 20
@@ -22,7 +30,7 @@ POLL_MAX_PER_KEY = 100
 
 class _Body(msgspec.Struct):
     type: str
-    msg_id: int | None = None
+    msg_id: int  # the load generator numbers every request
     key: str = ""
     offsets: dict[str, int] = {}
     node_id: str = ""

@@ -3,8 +3,6 @@ declared on their own (not borrowed from the node) so that any node program can 
 
 from __future__ import annotations
 
-from typing import Union
-
 import msgspec
 
 #: The request types the generator can mix, by the name used in `--mix` and in its reports.
@@ -38,7 +36,7 @@ class ListCommittedOffsets(msgspec.Struct, tag_field="type", tag="list_committed
     msg_id: int
 
 
-RequestBody = Union[Init, Send, Poll, CommitOffsets, ListCommittedOffsets]
+RequestBody = Init | Send | Poll | CommitOffsets | ListCommittedOffsets
 
 
 class Request(msgspec.Struct):
@@ -76,7 +74,7 @@ class Error(_Reply, tag="error"):
     text: str = ""
 
 
-ReplyBody = Union[InitOk, SendOk, PollOk, CommitOffsetsOk, ListCommittedOffsetsOk, Error]
+ReplyBody = InitOk | SendOk | PollOk | CommitOffsetsOk | ListCommittedOffsetsOk | Error
 
 
 class Reply(msgspec.Struct):
@@ -117,7 +115,7 @@ def decode_lines(data: bytes) -> list[Reply | Undecodable]:
     find out which lines are wrong.
     """
     try:
-        return _decoder.decode_lines(data)
+        return list(_decoder.decode_lines(data))
     except msgspec.DecodeError:
         pass
     decoded: list[Reply | Undecodable] = []
