@@ -4,6 +4,7 @@ this project's stricter checks (see `stricter`). Valid only when both pass."""
 
 from __future__ import annotations
 
+import itertools
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from typing import Any
@@ -167,7 +168,7 @@ def lost_writes(analysis: Analysis) -> list[Case]:
         order = analysis.orders.get(key)
         first = order.first_index if order else {}
         bound = max((first[value] for value in read if value in first), default=-1)
-        if bound < 0:
+        if order is None or bound < 0:
             continue  # Jepsen's analysis fails here: see analysis_errors
         last_at: dict[int, list[Token]] = defaultdict(list)
         for value, index in order.last_index.items():
@@ -271,11 +272,14 @@ def empty_transaction_graph(analysis: Analysis) -> list[Case]:
 
 # --- order, per client process and inside one poll -------------------------------------------
 
-def _delta(analysis: Analysis, key: str, before: Token | None, after: Token | None) -> tuple[int, int | None, int | None]:
+def _delta(analysis: Analysis, key: str, before: Token | None, after: Token | None) -> tuple[int, list[Any]]:
     """Jepsen's delta between two values of a key: their distance in the dense version order,
-    or 1 when either index is unknown (then nothing can be said)."""
+    or 1 when either index is unknown (then nothing can be said); and, for a delta over 1, the
+    values skipped."""
     low, high = analysis.index_of(key, before), analysis.index_of(key, after)
-    return (high - low if low is not None and high is not None else 1), low, high
+    if low is None or high is None:
+        return 1, []
+    return high - low, analysis.skipped(key, low, high) if high - low > 1 else []
 
 
 def poll_skips_and_nonmonotonic_polls(analysis: Analysis) -> dict[str, list[Case]]:
@@ -302,9 +306,9 @@ def poll_skips_and_nonmonotonic_polls(analysis: Analysis) -> dict[str, list[Case
             before_entries = previous.reads[key]
             before = before_entries[-1][1] if before_entries else None
             after = entries[0][1] if entries else None
-            delta, low, high = _delta(analysis, key, before, after)
+            delta, skipped = _delta(analysis, key, before, after)
             if delta > 1:
-                skips.append({"key": key, "delta": delta, "skipped": analysis.skipped(key, low, high),
+                skips.append({"key": key, "delta": delta, "skipped": skipped,
                               "offsets": [before_entries[-1][0], entries[0][0]],
                               "ops": [op_ref(previous.op, key), op_ref(op, key)]})
             elif delta < 1:
@@ -339,7 +343,7 @@ def nonmonotonic_sends(analysis: Analysis) -> list[Case]:
         for key, entries in txn.writes.items():
             if previous := last.get(key):
                 (low_offset, before), (high_offset, after) = previous.writes[key][-1], entries[0]
-                delta, low, high = _delta(analysis, key, before, after)
+                delta, _ = _delta(analysis, key, before, after)
                 if delta < 1:
                     cases.append({"key": key, "values": [plain(before), plain(after)], "delta": delta,
                                   "offsets": [low_offset, high_offset],
@@ -355,12 +359,12 @@ def internal_poll_skips_and_nonmonotonic_polls(analysis: Analysis) -> dict[str, 
     backwards: list[Case] = []
     for txn in analysis.txns:
         for key, entries in txn.reads.items():
-            for (low_offset, before), (high_offset, after) in zip(entries, entries[1:]):
-                delta, low, high = _delta(analysis, key, before, after)
+            for (low_offset, before), (high_offset, after) in itertools.pairwise(entries):
+                delta, skipped = _delta(analysis, key, before, after)
                 case = {"key": key, "values": [plain(before), plain(after)], "delta": delta,
                         "offsets": [low_offset, high_offset], "op": op_ref(txn.op, key)}
                 if delta > 1:
-                    skips.append({**case, "skipped": analysis.skipped(key, low, high)})
+                    skips.append({**case, "skipped": skipped})
                 elif delta < 1:
                     backwards.append(case)
     return {"int-poll-skip": skips, "int-nonmonotonic-poll": backwards}

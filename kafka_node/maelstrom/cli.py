@@ -22,10 +22,10 @@ from kafka_node.maelstrom.checker import MAELSTROM_TYPES, Verdict, check, with_s
 from kafka_node.maelstrom.edn_history import read_edn
 from kafka_node.maelstrom.history import HistoryError, Op, read_jsonl, write_jsonl
 from kafka_node.maelstrom.hostile import HOSTILE_ACCEPTED, HOSTILE_CLIENT, write_lines
-from kafka_node.maelstrom.stricter import ABORTED, STRICTER_TYPES, UNKNOWN_DESTINATION
 from kafka_node.maelstrom.network import RPC_TIMEOUT
 from kafka_node.maelstrom.process import NodeStartError
 from kafka_node.maelstrom.runner import FINAL_TIME_LIMIT, RunConfig, Runner, RunRecord
+from kafka_node.maelstrom.stricter import ABORTED, STRICTER_TYPES, UNKNOWN_DESTINATION
 
 EXIT_VALID = 0
 EXIT_INVALID = 1  # either verdict failed (Maelstrom's "unknown" included)
@@ -154,7 +154,9 @@ def run_until_interrupted(runner: Runner) -> tuple[RunRecord, str | None]:
     happened until then is returned with the reason the run was cut short."""
 
     async def running() -> RunRecord:
-        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, asyncio.current_task().cancel)
+        task = asyncio.current_task()
+        assert task is not None  # this coroutine runs as the loop's main task
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
         return await runner.run()
 
     try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
@@ -68,7 +69,7 @@ class ListCommittedOffsetsOk(Reply, forbid_unknown_fields=True):
 class Latencies:
     """Round-trip times of answered RPCs, per request type: (start s, latency s)."""
 
-    def __init__(self, clock) -> None:
+    def __init__(self, clock: Callable[[], float]) -> None:
         self.clock = clock
         self.by_rpc: dict[str, list[tuple[float, float]]] = defaultdict(list)
 

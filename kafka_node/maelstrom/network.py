@@ -83,7 +83,7 @@ class NetStats:
     GROUPS = ("all", "clients", "servers")
 
     def __init__(self) -> None:
-        self.counts = {group: Counter() for group in self.GROUPS}
+        self.counts: dict[str, Counter[str]] = {group: Counter() for group in self.GROUPS}
 
     def _count(self, what: str, src: str, dest: str) -> None:
         self.counts["all"][what] += 1

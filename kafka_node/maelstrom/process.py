@@ -52,8 +52,9 @@ class NodeProcess:
 
     def write(self, data: bytes) -> bool:
         """Queue bytes for the node's stdin; False if the node can no longer read them."""
-        stdin = self._proc.stdin if self._proc else None
-        if stdin is None or stdin.is_closing() or self._proc.returncode is not None:
+        proc = self._proc
+        stdin = proc.stdin if proc else None
+        if proc is None or stdin is None or stdin.is_closing() or proc.returncode is not None:
             return False
         try:
             stdin.write(data)
@@ -93,6 +94,7 @@ class NodeProcess:
                 os.killpg(self._proc.pid, signal.SIGKILL)
             with contextlib.suppress(ProcessLookupError):
                 self._proc.kill()
+        status: int | None
         try:
             status = await asyncio.wait_for(self._proc.wait(), grace)
         except TimeoutError:

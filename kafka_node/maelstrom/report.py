@@ -294,19 +294,19 @@ def plot(ops: list[Op], restarts: list[float], run_dir: Path) -> str | None:
     return None
 
 
-def plot_latency(ax, completions: list[tuple[Op, Op]], restarts: list[float]) -> None:
+def plot_latency(ax: Any, completions: list[tuple[Op, Op]], restarts: list[float]) -> None:
     """Maelstrom's latency-raw: each operation's latency at its start, by type and outcome."""
     groups: dict[tuple[str, str], list[tuple[float, float]]] = defaultdict(list)
     for inv, op in completions:
         groups[op.f, op.type].append((inv.time / 1e9, max(1e-3, (op.time - inv.time) / 1e6)))
     for (f, kind), points in sorted(groups.items()):
-        xs, ys = zip(*points)
+        xs, ys = zip(*points, strict=True)
         ax.scatter(xs, ys, s=4 if kind == OK else 24, marker=MARKERS.get(kind, "."),
                    color=COLORS.get(f, "tab:gray"), label=f"{f} {kind}", alpha=0.6, linewidths=0.5)
     _decorate(ax, restarts, "Latency (ms)", "kafka latency (raw)", log=True)
 
 
-def plot_rate(ax, completions: list[tuple[Op, Op]], restarts: list[float]) -> None:
+def plot_rate(ax: Any, completions: list[tuple[Op, Op]], restarts: list[float]) -> None:
     """Maelstrom's rate: completions per second over time, by type and outcome."""
     end = max((op.time for _, op in completions), default=0) / 1e9
     width = max(1.0, end / 200)
@@ -321,7 +321,7 @@ def plot_rate(ax, completions: list[tuple[Op, Op]], restarts: list[float]) -> No
     _decorate(ax, restarts, "Throughput (op/s)", "kafka rate", log=False)
 
 
-def _decorate(ax, restarts: list[float], ylabel: str, title: str, log: bool) -> None:
+def _decorate(ax: Any, restarts: list[float], ylabel: str, title: str, log: bool) -> None:
     for at in restarts:
         ax.axvline(at, color="tab:red", linestyle=":", linewidth=0.8)
     if log:

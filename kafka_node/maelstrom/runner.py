@@ -18,10 +18,17 @@ from kafka_node.maelstrom.history import FAIL, INFO, OK, History, Op
 from kafka_node.maelstrom.hostile import HOSTILE_CLIENT, HostileLines, HostileTally
 from kafka_node.maelstrom.memory import MEMORY_INTERVAL, MemoryLog
 from kafka_node.maelstrom.network import (
-    NODE_ID, RPC_TIMEOUT, InvalidOutput, Network, NodeLost, RpcTimeout, parse_envelope, parse_head,
+    NODE_ID,
+    RPC_TIMEOUT,
+    InvalidOutput,
+    Network,
+    NodeLost,
+    RpcTimeout,
+    parse_envelope,
+    parse_head,
 )
-from kafka_node.maelstrom.services import default_services
 from kafka_node.maelstrom.process import EXIT_GRACE, NodeProcess, NodeStartError
+from kafka_node.maelstrom.services import default_services
 from kafka_node.maelstrom.workload import CrashSchedule, Stagger, Workload, max_poll_offsets, restart_delay
 
 #: Seconds the final polls may take at most (Maelstrom clips them to 10 s).
@@ -342,6 +349,7 @@ class Runner:
         """Write one hostile line at random moments about `every` seconds apart, whenever the
         node is up and initialised, from the main phase until the final polls are over."""
         rng, tally = self.hostile_lines.rng, self.record.hostile
+        assert tally is not None  # set when hostile input is asked for
         while True:
             await asyncio.sleep(rng.uniform(0.5 * every, 1.5 * every))
             await self.net.ready[NODE_ID].wait()

@@ -49,9 +49,11 @@ def asked_offsets(analysis: Analysis) -> dict[str, list[Case]]:
         if txn.op.f != "poll" or asked is None:
             continue
         for key, entries in txn.reads.items():
-            if not entries or key not in asked or entries[0][0] is None:
+            if not entries or key not in asked:
                 continue
             (first, value), start = entries[0], asked[key]
+            if first is None:
+                continue
             case = {"key": key, "asked": start, "offset": first, "value": plain(value), "op": op_ref(txn.op, key)}
             if first < start:
                 backwards.append(case)

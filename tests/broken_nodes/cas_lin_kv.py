@@ -1,15 +1,17 @@
-"""Correct across nodes: a key's next offset is taken with a compare-and-set loop on lin-kv, so
-no two sends, on any nodes, get the same offset."""
+"""Correct across nodes: a message is appended with a compare-and-set loop on the key's log in
+lin-kv, so no two sends, on any nodes, get the same offset, and no acknowledged one is lost."""
+
+from typing import Any
 
 from kv_base import KVNode
 
 
 class CasNode(KVNode):
-    def allocate(self, key: str) -> int:
+    def append(self, key: str, msg: Any) -> int:
         while True:
-            offset = self.kv_read(f"next/{key}", default=0)
-            if self.kv_cas(f"next/{key}", offset, offset + 1):
-                return offset
+            log = self.kv_read(f"log/{key}", default=[])
+            if self.kv_cas(f"log/{key}", log, [*log, msg]):
+                return len(log)
 
 
 if __name__ == "__main__":

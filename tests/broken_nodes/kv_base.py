@@ -1,7 +1,7 @@
 """A kafka node that keeps everything in Maelstrom's lin-kv service, so that any node can serve
-any key: each message at `msg/<key>/<offset>`, the next free offset at `next/<key>`, committed
-offsets at `committed/<key>`. Each request is served on a thread of its own, waiting for the
-service's replies; subclasses choose how an offset is allocated."""
+any key: a key's whole log as one list at `log/<key>` (a message's offset is its index), its
+committed offset at `committed/<key>`. Each request is served on a thread of its own, waiting
+for the service's replies; subclasses choose how a message is appended."""
 
 import itertools
 import json
@@ -66,26 +66,21 @@ class KVNode:
 
     # --- the kafka requests -----------------------------------------------------------------
 
-    def allocate(self, key: str) -> int:
+    def append(self, key: str, msg: Any) -> int:
+        """Add msg to the key's log; its offset."""
         raise NotImplementedError
 
     def read_log(self, key: str, start: int, into: dict[str, list]) -> None:
-        """Up to 10 messages of `key` from `start`, stopping at the first offset with none."""
-        pairs = []
-        for offset in range(start, start + 10):
-            msg = self.kv_read(f"msg/{key}/{offset}", default=self)
-            if msg is self:
-                break
-            pairs.append([offset, msg])
+        """Up to 10 messages of `key` from `start`."""
+        log = self.kv_read(f"log/{key}", default=[])
+        pairs = [[offset, log[offset]] for offset in range(max(0, start), min(len(log), start + 10))]
         if pairs:
             into[key] = pairs
 
     def handle(self, body: dict[str, Any]) -> dict[str, Any]:
         kind = body["type"]
         if kind == "send":
-            offset = self.allocate(body["key"])
-            self.kv_write(f"msg/{body['key']}/{offset}", body["msg"])
-            return {"type": "send_ok", "offset": offset}
+            return {"type": "send_ok", "offset": self.append(body["key"], body["msg"])}
         if kind == "poll":
             msgs: dict[str, list] = {}
             readers = [threading.Thread(target=self.read_log, args=(key, start, msgs))
