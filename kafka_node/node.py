@@ -3,12 +3,16 @@ whole batch in one transaction (group commit), and writes the replies only after
 
 from __future__ import annotations
 
+import collections
+import contextlib
 import errno
 import functools
 import itertools
 import logging
 import os
+import select
 import signal
+import threading
 from collections.abc import Callable, Sequence
 from types import FrameType
 from typing import Any, TypeGuard
@@ -26,6 +30,7 @@ READ_SIZE = 1 << 20
 
 Request = protocol.Envelope | protocol.Rejected
 Reply = protocol.Outgoing | None  # None: nobody to answer
+Answered = tuple[Request, Reply]
 
 
 class _Interrupted(Exception):
@@ -56,6 +61,15 @@ class Node:
         self._stopping = False
         self._waiting_for_input = False
         self._storage_untrusted = False
+        # Replies of applied batches waiting for their COMMIT to be durable, in order, and the
+        # lock that the serve loop and the WAL syncer's thread take to write them.
+        self._held: collections.deque[tuple[int, list[Answered]]] = collections.deque()
+        self._out = threading.Lock()
+        self._stdout_fd = 1
+        self._writer_error: OSError | None = None
+        # While serving: a pipe the syncer's thread writes to after a failed sync, so that the
+        # serve loop, waiting for input, wakes up and stops.
+        self._alarm: tuple[int, int] | None = None
         # Sends are not here: consecutive sends are answered together by `send`.
         self._handlers: dict[type, Callable[[Any], protocol.Reply]] = {
             protocol.Init: self.init,
@@ -97,23 +111,49 @@ class Node:
     # --- one batch ----------------------------------------------------------------------
 
     def answer_batch(self, lines: Sequence[framing.Line | framing.Oversized]) -> bytes:
-        """Apply every request of a batch in one transaction; return the encoded replies.
+        """Apply every request of a batch in one transaction and make it durable; return the
+        encoded replies.
 
         `lines` holds the batch's input lines, an `Oversized` in place of each line that was
         too long to keep."""
+        settled = self._storage_untrusted  # then nothing is applied: the replies say so already
+        answered = self.apply_batch(lines)
+        if not settled:
+            try:
+                self.storage.sync()
+            except storage_lib.StorageError as error:
+                answered = self._after_failed_sync(answered, error)
+        return self._encode([reply for _, reply in answered])
+
+    def apply_batch(self, lines: Sequence[framing.Line | framing.Oversized]) -> list[Answered]:
+        """Apply every request of a batch in one transaction; each request with its reply.
+        The replies may not leave the node before the batch's COMMIT is durable
+        (`storage.durable` reaching `storage.commits`)."""
         requests = [self._decode(line) for line in lines
                     if isinstance(line, framing.Oversized) or (line and not line.isspace())]
         size = self.max_batch or len(requests) or 1
-        replies: list[Reply] = []
+        answered: list[Answered] = []
         for start in range(0, len(requests), size):
             chunk = requests[start:start + size]
             if self._storage_untrusted:  # a COMMIT of this read failed: apply nothing more
-                replies += [self._error_for(r, ErrorCode.TEMPORARILY_UNAVAILABLE, "not applied: the node is "
-                                            "stopping after a failed COMMIT") if self._uses_storage(r)
-                            else self._answer(r) for r in chunk]
+                replies = [self._error_for(r, ErrorCode.TEMPORARILY_UNAVAILABLE, "not applied: the node is "
+                                           "stopping after a failed COMMIT") if self._uses_storage(r)
+                           else self._answer(r) for r in chunk]
             else:
-                replies += self._answer_in_one_transaction(chunk)
-        return self._encode(replies)
+                replies = self._answer_in_one_transaction(chunk)
+            answered += zip(chunk, replies, strict=True)
+        return answered
+
+    def _after_failed_sync(self, answered: list[Answered], error: BaseException) -> list[Answered]:
+        """After a failed sync of the WAL, whether what was committed since the last good one
+        is on disk is unknown: each request that touched storage gets the indefinite 13, and
+        the node applies nothing more (as after a failed COMMIT)."""
+        if not self._storage_untrusted:
+            log.error("a sync of the WAL failed (%s): the outcome of the last batches is unknown", error)
+        self._storage_untrusted = True
+        text = f"sync failed, outcome unknown: {error}"
+        return [(request, self._error_for(request, ErrorCode.CRASH, text) if self._uses_storage(request) else reply)
+                for request, reply in answered]
 
     def _decode(self, line: framing.Line | framing.Oversized) -> Request:
         if isinstance(line, framing.Oversized):
@@ -262,8 +302,17 @@ class Node:
     # --- the stdin loop -----------------------------------------------------------------
 
     def serve(self, stdin_fd: int = 0, stdout_fd: int = 1) -> int:
-        """Serve until EOF or a stop signal; return the process exit status."""
+        """Serve until EOF or a stop signal; return the process exit status.
+
+        Each batch is applied and committed at once, but its replies wait until the WAL
+        syncer reports its COMMIT durable, and leave from the syncer's thread the moment it
+        does; meanwhile this loop reads and applies the next batch. Without durability FULL
+        every COMMIT counts as durable and replies leave at once.
+        """
         self._install_signal_handlers()
+        self._stdout_fd = stdout_fd
+        self._alarm = os.pipe()
+        self.storage.on_sync(self._release)
         lines = framing.LineSplitter(self.max_line_bytes)
         while not self._stopping:
             try:
@@ -272,23 +321,77 @@ class Node:
                 break
             batch = lines.feed(chunk) if chunk else lines.end()
             if batch:
-                self._write(stdout_fd, self.answer_batch(batch))
+                settled = self._storage_untrusted  # then nothing is applied: the replies say so already
+                answered = self.apply_batch(batch)
+                self._hold(0 if settled else self.storage.commits, answered)
+                self.storage.sync_soon()
+                self._check_writer()
                 if self._storage_untrusted:
                     break
                 self.storage.bound_wal()
             if not chunk:
                 break
+        with contextlib.suppress(storage_lib.StorageError):
+            self.storage.sync()
+        self._release()
+        self.storage.on_sync(None)
+        with self._out:
+            os.close(self._alarm[0])
+            os.close(self._alarm[1])
+            self._alarm = None
+        self._check_writer()
         if self._storage_untrusted:
-            log.error("exiting after a failed COMMIT; restart to recover from what is on disk")
+            log.error("exiting after a failed COMMIT or sync; restart to recover from what is on disk")
             return 1
         log.info("stopping: %s", "signal" if self._stopping else "end of input")
         return 0
 
+    def _hold(self, commit: int, answered: list[Answered]) -> None:
+        """Queue a batch's replies until COMMIT number `commit` is durable (going at once if it is)."""
+        with self._out:
+            self._held.append((commit, answered))
+        self._release()
+
+    def _release(self) -> None:
+        """Write the replies of every held batch whose COMMIT is durable; after a failed sync,
+        those not durable get 13 instead. Runs on the serve loop's thread and the syncer's."""
+        with self._out:
+            while self._held:
+                commit, answered = self._held[0]
+                if commit > self.storage.durable:
+                    failure = self.storage.sync_failure
+                    if failure is None:
+                        return
+                    answered = self._after_failed_sync(answered, failure)
+                    self._sound_alarm()
+                self._held.popleft()
+                try:
+                    self._write(self._stdout_fd, self._encode([reply for _, reply in answered]))
+                except OSError as error:  # the reader is gone: the serve loop reports it
+                    self._writer_error = error
+                    self._held.clear()
+                    self._sound_alarm()
+
+    def _sound_alarm(self) -> None:
+        """Wake the serve loop, waiting for input, to stop (caller holds `_out`)."""
+        if self._alarm is not None:
+            os.write(self._alarm[1], b"!")
+
+    def _check_writer(self) -> None:
+        """Raise, on the serve loop's thread, a write error met by the syncer's thread."""
+        if self._writer_error is not None:
+            raise self._writer_error
+
     def _read(self, fd: int) -> bytes:
+        """The next chunk of input; b"" at its end, or once a failed sync means stopping."""
         self._waiting_for_input = True
         try:
             if self._stopping:
                 raise _Interrupted
+            alarm = self._alarm[0] if self._alarm else -1
+            ready = select.select([fd, alarm] if alarm >= 0 else [fd], [], [])[0]
+            if alarm in ready:
+                return b""
             return os.read(fd, READ_SIZE)
         finally:
             self._waiting_for_input = False

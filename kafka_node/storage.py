@@ -9,7 +9,7 @@ import logging
 import os
 import tempfile
 import threading
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 
 import apsw
 import apsw.bestpractice
@@ -43,9 +43,15 @@ WAL_LIMIT_PAGES = 4 * CHECKPOINT_PAGES
 
 
 class Durability(enum.Enum):
-    """What an acknowledgement survives: SQLite's `synchronous` setting in WAL mode."""
+    """What an acknowledgement survives.
 
-    FULL = "full"  # fsync at every commit: an ack survives a power cut or OS crash
+    FULL syncs the WAL before any reply to a batch leaves the node, but not inside COMMIT:
+    the connection runs with `synchronous=NORMAL`, and `_WalSyncer` makes the committed frames
+    durable on a thread of its own while the node goes on applying the next batch (what
+    `synchronous=FULL` would do inside COMMIT, overlapped with the next batch's work).
+    """
+
+    FULL = "full"  # the WAL synced before replies: an ack survives a power cut or OS crash
     NORMAL = "normal"  # fsync at checkpoints only: an ack survives a process kill, not a power cut
     OFF = "off"  # never fsync (for measuring what durability costs): a power cut may corrupt the file
 
@@ -144,8 +150,13 @@ def _configure(conn: apsw.Connection, durability: Durability) -> None:
     apsw.bestpractice.connection_dqs(conn)
     apsw.bestpractice.connection_recursive_triggers(conn)
     apsw.bestpractice.connection_optimize(conn)
-    conn.pragma("synchronous", durability.name)
+    conn.pragma("synchronous", _synchronous(durability))
     conn.transaction_mode = "IMMEDIATE"
+
+
+def _synchronous(durability: Durability) -> str:
+    """SQLite's `synchronous` for a durability: FULL's syncs are made by `_WalSyncer`."""
+    return "NORMAL" if durability is Durability.FULL else durability.name
 
 
 class _Checkpointer:
@@ -167,7 +178,7 @@ class _Checkpointer:
     def __init__(self, path: str, durability: Durability, vfs: str | None) -> None:
         self._conn = apsw.Connection(path, flags=apsw.SQLITE_OPEN_READWRITE, vfs=vfs)
         apsw.bestpractice.connection_busy_timeout(self._conn, BUSY_TIMEOUT_MS)
-        self._conn.pragma("synchronous", durability.name)
+        self._conn.pragma("synchronous", _synchronous(durability))
         self._due = threading.Event()
         self._caught_up = threading.Event()
         self._catch_up_wanted = False
@@ -221,6 +232,79 @@ class _Checkpointer:
         self._conn.close()
 
 
+class _WalSyncer:
+    """Makes committed WAL frames durable, on a thread of its own: an fsync of the WAL through
+    the connection's VFS (the one SQLite itself would make at COMMIT with synchronous=FULL),
+    asked for after a COMMIT and covering every commit made before it starts.
+
+    Commits are numbered by the caller; `durable` is the highest number known to be on disk.
+    After each sync the thread calls `listener` (if set) with the new `durable` count, so what
+    waited for it can go at once. A failed sync is kept in `failure`, and no later one is tried.
+    https://sqlite.org/pragma.html#pragma_synchronous
+    """
+
+    def __init__(self, wal_path: str, vfs: str | None) -> None:
+        self._wal_path, self._vfs = wal_path, vfs
+        self._wal: apsw.VFSFile | None = None  # opened at the first sync, once the WAL exists
+        self._changed = threading.Condition()
+        self._wanted = 0
+        self.durable = 0
+        self.failure: BaseException | None = None
+        self.listener: Callable[[], None] | None = None
+        self._stopping = False
+        self._thread = threading.Thread(target=self._run, name="wal-syncer", daemon=True)
+        self._thread.start()
+
+    def request(self, commit: int) -> None:
+        """Make every commit up to `commit` durable, soon; returns at once."""
+        with self._changed:
+            if commit > self._wanted:
+                self._wanted = commit
+                self._changed.notify_all()
+
+    def wait(self, commit: int) -> None:
+        """Return once `commit` is durable; raise the sync's error if a sync failed."""
+        self.request(commit)
+        with self._changed:
+            self._changed.wait_for(lambda: self.durable >= commit or self.failure is not None)
+        if self.failure is not None:
+            raise self.failure
+
+    def _run(self) -> None:
+        while True:
+            with self._changed:
+                self._changed.wait_for(lambda: self._stopping or (self._wanted > self.durable and not self.failure))
+                if self._stopping:
+                    return
+                target = self._wanted
+            try:
+                if self._wal is None:
+                    self._wal = apsw.VFSFile(self._vfs or "", self._wal_path,
+                                             [apsw.SQLITE_OPEN_READWRITE | apsw.SQLITE_OPEN_WAL, 0])
+                self._wal.xSync(apsw.SQLITE_SYNC_NORMAL)
+            except apsw.Error as error:
+                log.error("fsync of the WAL failed: %s", error)
+                failure: BaseException | None = error
+            else:
+                failure = None
+            with self._changed:
+                if failure is None:
+                    self.durable = target
+                else:
+                    self.failure = failure
+                self._changed.notify_all()
+            if self.listener is not None:
+                self.listener()
+
+    def stop(self) -> None:
+        with self._changed:
+            self._stopping = True
+            self._changed.notify_all()
+        self._thread.join()
+        if self._wal is not None:
+            self._wal.xClose()
+
+
 class Storage:
     """One open kafka-node log file."""
 
@@ -229,8 +313,12 @@ class Storage:
         self.conn = conn
         self.path = path
         self.schema_version = schema_version
+        self.durability = durability
+        self.commits = 0  # writing COMMITs so far; the WAL syncer makes them durable in this order
+        self._writing = False
         self._checkpointer = _Checkpointer(path, durability, vfs)
         conn.set_wal_hook(self._checkpointer.after_commit)
+        self._syncer = _WalSyncer(path + "-wal", vfs) if durability is Durability.FULL else None
 
     @classmethod
     def open(cls, path: str, durability: Durability = Durability.FULL, vfs: str | None = None) -> Storage:
@@ -251,7 +339,14 @@ class Storage:
         except BaseException:
             conn.close()
             raise
-        return cls(conn, path, version, durability, vfs)
+        storage = cls(conn, path, version, durability, vfs)
+        storage.commits = 1  # what the migrations (if any) committed: durable before serving
+        try:
+            storage.sync()
+        except BaseException:
+            storage.abandon()
+            raise
+        return storage
 
     def bound_wal(self) -> None:
         """Between two batches: if the WAL has passed WAL_LIMIT_PAGES, wait for a checkpoint
@@ -259,8 +354,48 @@ class Storage:
         if self._checkpointer.wal_pages >= WAL_LIMIT_PAGES:
             self._checkpointer.catch_up()
 
+    # --- durability: what has reached the disk ------------------------------------------
+
+    @property
+    def durable(self) -> int:
+        """How many of the COMMITs so far are known to be on disk (all, without FULL)."""
+        return self._syncer.durable if self._syncer else self.commits
+
+    @property
+    def syncs_after_commit(self) -> bool:
+        """Whether the WAL syncer makes each COMMIT durable (durability FULL)."""
+        return self._syncer is not None
+
+    def on_sync(self, listener: Callable[[], None] | None) -> None:
+        """Call `listener` on the syncer's thread after each sync of the WAL (good or failed),
+        until replaced; never called without FULL, where every COMMIT is as durable as it gets
+        at once."""
+        if self._syncer:
+            self._syncer.listener = listener
+
+    @property
+    def sync_failure(self) -> BaseException | None:
+        """The error of a sync that failed: what was committed since the last good one may be
+        lost, and nothing more is made durable."""
+        return self._syncer.failure if self._syncer else None
+
+    def sync_soon(self) -> None:
+        """Start making every COMMIT so far durable, on the syncer's thread."""
+        if self._syncer:
+            self._syncer.request(self.commits)
+
+    def sync(self) -> None:
+        """Return once every COMMIT so far is durable; raise the sync's error if it failed."""
+        if self._syncer:
+            self._syncer.wait(self.commits)
+
+    def _stop_syncer(self) -> None:
+        if self._syncer:
+            self._syncer.stop()
+
     def close(self) -> None:
         """Close, leaving a checkpointed file and no WAL behind."""
+        self._stop_syncer()
         self._checkpointer.stop()
         with contextlib.suppress(apsw.Error):
             self.conn.pragma("optimize")
@@ -272,6 +407,7 @@ class Storage:
         For after an I/O error at COMMIT, when what the connection believes may not be what
         is on disk; the next open recovers from the disk alone.
         """
+        self._stop_syncer()
         self._checkpointer.stop()
         with contextlib.suppress(apsw.Error):
             self.conn.config(apsw.SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1)
@@ -282,6 +418,7 @@ class Storage:
         lock held elsewhere fails before any work is done; a reading one (DEFERRED) never
         waits for it."""
         self.conn.execute("BEGIN IMMEDIATE" if write else "BEGIN DEFERRED")
+        self._writing = write
 
     def commit(self) -> None:
         """COMMIT; if that fails, roll back what SQLite has not already rolled back itself,
@@ -291,6 +428,7 @@ class Storage:
         except BaseException:
             self.rollback()
             raise
+        self.commits += self._writing
 
     def rollback(self) -> None:
         """Roll back the open transaction, if SQLite has not already done so after an error

@@ -96,13 +96,14 @@ def test_no_request_of_a_batch_whose_commit_fails_is_acknowledged_and_the_node_s
 
 def test_after_a_failed_commit_the_rest_of_the_read_is_not_applied(tmp_path):
     """With --max-batch 1 one read holds several transactions: after the first fails at
-    COMMIT, the others must not be tried on a connection whose cache cannot be trusted."""
+    COMMIT (its WAL write fails), the others must not be tried on a connection whose cache
+    cannot be trusted."""
     vfs = FaultyVFS()
     db = tmp_path / "log.db"
     storage = Storage.open(str(db), vfs=vfs.name)
     node = Node(storage, poll_max_per_key=100, max_line_bytes=1 << 20, max_batch=1)
     node.answer_batch([INIT, line({"type": "send", "key": "k", "msg": "acked", "msg_id": 1})])
-    vfs.failing = "sync"
+    vfs.failing = "write"
     out = node.answer_batch([line({"type": "send", "key": "k", "msg": f"late-{i}", "msg_id": i}) for i in range(2, 6)])
     vfs.failing = None
     storage.abandon()
@@ -110,6 +111,24 @@ def test_after_a_failed_commit_the_rest_of_the_read_is_not_applied(tmp_path):
     values = [value for _, value in all_messages(db)["k"]]
     assert values[0] == "acked"
     assert not {"late-3", "late-4", "late-5"} & set(values), "nothing after the failed COMMIT may be applied"
+
+
+def test_after_a_failed_sync_no_transaction_it_was_to_cover_is_acknowledged(tmp_path):
+    """The WAL is synced after the batch's COMMITs: when that sync fails, whether any of them
+    reached the disk is unknown, so each of their requests gets 13, and nothing more is applied."""
+    vfs = FaultyVFS()
+    db = tmp_path / "log.db"
+    storage = Storage.open(str(db), vfs=vfs.name)
+    node = Node(storage, poll_max_per_key=100, max_line_bytes=1 << 20, max_batch=1)
+    node.answer_batch([INIT, line({"type": "send", "key": "k", "msg": "acked", "msg_id": 1})])
+    vfs.failing = "sync"
+    out = node.answer_batch([line({"type": "send", "key": "k", "msg": f"late-{i}", "msg_id": i}) for i in range(2, 6)])
+    later = node.answer_batch([line({"type": "send", "key": "k", "msg": "later", "msg_id": 6})])
+    vfs.failing = None
+    storage.abandon()
+    assert [r["code"] for r in replies(out)] == [13, 13, 13, 13]
+    assert node.storage_untrusted and [r["code"] for r in replies(later)] == [11]
+    assert "later" not in {value for _, value in all_messages(db)["k"]}
 
 
 def node_with_a_poll_that_fails(tmp_path, vfs: FaultyVFS) -> tuple[Node, Storage, bytes]:

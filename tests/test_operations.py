@@ -54,8 +54,9 @@ def test_a_bad_durability_in_the_environment_exits_2_with_usage(tmp_path):
     assert b"Traceback" not in done.stderr
 
 
-@pytest.mark.parametrize(("mode", "synchronous"), [("full", 2), ("normal", 1), ("off", 0)])
-def test_start_up_logs_path_schema_version_and_durability_and_sets_it(tmp_path, mode, synchronous):
+# full: COMMIT itself does not sync (NORMAL); the WAL syncer does, before any reply leaves.
+@pytest.mark.parametrize(("mode", "synchronous", "syncer"), [("full", 1, True), ("normal", 1, False), ("off", 0, False)])
+def test_start_up_logs_path_schema_version_and_durability_and_sets_it(tmp_path, mode, synchronous, syncer):
     db = tmp_path / "log.db"
     done = run_node("--db", str(db), "--durability", mode, "--log-level", "debug", env=child_env())
     assert done.returncode == 0
@@ -63,6 +64,7 @@ def test_start_up_logs_path_schema_version_and_durability_and_sets_it(tmp_path, 
     storage = Storage.open(str(db), Durability(mode))  # the setting, as the node's storage applies it
     try:
         assert storage.conn.pragma("synchronous") == synchronous
+        assert storage.syncs_after_commit is syncer
     finally:
         storage.close()
 
