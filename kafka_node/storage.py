@@ -23,6 +23,11 @@ log = logging.getLogger(__name__)
 #: Marks a file as a kafka-node log ('KafN'); set by migrations/001.
 APPLICATION_ID = 0x4B61664E
 
+#: Page size of a new log file (an existing file keeps its own). A batch of sends over many
+#: keys dirties one B-tree leaf per key, each written whole to the WAL and synced: at 1 KiB
+#: rather than SQLite's 4 KiB those writes, and the sync that waits for them, are 4x smaller.
+PAGE_SIZE = 1024
+
 #: How long a statement waits for a lock held by another connection (the sqlite3 shell
 #: during a checkpoint, or a second node on the same file) before failing with BusyError.
 #: Shorter than Maelstrom's 5 s RPC timeout, so the client hears a definite error instead.
@@ -145,6 +150,7 @@ def _configure(conn: apsw.Connection, durability: Durability) -> None:
     https://rogerbinns.github.io/apsw/bestpractice.html
     """
     apsw.bestpractice.connection_busy_timeout(conn, BUSY_TIMEOUT_MS)
+    conn.pragma("page_size", PAGE_SIZE)  # takes effect on a new file only, before WAL and schema
     apsw.bestpractice.connection_wal(conn)
     apsw.bestpractice.connection_enable_foreign_keys(conn)
     apsw.bestpractice.connection_dqs(conn)

@@ -8,7 +8,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from kafka_node.storage import Durability, Storage
+from kafka_node.storage import PAGE_SIZE, Durability, Storage
 
 #: The stored message of every synthetic log.
 SYNTHETIC_MSG = '"12345"'
@@ -69,7 +69,7 @@ def cached_log(cache_dir: Path, keys: int, messages_per_key: int) -> Path:
     A cached file is opened once by the storage layer, so a schema migration added since it
     was built is applied to it, not timed at each start of the node.
     """
-    path = cache_dir / f"log-{keys}x{messages_per_key}.db"
+    path = cache_dir / f"log-{keys}x{messages_per_key}-{PAGE_SIZE}.db"  # rebuilt when the page size changes
     if path.exists():
         return empty_log(path)
     cache_dir.mkdir(parents=True, exist_ok=True)
