@@ -36,7 +36,7 @@ check-5b: install
 	$(BIN)/maelstrom-kafka-test --bin $(BIN)/maelstrom-kafka --node-count 2 --concurrency 2n --time-limit 20 --rate 1000
 
 bench: install
-	$(BIN)/maelstrom-kafka-bench suite
+	$(BIN)/maelstrom-kafka-bench suite --readme README.md
 
 # 60 s of the seed's workload with a SIGKILL and restart about every second, on one file.
 restarts: install

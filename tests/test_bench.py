@@ -13,8 +13,8 @@ import msgspec
 import pytest
 from conftest import installed_script
 
-from kafka_node.bench import datasets
-from kafka_node.bench.report import Row, Target, markdown_table
+from kafka_node.bench import datasets, fsync, suite
+from kafka_node.bench.report import TABLE_END, TABLE_START, Row, Target, markdown_table, table_figures, with_table
 from kafka_node.bench.trivial_node import TrivialNode
 from kafka_node.bench.workload import parse_mix
 
@@ -177,3 +177,26 @@ def test_cached_log_is_built_once_and_reused(tmp_path):
         assert conn.execute("SELECT count(*) FROM messages").get == 12
         assert conn.execute("SELECT count(*) FROM log_keys WHERE key = 'marker'").get == 1
     assert [p.name for p in tmp_path.iterdir() if p.suffix == ".db"] == [first.name]
+
+
+def test_the_readme_table_has_the_rows_the_suite_measures(tmp_path):
+    # make bench writes the table into the README; this catches a row added, dropped or
+    # renamed without the README's table having been regenerated since.
+    settings = suite.Settings.chosen(node="maelstrom-kafka", runner="maelstrom-kafka-test", trivial=["true"],
+                                     cache_dir=tmp_path, quick=False, seed_time_limit=None)
+    expected = [(row.id, row.figure) for row in suite.Suite(settings, tmp_path).rows()]
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    assert table_figures(readme) == expected
+
+
+def test_the_readme_table_is_replaced_between_its_markers():
+    text = f"intro\n{TABLE_START}\nold table\n{TABLE_END}\nafter\n"
+    assert with_table(text, "| new |\n") == f"intro\n{TABLE_START}\n| new |\n{TABLE_END}\nafter\n"
+    with pytest.raises(ValueError):
+        with_table("no markers", "| new |\n")
+
+
+def test_the_fsync_floor_is_measured_on_a_real_file(tmp_path):
+    p50 = fsync.fsync_p50_ms(tmp_path, samples=20)
+    assert 0 < p50 < 1000
+    assert list(tmp_path.iterdir()) == [], "the file it synced is removed"

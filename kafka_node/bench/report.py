@@ -15,12 +15,12 @@ class Target(msgspec.Struct):
 
     on: Literal["measured", "ratio"]
     bound: Literal["<=", ">="] | None = None
-    value: float = 0.0
+    value: float | None = 0.0  # None: a bound made of figures that were not measured
     text: str = ""  # as shown in the table
 
     def met(self, measured: float | None, ratio: float | None) -> bool | None:
         figure = measured if self.on == "measured" else ratio
-        if self.bound is None or figure is None:
+        if self.bound is None or figure is None or self.value is None:
             return None
         return figure <= self.value if self.bound == "<=" else figure >= self.value
 
@@ -79,6 +79,26 @@ def markdown_table(rows: list[Row]) -> str:
         ratio = "—" if row.ratio is None else f"{row.ratio:.2f}"
         lines.append(f"| {row.id} | {row.figure} | {number(row.measured, row.unit)} | {baseline} | {ratio} | {target} | {met} |")
     return "\n".join(lines)
+
+
+#: The lines around the table in the README, which `suite --readme` replaces.
+TABLE_START = "<!-- the table below is written by make bench -->"
+TABLE_END = "<!-- end of the table written by make bench -->"
+
+
+def with_table(markdown: str, table: str) -> str:
+    """`markdown` with the text between TABLE_START and TABLE_END replaced by `table`."""
+    start, end = markdown.find(TABLE_START), markdown.find(TABLE_END)
+    if start < 0 or end < start:
+        raise ValueError(f"no {TABLE_START!r} ... {TABLE_END!r} section to put the table in")
+    return f"{markdown[:start + len(TABLE_START)]}\n{table}{markdown[end:]}"
+
+
+def table_figures(markdown: str) -> list[tuple[str, str]]:
+    """(id, figure) of each row of the table between the markers."""
+    start, end = markdown.find(TABLE_START), markdown.find(TABLE_END)
+    rows = [line.split("|") for line in markdown[start:end].splitlines() if line.startswith("| ") and "---" not in line]
+    return [(cells[1].strip(), cells[2].strip()) for cells in rows[1:]]
 
 
 def rows_as_data(rows: list[Row]) -> list[dict]:
