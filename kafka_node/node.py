@@ -304,10 +304,11 @@ class Node:
     def serve(self, stdin_fd: int = 0, stdout_fd: int = 1) -> int:
         """Serve until EOF or a stop signal; return the process exit status.
 
-        Each batch is applied and committed at once, but its replies wait until the WAL
-        syncer reports its COMMIT durable, and leave from the syncer's thread the moment it
-        does; meanwhile this loop reads and applies the next batch. Without durability FULL
-        every COMMIT counts as durable and replies leave at once.
+        Each batch is applied and committed at once, but its replies wait until the WAL is
+        synced past its COMMIT. If more input is already waiting, the WAL syncer's thread
+        makes that sync and writes the replies the moment it returns, while this loop applies
+        the next batch; if not, this thread syncs at once. Without durability FULL every
+        COMMIT counts as durable and replies leave at once.
         """
         self._install_signal_handlers()
         self._stdout_fd = stdout_fd
@@ -324,7 +325,10 @@ class Node:
                 settled = self._storage_untrusted  # then nothing is applied: the replies say so already
                 answered = self.apply_batch(batch)
                 self._hold(0 if settled else self.storage.commits, answered)
-                self.storage.sync_soon()
+                if self._input_waiting(stdin_fd):
+                    self.storage.sync_soon()  # on the syncer's thread, while the next batch is applied
+                else:
+                    self.storage.sync_here()  # nothing else to do: spare the thread's wake-up
                 self._check_writer()
                 if self._storage_untrusted:
                     break
@@ -381,6 +385,10 @@ class Node:
         """Raise, on the serve loop's thread, a write error met by the syncer's thread."""
         if self._writer_error is not None:
             raise self._writer_error
+
+    @staticmethod
+    def _input_waiting(fd: int) -> bool:
+        return bool(select.select([fd], [], [], 0)[0])
 
     def _read(self, fd: int) -> bytes:
         """The next chunk of input; b"" at its end, or once a failed sync means stopping."""

@@ -253,6 +253,7 @@ class _WalSyncer:
         self._wal_path, self._vfs = wal_path, vfs
         self._wal: apsw.VFSFile | None = None  # opened at the first sync, once the WAL exists
         self._changed = threading.Condition()
+        self._io = threading.Lock()  # one fsync at a time, from either thread
         self._wanted = 0
         self.durable = 0
         self.failure: BaseException | None = None
@@ -276,6 +277,14 @@ class _WalSyncer:
         if self.failure is not None:
             raise self.failure
 
+    def sync_here(self, commit: int) -> None:
+        """Make every commit up to `commit` durable on the calling thread, then tell the
+        listener: when nothing else is waiting to be done, this spares the wake-up of the
+        syncer's thread."""
+        self._sync(commit)
+        if self.listener is not None:
+            self.listener()
+
     def _run(self) -> None:
         while True:
             with self._changed:
@@ -283,6 +292,16 @@ class _WalSyncer:
                 if self._stopping:
                     return
                 target = self._wanted
+            self._sync(target)
+            if self.listener is not None:
+                self.listener()
+
+    def _sync(self, target: int) -> None:
+        """fsync the WAL, covering commits up to `target` (made before this call), unless a
+        sync that started later already did, or one failed."""
+        with self._io:
+            if self.durable >= target or self.failure is not None:
+                return
             try:
                 if self._wal is None:
                     self._wal = apsw.VFSFile(self._vfs or "", self._wal_path,
@@ -295,12 +314,10 @@ class _WalSyncer:
                 failure = None
             with self._changed:
                 if failure is None:
-                    self.durable = target
+                    self.durable = max(self.durable, target)
                 else:
                     self.failure = failure
                 self._changed.notify_all()
-            if self.listener is not None:
-                self.listener()
 
     def stop(self) -> None:
         with self._changed:
@@ -389,6 +406,12 @@ class Storage:
         """Start making every COMMIT so far durable, on the syncer's thread."""
         if self._syncer:
             self._syncer.request(self.commits)
+
+    def sync_here(self) -> None:
+        """Make every COMMIT so far durable on this thread, then call the `on_sync` listener
+        (a failure is kept in `sync_failure`, as on the syncer's thread)."""
+        if self._syncer:
+            self._syncer.sync_here(self.commits)
 
     def sync(self) -> None:
         """Return once every COMMIT so far is durable; raise the sync's error if it failed."""
