@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import math
-
 import msgspec
+
+from kafka_node.clientkit.percentiles import percentiles
 
 
 class LatencySummary(msgspec.Struct):
@@ -15,21 +15,10 @@ class LatencySummary(msgspec.Struct):
     max_ms: float
 
 
-def percentile(ordered: list[int], q: float) -> int:
-    """The nearest-rank q-quantile of an ascending, non-empty list."""
-    return ordered[min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))]
-
-
 def summarize(samples_ns: list[int]) -> LatencySummary | None:
     """The summary of latencies given in nanoseconds; None when there are none."""
-    if not samples_ns:
+    found = percentiles(samples_ns)
+    if not found:
         return None
-    ordered = sorted(samples_ns)
-    ms = lambda ns: round(ns / 1e6, 3)  # noqa: E731
-    return LatencySummary(
-        count=len(ordered),
-        p50_ms=ms(percentile(ordered, 0.50)),
-        p95_ms=ms(percentile(ordered, 0.95)),
-        p99_ms=ms(percentile(ordered, 0.99)),
-        max_ms=ms(ordered[-1]),
-    )
+    ms = {name: round(ns / 1e6, 3) for name, ns in found.items()}
+    return LatencySummary(count=len(samples_ns), p50_ms=ms["p50"], p95_ms=ms["p95"], p99_ms=ms["p99"], max_ms=ms["max"])

@@ -15,10 +15,13 @@ from typing import IO
 
 import msgspec
 
-from kafka_node.bench import wire
-from kafka_node.bench.child import READ_BYTES, Child, Memory, NodeFailure
+from kafka_node.bench.child import Child, NodeFailure
 from kafka_node.bench.latency import LatencySummary, summarize
 from kafka_node.bench.workload import RequestStream, Workload, mix_text
+from kafka_node.clientkit import procfs, wire
+from kafka_node.clientkit.child import READ_BYTES
+from kafka_node.clientkit.framing import LineBuffer, encode_lines
+from kafka_node.clientkit.procfs import Memory
 
 #: Error descriptions kept word for word in a result (the rest are only counted).
 KEPT_EXAMPLES = 5
@@ -100,20 +103,20 @@ class _Loop:
         if wanted <= 0:
             return
         taken = self.stream.take(wanted)
-        self.out += wire.encode_lines([request for request, _ in taken])
+        self.out += encode_lines([request for request, _ in taken])
         pending = self.pending
         for request, rpc in taken:
             body = request.body
             pending[body.msg_id] = (rpc, now, body.key if isinstance(body, wire.Send) else None)
         self.sent += wanted
 
-    def take_replies(self, data: bytes, now: int, measuring: bool) -> None:
+    def take_replies(self, lines: bytes, now: int, measuring: bool) -> None:
         """Verify each reply against its request; measure it if inside the window."""
         client = self.stream.client
         pending = self.pending
         latest_offsets = self.stream.latest_offsets
         latencies = self.latencies
-        for reply in wire.decode_lines(data):
+        for reply in wire.decode_replies(lines):
             self.lines += 1
             if isinstance(reply, wire.Undecodable):
                 self.error("a line that is not a reply", f"{reply.reason}: {reply.line[:200]!r}")
@@ -142,13 +145,12 @@ class _Loop:
                     samples = latencies[rpc] = []
                 samples.append(now - sent_at)
 
-    def run(self, early: bytes) -> None:
+    def run(self, output: LineBuffer) -> None:
         spec = self.spec
         stdin_fd, stdout_fd = self.child.stdin_fd, self.child.stdout_fd
         start = time.perf_counter_ns()
         warm_end = start + int(spec.warmup * 1e9)
         measuring = stopping = False
-        tail = early
         last_read = start
         cpu_at_start: tuple[float | None, float] = (None, 0.0)
         poller = select.poll()
@@ -187,17 +189,14 @@ class _Loop:
             if not measuring and not stopping and now >= warm_end:
                 measuring = True
                 self.window_start = now if spec.warmup == 0 else warm_end
-                cpu_at_start = (self.child.cpu_seconds(), time.process_time())
-            data = tail + chunk
-            cut = data.rfind(b"\n") + 1
-            tail = data[cut:]
-            if cut:
-                self.take_replies(data[:cut], now, measuring)
+                cpu_at_start = (procfs.cpu_seconds(self.child.pid), time.process_time())
+            if lines := output.feed(chunk):
+                self.take_replies(lines, now, measuring)
             if measuring and self._window_over(now):
                 measuring, stopping = False, True
                 self.window_end = now
-                self.node_memory = self.child.memory()
-                node_cpu = self.child.cpu_seconds()
+                self.node_memory = procfs.read_memory(self.child.pid)
+                node_cpu = procfs.cpu_seconds(self.child.pid)
                 seconds = (now - self.window_start) / 1e9
                 if node_cpu is not None and cpu_at_start[0] is not None and seconds > 0:
                     self.node_cpu = round((node_cpu - cpu_at_start[0]) / seconds, 3)
@@ -234,8 +233,8 @@ def run_load(spec: LoadSpec) -> LoadResult:
         child = Child(spec.command, stderr, spec.cwd)
         loop = _Loop(spec, stream, child)
         try:
-            init_ms, early = child.initialise(stream.init(), spec.reply_timeout)
-            loop.run(early)
+            init_ms, output = child.initialise(stream.init(), spec.reply_timeout)
+            loop.run(output)
         except BaseException:
             child.kill()
             child.stop()

@@ -13,7 +13,8 @@ import sys
 
 import msgspec
 
-from kafka_node.bench.wire import (
+from kafka_node.clientkit.framing import LineBuffer, encode_lines, split_lines
+from kafka_node.clientkit.wire import (
     CommitOffsetsOk,
     Error,
     InitOk,
@@ -52,7 +53,6 @@ class TrivialNode:
         self.node_id = "n0"
         self.next_offsets: dict[str, int] = {}
         self._decoder = msgspec.json.Decoder(_Request)
-        self._encoder = msgspec.json.Encoder()
 
     def answer(self, body: _Body) -> ReplyBody:
         kind = body.type
@@ -85,7 +85,7 @@ class TrivialNode:
             return self._decoder.decode_lines(lines)
         except msgspec.DecodeError:
             found = []
-            for line in lines.splitlines():
+            for line in split_lines(lines):
                 try:
                     found.append(self._decoder.decode(line))
                 except msgspec.DecodeError as error:
@@ -99,20 +99,17 @@ class TrivialNode:
         for request in self.requests_in(lines):
             body = self.answer(request.body)
             replies.append(Reply(src=self.node_id, dest=request.src, body=body))
-        return self._encoder.encode_lines(replies)
+        return encode_lines(replies)
 
     def serve(self, stdin_fd: int = 0, stdout_fd: int = 1) -> None:
-        tail = b""
+        requests = LineBuffer()
         while chunk := os.read(stdin_fd, READ_BYTES):
-            data = tail + chunk
-            cut = data.rfind(b"\n") + 1
-            tail = data[cut:]
-            if cut:
-                out = memoryview(self.replies_to(data[:cut]))
+            if lines := requests.feed(chunk):
+                out = memoryview(self.replies_to(lines))
                 while out:
                     out = out[os.write(stdout_fd, out):]
-        if tail.strip():
-            os.write(stdout_fd, self.replies_to(tail + b"\n"))
+        if (last := requests.take_pending()).strip():
+            os.write(stdout_fd, self.replies_to(last + b"\n"))
 
 
 def main(argv: list[str] | None = None) -> int:

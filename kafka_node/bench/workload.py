@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import msgspec
 
-from kafka_node.bench import wire
+from kafka_node.clientkit import wire
 
 #: Names accepted in `--mix`, and the RPC each stands for.
 MIX_NAMES = {
@@ -49,6 +49,12 @@ def mix_text(weights: dict[str, float]) -> str:
     return ",".join(f"{short.get(rpc, rpc)}={weight:g}" for rpc, weight in weights.items() if weight)
 
 
+def json_string_of(size: int) -> bytes:
+    """A JSON string value whose text is `size` bytes of letters (quotes not counted)."""
+    letters = b"abcdefghijklmnopqrstuvwxyz"
+    return b'"' + (letters * (size // len(letters) + 1))[:size] + b'"'
+
+
 @dataclass(frozen=True)
 class Workload:
     """What to ask: request types by weight, keys "0".."keys-1" chosen uniformly."""
@@ -83,7 +89,7 @@ class RequestStream:
         self._position = 0
         self._poll_keys = min(workload.poll_keys, workload.keys)
         self._poll_from = workload.poll_from
-        self._msg = msgspec.Raw(wire.json_string_of(workload.msg_bytes))
+        self._msg = msgspec.Raw(json_string_of(workload.msg_bytes))
 
     def next_id(self) -> int:
         msg_id = self._next_id

@@ -6,10 +6,11 @@ from __future__ import annotations
 import time
 from collections import defaultdict
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 
+from kafka_node.clientkit.wire import CommitOffsetsOk, ListCommittedOffsetsOk, PolledMessages, PollOk, SendOk
 from kafka_node.maelstrom.history import FAIL, INFO, OK
 from kafka_node.maelstrom.network import Network, NodeLost, RpcTimeout
 
@@ -38,32 +39,11 @@ class RpcError(Exception):
 
 
 class MalformedReply(Exception):
-    """A reply whose type or fields do not match the request (Maelstrom's schema check)."""
+    """A reply whose type or fields do not match the request (Maelstrom's schema check: an
+    exception in its client, so the op is info)."""
 
 
-class Reply(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    """What Maelstrom's reply schemas allow besides each reply's own fields: a reply with any
-    other field, or these mistyped, fails its schema check (an exception: the op is info)."""
-
-    type: str
-    in_reply_to: int
-    msg_id: int | msgspec.UnsetType = msgspec.UNSET
-
-
-class SendOk(Reply, forbid_unknown_fields=True):
-    offset: int
-
-
-class PollOk(Reply, forbid_unknown_fields=True):
-    msgs: dict[str, list[tuple[int, Any]] | None]  # a null list passes Maelstrom's schema
-
-
-class CommitOffsetsOk(Reply, forbid_unknown_fields=True):
-    pass
-
-
-class ListCommittedOffsetsOk(Reply, forbid_unknown_fields=True):
-    offsets: dict[str, int]
+ReplyType = TypeVar("ReplyType")
 
 
 class Latencies:
@@ -87,7 +67,7 @@ class Client:
         self.latencies = latencies
         self.offsets: dict[str, int] = {}  # assigned key -> next offset to poll
 
-    async def _rpc(self, body: dict[str, Any], expected: str, reply_type: type[Reply]) -> Any:
+    async def _rpc(self, body: dict[str, Any], expected: str, reply_type: type[ReplyType]) -> ReplyType:
         start, began = self.latencies.clock(), time.perf_counter()
         head, raw = await self.net.call(self.name, self.node, body)
         self.latencies.record(body["type"], start, time.perf_counter() - began)
@@ -109,7 +89,7 @@ class Client:
         """Poll exactly the client's offsets, then move each key the reply names to its highest
         offset + 1 (0 for an empty list), never backwards; as Maelstrom's client does, a key
         the poll did not ask for is taken into the offsets too."""
-        reply = await self._rpc({"type": "poll", "offsets": dict(self.offsets)}, "poll_ok", PollOk)
+        reply = await self._rpc({"type": "poll", "offsets": dict(self.offsets)}, "poll_ok", PollOk[PolledMessages])
         msgs = {key: pairs or [] for key, pairs in reply.msgs.items()}
         for key, pairs in msgs.items():
             after = max([-1, *(offset for offset, _ in pairs)]) + 1  # at least 0, as Maelstrom's

@@ -6,43 +6,31 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, TextIO
 
-PROC = Path("/proc")
+from kafka_node.clientkit import procfs
+
 #: Seconds between two samples.
 MEMORY_INTERVAL = 1.0
 CSV_HEADER = "time_s,pid,rss_kib,hwm_kib\n"
-
-
-def read_memory(pid: int, proc: Path = PROC) -> tuple[int, int] | None:
-    """(VmRSS, VmHWM) in KiB of a running process; None once it has exited or become a zombie."""
-    try:
-        text = (proc / str(pid) / "status").read_text()
-    except OSError:
-        return None
-    fields = dict(line.split(":", 1) for line in text.splitlines() if ":" in line)
-    try:
-        return int(fields["VmRSS"].split()[0]), int(fields["VmHWM"].split()[0])
-    except (KeyError, ValueError, IndexError):
-        return None
 
 
 class MemoryLog:
     """Samples of the node's memory, appended to a CSV file (flushed per row, so that an
     interrupted soak keeps them) and kept for the summary."""
 
-    def __init__(self, path: Path, proc: Path = PROC) -> None:
+    def __init__(self, path: Path, proc: Path = procfs.PROC) -> None:
         self.path = path
         self.proc = proc
-        self.available = (proc / "self" / "status").exists()
+        self.available = procfs.available(proc)
         self.samples: list[tuple[float, int, int, int]] = []  # (s, pid, rss KiB, hwm KiB)
         self._out: TextIO | None = None
 
     def sample(self, pid: int | None, seconds: float) -> None:
-        if not self.available or pid is None or (memory := read_memory(pid, self.proc)) is None:
+        if not self.available or pid is None or (memory := procfs.read_memory(pid, self.proc)) is None:
             return
         if self._out is None:
             self._out = open(self.path, "w", encoding="ascii")
             self._out.write(CSV_HEADER)
-        row = (round(seconds, 3), pid, *memory)
+        row = (round(seconds, 3), pid, memory.now_kib, memory.peak_kib)
         self.samples.append(row)
         self._out.write(",".join(map(str, row)) + "\n")
         self._out.flush()

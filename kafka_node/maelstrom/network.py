@@ -11,6 +11,7 @@ from typing import Any
 
 import msgspec
 
+from kafka_node.clientkit.framing import encode_line
 from kafka_node.maelstrom.process import NodeProcess
 
 NODE_ID = "n0"
@@ -46,7 +47,6 @@ class Head(msgspec.Struct):
 
 _envelope = msgspec.json.Decoder(Envelope)
 _head = msgspec.json.Decoder(Head)
-_encoder = msgspec.json.Encoder()
 
 
 def parse_envelope(line: bytes) -> Envelope:
@@ -149,7 +149,7 @@ class Network:
         self.ready[node_id].set()
 
     def _encode(self, src: str, dest: str, body: Any) -> bytes:
-        return _encoder.encode({"id": next(self._message_ids), "src": src, "dest": dest, "body": body}) + b"\n"
+        return encode_line({"id": next(self._message_ids), "src": src, "dest": dest, "body": body})
 
     async def call(self, client: str, node_id: str, body: dict[str, Any], *, timeout: float | None = None,
                    wait_ready: bool = True) -> tuple[Head, msgspec.Raw]:

@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
-import signal
+from collections import deque
 from pathlib import Path
 
-#: Longest stdout line accepted; a final poll naming thousands of keys can be megabytes.
+from kafka_node.clientkit.child import READ_BYTES, CannotStart, kill_group, start_async
+from kafka_node.clientkit.framing import LineBuffer, split_lines
+
+#: Longest stdout line accepted (and most of its output read ahead); a final poll naming
+#: thousands of keys can be megabytes.
 MAX_LINE_BYTES = 1 << 28
 #: Seconds to wait for a killed node's pipes to close before closing them ourselves.
 EXIT_GRACE = 5.0
@@ -30,17 +33,15 @@ class NodeProcess:
         self.answered_init = False
         self.exited_on_its_own: str | None = None  # why, when it exited without our SIGKILL
         self._proc: asyncio.subprocess.Process | None = None
+        self._output = LineBuffer()
+        self._lines: deque[bytes] = deque()  # read, not yet asked for
 
     async def start(self) -> None:
         with open(self.log_path, "ab") as log:
             try:
-                self._proc = await asyncio.create_subprocess_exec(
-                    *self.command, cwd=self.cwd, stdin=asyncio.subprocess.PIPE,
-                    stdout=asyncio.subprocess.PIPE, stderr=log, limit=MAX_LINE_BYTES,
-                    start_new_session=True,
-                )
-            except OSError as error:
-                raise NodeStartError(f"cannot start {' '.join(self.command)}: {error}") from None
+                self._proc = await start_async(self.command, log, self.cwd, MAX_LINE_BYTES)
+            except CannotStart as error:
+                raise NodeStartError(str(error)) from None
 
     @property
     def pid(self) -> int | None:
@@ -68,14 +69,17 @@ class NodeProcess:
                 await self._proc.stdin.drain()
 
     async def read_line(self) -> bytes:
-        """The next stdout line with its newline; an unterminated last line without; b"" at EOF."""
+        """The next stdout line with its newline; an unterminated last line (or the start of
+        one longer than MAX_LINE_BYTES) without; b"" at EOF."""
         assert self._proc and self._proc.stdout
-        try:
-            return await self._proc.stdout.readuntil(b"\n")
-        except asyncio.IncompleteReadError as eof:
-            return eof.partial
-        except asyncio.LimitOverrunError:
-            return await self._proc.stdout.read(MAX_LINE_BYTES)
+        while not self._lines:
+            if self._output.pending_bytes > MAX_LINE_BYTES:
+                return self._output.take_pending()
+            chunk = await self._proc.stdout.read(READ_BYTES)
+            if not chunk:
+                return self._output.take_pending()
+            self._lines.extend(split_lines(self._output.feed(chunk)))
+        return self._lines.popleft()
 
     async def wait(self) -> int:
         assert self._proc
@@ -90,8 +94,7 @@ class NodeProcess:
             return None
         self.killed = True
         if self._proc.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self._proc.pid, signal.SIGKILL)
+            kill_group(self._proc.pid)
             with contextlib.suppress(ProcessLookupError):
                 self._proc.kill()
         status: int | None

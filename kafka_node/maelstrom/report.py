@@ -3,13 +3,13 @@ matplotlib is installed) and the summary printed at the end, anomalies described
 
 from __future__ import annotations
 
-import math
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
 import msgspec
 
+from kafka_node.clientkit.percentiles import percentiles
 from kafka_node.maelstrom.checker import UNKNOWN, Verdict
 from kafka_node.maelstrom.client import ERROR_NAMES
 from kafka_node.maelstrom.history import FAIL, INFO, OK, Op, pairs
@@ -29,15 +29,7 @@ OUTCOMES = (OK, FAIL, INFO)
 
 def quantiles(samples: list[float]) -> dict[str, float]:
     """Count and p50/p95/p99/max (nearest rank) of latencies given in seconds, in ms."""
-    ordered = sorted(samples)
-    if not ordered:
-        return {"count": 0}
-
-    def rank(q: float) -> float:
-        return ordered[min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))]
-
-    return {"count": len(ordered), **{name: round(rank(q) * 1000, 3) for name, q in
-                                      (("p50", .5), ("p95", .95), ("p99", .99), ("max", 1.0))}}
+    return {"count": len(samples), **{name: round(seconds * 1000, 3) for name, seconds in percentiles(samples).items()}}
 
 
 def performance(ops: list[Op], by_rpc: dict[str, list[tuple[float, float]]],

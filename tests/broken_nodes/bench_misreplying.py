@@ -1,6 +1,7 @@
 """Answers most requests correctly but every fifth send wrongly, in the way --mode names, so the
 load generator's checks can be seen to catch it: an error reply, a reply naming another msg_id,
-a reply of the wrong type, a line that is not JSON, or no reply at all."""
+a reply of the wrong type, a reply with a field Maelstrom's schema does not allow, a line that is
+not JSON, or no reply at all."""
 
 import argparse
 import json
@@ -25,6 +26,8 @@ class MisreplyingNode(Node):
             body["in_reply_to"] += 1_000_000
         elif self.mode == "type":
             body = {"type": "commit_offsets_ok", "in_reply_to": request["body"]["msg_id"]}
+        elif self.mode == "extra-field":
+            body["extra"] = True
         elif self.mode == "garbage":
             return "this is not a reply"
         elif self.mode == "silent":
@@ -41,5 +44,5 @@ class MisreplyingNode(Node):
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
-    parser.add_argument("--mode", required=True, choices=["error", "in-reply-to", "type", "garbage", "silent"])
+    parser.add_argument("--mode", required=True, choices=["error", "in-reply-to", "type", "extra-field", "garbage", "silent"])
     MisreplyingNode(parser.parse_args().mode).serve()
