@@ -4,13 +4,21 @@ All the work is done by `storage` and `node`."""
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 import os
 import sys
 
-from kafka_node import __version__, argtypes
+from kafka_node import __version__, argtypes, cluster
 from kafka_node.node import Node
-from kafka_node.storage import Durability, Storage, UnusableDatabase, fresh_database_path
+from kafka_node.storage import (
+    NODE_ID_PLACEHOLDER,
+    Durability,
+    Storage,
+    UnusableDatabase,
+    database_path_for_node,
+    fresh_database_path,
+)
 
 log = logging.getLogger("kafka_node")
 
@@ -23,16 +31,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="maelstrom-kafka",
         description=(
-            "A durable single-node Kafka-style log speaking Maelstrom's JSON-lines protocol on "
+            "A durable Kafka-style log speaking Maelstrom's JSON-lines protocol on "
             "stdin/stdout (the kafka workload: send, poll, commit_offsets, "
-            "list_committed_offsets), stored in SQLite. Logs go to stderr."
+            "list_committed_offsets), stored in SQLite. When init names several nodes, each key "
+            "has one owner, and the other nodes forward its requests to it. Logs go to stderr."
         ),
         epilog=(
             "Exit status: 0 after end of input or SIGTERM/SIGINT (the batch in hand is finished "
             "first); 1 after an I/O error at COMMIT (restart to recover from the disk) or when "
             "stdout is closed; 2 for bad flags "
             "or a database file that is not a kafka-node log, is damaged, or has a newer schema "
-            "(the file is left untouched)."
+            "(the file is left untouched), at start-up or, for a path holding {node_id}, after "
+            "answering init with error 13."
         ),
     )
     parser.add_argument(
@@ -41,8 +51,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=os.environ.get("KAFKA_NODE_DB") or None,
         help=(
             "SQLite file holding the log (default: $KAFKA_NODE_DB). A restart with the same path "
-            "continues the same log. With neither, each start uses a fresh file in a new "
-            "temporary directory and logs its path, so every Maelstrom test starts empty."
+            "continues the same log. {node_id} in it is replaced by the node's id at init (the "
+            "file is opened then), so that several nodes can share one command line. With "
+            "neither, each start uses a fresh file in a new temporary directory and logs its "
+            "path, so every Maelstrom test starts empty."
         ),
     )
     parser.add_argument(
@@ -104,6 +116,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="input lines longer than this are skipped with a log line (default: 64 MiB)",
     )
     parser.add_argument(
+        "--forward-timeout",
+        type=argtypes.positive_float,
+        default=cluster.FORWARD_TIMEOUT,
+        metavar="SECONDS",
+        help=(
+            f"in a cluster, how long a request forwarded to the owner of its keys may go "
+            f"unanswered (default: {cluster.FORWARD_TIMEOUT:g}); then the client gets error 13 for "
+            "a send or commit_offsets (it may have been applied) and 11 for a poll or "
+            "list_committed_offsets"
+        ),
+    )
+    parser.add_argument(
         "--log-level",
         choices=["debug", "info", "warning", "error"],
         default="info",
@@ -125,28 +149,43 @@ def main(argv: list[str] | None = None) -> int:
     )
     path = os.path.abspath(args.db) if args.db else fresh_database_path()
     durability = Durability(args.durability)
-    try:
-        storage = Storage.open(path, durability)
-    except UnusableDatabase as refusal:
-        log.error("refusing to start: %s", refusal)
-        return EXIT_REFUSED
-    log.info(
-        "serving log %s (schema version %d, durability %s)%s",
-        path, storage.schema_version, durability.value,
-        "" if args.db else " (a fresh file: pass --db to keep the log across runs)",
-    )
+    storage = None
+    open_at_init = None
+    if NODE_ID_PLACEHOLDER in path:  # the node learns its id at init
+        open_at_init = functools.partial(_open_for_node, path, durability)
+    else:
+        try:
+            storage = _open(path, durability, fresh=not args.db)
+        except UnusableDatabase as refusal:
+            log.error("refusing to start: %s", refusal)
+            return EXIT_REFUSED
     node = Node(storage, args.poll_max_per_key, args.max_line_bytes, args.max_batch, args.poll_max_messages,
-                args.poll_max_bytes)
+                args.poll_max_bytes, open_storage=open_at_init, forward_timeout=args.forward_timeout)
     try:
         return node.serve()
     except BrokenPipeError:
         log.error("stdout closed: the reader went away; exiting")
         return EXIT_FAILED
     finally:
-        if node.storage_untrusted:
-            storage.abandon()
-        else:
-            storage.close()
+        if (opened := node.storage_opened) is not None:
+            if node.storage_untrusted:
+                opened.abandon()
+            else:
+                opened.close()
+
+
+def _open(path: str, durability: Durability, fresh: bool = False) -> Storage:
+    storage = Storage.open(path, durability)
+    log.info(
+        "serving log %s (schema version %d, durability %s)%s",
+        path, storage.schema_version, durability.value,
+        " (a fresh file: pass --db to keep the log across runs)" if fresh else "",
+    )
+    return storage
+
+
+def _open_for_node(template: str, durability: Durability, node_id: str) -> Storage:
+    return _open(database_path_for_node(template, node_id), durability)
 
 
 if __name__ == "__main__":

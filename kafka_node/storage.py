@@ -637,6 +637,18 @@ class Storage:
         return dict(rows)
 
 
+#: In a database path, stands for the node's id, known from init on.
+NODE_ID_PLACEHOLDER = "{node_id}"
+
+
+def database_path_for_node(template: str, node_id: str) -> str:
+    """`template` with the node's id in place of NODE_ID_PLACEHOLDER; an id that cannot be
+    one file name (empty, `.`, `..`, or holding a path separator or NUL) is refused."""
+    if node_id in ("", ".", "..") or any(c in node_id for c in ("/", "\0", os.sep)):
+        raise UnusableDatabase(f"the node id {node_id!r} cannot be part of a file name ({template})")
+    return template.replace(NODE_ID_PLACEHOLDER, node_id)
+
+
 def fresh_database_path() -> str:
     """A path in a new temporary directory, for a run that did not name a database."""
     return os.path.join(tempfile.mkdtemp(prefix="kafka-node-"), "log.db")
