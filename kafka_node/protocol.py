@@ -1,10 +1,13 @@
 """The Maelstrom wire protocol: one declared type per request and reply, decoding with
-field-level validation, the error codes, and encoding of replies as JSON lines."""
+field-level validation, the error codes, and encoding of replies as JSON lines. In a
+cluster, also the replies one node sends another for a forwarded request, declared and
+validated the same way."""
 
 from __future__ import annotations
 
 import enum
 import re
+from collections.abc import Sequence
 from typing import Annotated, NamedTuple, get_args
 
 import msgspec
@@ -116,6 +119,58 @@ class Outgoing(msgspec.Struct):
     body: Reply
 
 
+class Forwarded(msgspec.Struct):
+    """A request sent on to the node owning its keys."""
+
+    src: str
+    dest: str
+    body: Request
+
+
+# --- what another node of the cluster answers to a forwarded request ---------------------------
+
+class _PeerReply(msgspec.Struct, tag_field="type", kw_only=True):
+    in_reply_to: int
+
+
+class PeerSendOk(_PeerReply, tag="send_ok"):
+    offset: Offset
+
+
+class PeerPollOk(_PeerReply, tag="poll_ok"):
+    msgs: dict[str, list[tuple[Offset, msgspec.Raw]]]
+
+
+class PeerCommitOffsetsOk(_PeerReply, tag="commit_offsets_ok"):
+    pass
+
+
+class PeerListCommittedOffsetsOk(_PeerReply, tag="list_committed_offsets_ok"):
+    offsets: dict[str, Offset]
+
+
+class PeerError(_PeerReply, tag="error"):
+    code: int
+    text: str = ""
+
+
+PeerReply = PeerSendOk | PeerPollOk | PeerCommitOffsetsOk | PeerListCommittedOffsetsOk | PeerError
+PEER_REPLY_TYPES = frozenset(cls.__struct_config__.tag for cls in get_args(PeerReply))
+
+
+class PeerReplyEnvelope(msgspec.Struct):
+    """A reply from another node (or from anyone, in a reply's shape): never answered."""
+
+    src: str
+    body: PeerReply
+
+
+class _ClusterEnvelope(msgspec.Struct):
+    src: str
+    dest: str
+    body: Request | PeerReply
+
+
 class Rejected(NamedTuple):
     """A line that is not a valid request: who to tell (if anyone) and what to say."""
 
@@ -127,6 +182,7 @@ class Rejected(NamedTuple):
 
 
 _envelope_decoder = msgspec.json.Decoder(Envelope)
+_cluster_envelope_decoder = msgspec.json.Decoder(_ClusterEnvelope)
 _encoder = msgspec.json.Encoder()
 
 #: A JSON value that was absent from the line.
@@ -159,10 +215,32 @@ def decode(line: bytes | bytearray) -> Envelope | Rejected:
     try:
         envelope = _envelope_decoder.decode(line)
     except (ValueError, RecursionError) as error:  # msgspec's errors; UnicodeDecodeError; nesting too deep
-        try:
-            return refusal(line, _reason(error))
-        except Exception as unexpected:  # the last word on input nobody foresaw: refuse it, never crash
-            return Rejected(None, None, None, ErrorCode.MALFORMED_REQUEST, f"undecodable line ({unexpected!r})")
+        return _refused(line, error, replies_known=False)
+    return _with_utf8_message(envelope)
+
+
+def decode_in_cluster(line: bytes | bytearray) -> Envelope | PeerReplyEnvelope | Rejected:
+    """Decode one line of a node in a cluster: a request, or a reply from another node to a
+    request it was forwarded. A line shaped like a reply is never answered, even when it is
+    malformed, so that two nodes never trade errors about each other's replies."""
+    try:
+        decoded = _cluster_envelope_decoder.decode(line)
+    except (ValueError, RecursionError) as error:
+        return _refused(line, error, replies_known=True)
+    body = decoded.body
+    if isinstance(body, _PeerReply):
+        return PeerReplyEnvelope(decoded.src, body)
+    return _with_utf8_message(Envelope(decoded.src, decoded.dest, body))
+
+
+def _refused(line: bytes | bytearray, error: ValueError | RecursionError, replies_known: bool) -> Rejected:
+    try:
+        return refusal(line, _reason(error), replies_known)
+    except Exception as unexpected:  # the last word on input nobody foresaw: refuse it, never crash
+        return Rejected(None, None, None, ErrorCode.MALFORMED_REQUEST, f"undecodable line ({unexpected!r})")
+
+
+def _with_utf8_message(envelope: Envelope) -> Envelope | Rejected:
     body = envelope.body
     if type(body) is Send and not _is_utf8(body.msg):  # msgspec does not check the bytes of a Raw value
         return Rejected(envelope.src, envelope.dest, body.msg_id, ErrorCode.MALFORMED_REQUEST,
@@ -188,13 +266,14 @@ def _reason(error: ValueError | RecursionError) -> str:
     return f"not valid JSON text ({error})"
 
 
-def refusal(line: bytes | bytearray, reason: str) -> Rejected:
+def refusal(line: bytes | bytearray, reason: str, replies_known: bool = False) -> Rejected:
     """Whom to answer, and with which error, about a line that is not a valid request.
 
     The one path for every refused line, and bounded whatever the line holds: a loose
     decode that copies no value but `src`, `dest`, `type` and `msg_id` finds the asker; a
     line that cannot be parsed at all is searched for those fields instead (`search_asker`).
-    Nothing parses the line in full a second time.
+    Nothing parses the line in full a second time. With `replies_known` (a node in a
+    cluster), a malformed reply is only logged: nobody is answered.
     """
     try:
         loose = _loose_envelope_decoder.decode(line)
@@ -217,6 +296,8 @@ def refusal(line: bytes | bytearray, reason: str) -> Rejected:
     request_type = _string(body.type)
     if request_type is None:
         return Rejected(src, dest, msg_id, ErrorCode.MALFORMED_REQUEST, "`$.body.type` must be a string")
+    if replies_known and request_type in PEER_REPLY_TYPES:
+        return Rejected(None, dest, None, ErrorCode.MALFORMED_REQUEST, f"ignored a malformed reply from {src}: {reason}")
     if request_type not in REQUEST_TYPES:
         return Rejected(src, dest, msg_id, ErrorCode.NOT_SUPPORTED, f"unsupported message type {request_type!r}")
     if src is None:
@@ -307,6 +388,6 @@ def json_text(text: bytes) -> msgspec.Raw:
     return msgspec.Raw(text)
 
 
-def encode(messages: list[Outgoing]) -> bytes:
-    """Encode replies as JSON lines, newline-terminated."""
+def encode(messages: Sequence[Outgoing | Forwarded]) -> bytes:
+    """Encode replies (and forwarded requests) as JSON lines, newline-terminated."""
     return _encoder.encode_lines(messages)
