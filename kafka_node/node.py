@@ -1,5 +1,6 @@
 """The node: reads JSON lines from stdin, dispatches each request to its handler, applies a
-whole batch in one transaction (group commit), and writes the replies only after COMMIT."""
+whole batch in one transaction (group commit), and writes the replies only after COMMIT. In a
+cluster, it sends the parts of requests owned by other nodes on to them and relays their replies."""
 
 from __future__ import annotations
 
@@ -13,14 +14,15 @@ import os
 import select
 import signal
 import threading
+import time
 from collections.abc import Callable, Sequence
 from types import FrameType
-from typing import Any, TypeGuard
+from typing import Any, TypeGuard, cast
 
-from kafka_node import framing, protocol
+from kafka_node import cluster, framing, protocol
 from kafka_node import storage as storage_lib
 from kafka_node.protocol import ErrorCode
-from kafka_node.storage import Storage
+from kafka_node.storage import Storage, UnusableDatabase
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +33,13 @@ READ_SIZE = 1 << 20
 Request = protocol.Envelope | protocol.Rejected
 Reply = protocol.Outgoing | None  # None: nobody to answer
 Answered = tuple[Request, Reply]
+Decoded = Request | protocol.PeerReplyEnvelope
+
+#: The longest wait for input that select accepts here (an infinite --forward-timeout is allowed).
+_LONGEST_WAIT = 86_400.0
+
+#: Exit status after refusing, at init, a database file named with the node's id.
+EXIT_REFUSED = 2
 
 
 class _Interrupted(Exception):
@@ -46,12 +55,21 @@ class _BatchAbandoned(Exception):
 
 
 class Node:
-    """One kafka-node serving Maelstrom requests against one open log."""
+    """One kafka-node serving Maelstrom requests against one log: `storage`, or, when the
+    file's name holds the node's id, the one `open_storage(node_id)` opens at init."""
 
-    def __init__(self, storage: Storage, poll_max_per_key: int, max_line_bytes: int,
+    def __init__(self, storage: Storage | None, poll_max_per_key: int, max_line_bytes: int,
                  max_batch: int | None = None, poll_max_messages: int = 100_000,
-                 poll_max_bytes: int = 4 << 20) -> None:
-        self.storage = storage
+                 poll_max_bytes: int = 4 << 20, open_storage: Callable[[str], Storage] | None = None,
+                 forward_timeout: float = cluster.FORWARD_TIMEOUT) -> None:
+        if storage is None and open_storage is None:
+            raise ValueError("a node needs its storage, or a way to open it at init")
+        self._storage = storage
+        self._open_storage = open_storage
+        self.forward_timeout = forward_timeout
+        # Once init names several nodes: the parts of requests owned elsewhere, in flight.
+        self._forwarding: cluster.Forwarding | None = None
+        self._refused = False  # init could not open the log: stop, exit status 2
         self.poll_max_messages = poll_max_messages
         self.poll_max_bytes = poll_max_bytes
         self.max_batch = max_batch
@@ -59,6 +77,7 @@ class Node:
         self.max_line_bytes = max_line_bytes
         self.node_id: str | None = None
         self._stopping = False
+        self._serving = False
         self._waiting_for_input = False
         self._storage_untrusted = False
         # Replies of applied batches waiting for their COMMIT to be durable, in order, and the
@@ -78,10 +97,36 @@ class Node:
             protocol.ListCommittedOffsets: self.list_committed_offsets,
         }
 
+    @property
+    def storage(self) -> Storage:
+        """The open log (handlers run only once init has opened it)."""
+        if self._storage is None:
+            raise RuntimeError("the log is opened at init")
+        return self._storage
+
+    @property
+    def storage_opened(self) -> Storage | None:
+        return self._storage
+
     # --- handlers, one per request type -----------------------------------------------
 
-    def init(self, body: protocol.Init) -> protocol.InitOk:
+    def init(self, body: protocol.Init) -> protocol.InitOk | protocol.Error:
+        if self._storage is None and self._open_storage is not None:
+            try:
+                self._storage = self._open_storage(body.node_id)
+            except UnusableDatabase as refusal:
+                log.error("refusing to start: %s", refusal)
+                self._refused = True
+                return protocol.Error(in_reply_to=body.msg_id, code=ErrorCode.CRASH, text=f"refusing to start: {refusal}")
+            if self._serving:
+                self._storage.on_sync(self._release)
         self.node_id = body.node_id
+        if len(set(body.node_ids)) > 1 or self._forwarding is not None:
+            members = cluster.Cluster(body.node_id, body.node_ids)
+            if self._forwarding is None:
+                self._forwarding = cluster.Forwarding(members, self.forward_timeout)
+            else:  # parts in flight are still answered through the same table
+                self._forwarding.cluster = members
         log.info("initialised as %s (cluster %s)", body.node_id, ",".join(body.node_ids))
         return protocol.InitOk(in_reply_to=body.msg_id)
 
@@ -118,9 +163,9 @@ class Node:
         too long to keep."""
         settled = self._storage_untrusted  # then nothing is applied: the replies say so already
         answered = self.apply_batch(lines)
-        if not settled:
+        if not settled and self._storage is not None:
             try:
-                self.storage.sync()
+                self._storage.sync()
             except storage_lib.StorageError as error:
                 answered = self._after_failed_sync(answered, error)
         return self._encode([reply for _, reply in answered])
@@ -128,9 +173,28 @@ class Node:
     def apply_batch(self, lines: Sequence[framing.Line | framing.Oversized]) -> list[Answered]:
         """Apply every request of a batch in one transaction; each request with its reply.
         The replies may not leave the node before the batch's COMMIT is durable
-        (`storage.durable` reaching `storage.commits`)."""
-        requests = [self._decode(line) for line in lines
-                    if isinstance(line, framing.Oversized) or (line and not line.isspace())]
+        (`storage.durable` reaching `storage.commits`).
+
+        An init is answered on its own, between the requests before it and those after it,
+        since it may open the log and make the node part of a cluster."""
+        decode = self._decode if self._forwarding is None else self._decode_in_cluster
+        requests = [decode(line) for line in lines if isinstance(line, framing.Oversized) or (line and not line.isspace())]
+        answered: list[Answered] = []
+        after_init = 0
+        for at, request in enumerate(requests):
+            if type(request) is protocol.Envelope and type(request.body) is protocol.Init:
+                answered += self._apply(requests[after_init:at])
+                answered.append((request, self._answer(request)))
+                after_init = at + 1
+        answered += self._apply(requests[after_init:] if after_init else requests)
+        return answered
+
+    def _apply(self, decoded: list[Decoded]) -> list[Answered]:
+        """Apply requests that hold no init: before init, each is refused alone; in a cluster,
+        the parts owned elsewhere are sent on first (`_route`)."""
+        if self.node_id is None or self._storage is None:
+            return [(r, self._answer(r)) for r in cast(list[Request], decoded)]  # `decode` gives no peer replies
+        requests = self._route(decoded) if self._forwarding is not None else cast(list[Request], decoded)
         size = self.max_batch or len(requests) or 1
         answered: list[Answered] = []
         for start in range(0, len(requests), size):
@@ -160,6 +224,62 @@ class Node:
             log.warning("skipped a line longer than %d bytes", self.max_line_bytes)
             return protocol.refuse_oversized(line.head, self.max_line_bytes)
         return protocol.decode(line)
+
+    def _decode_in_cluster(self, line: framing.Line | framing.Oversized) -> Decoded:
+        if isinstance(line, framing.Oversized):
+            return self._decode(line)
+        return protocol.decode_in_cluster(line)
+
+    # --- a cluster: forwarding to the owners of keys -------------------------------------
+
+    def _route(self, decoded: list[Decoded]) -> list[Request]:
+        """What of a batch to apply here, in order: requests from other nodes, and the parts
+        of clients' requests this node owns. The parts owned elsewhere are sent on at once
+        (all in one write), and replies from other nodes settle the parts they answer."""
+        forwarding = self._forwarding
+        assert forwarding is not None  # only called in a cluster
+        members = forwarding.cluster
+        local: list[Request] = []
+        out: list[protocol.Outgoing | protocol.Forwarded] = []
+        with self._out:
+            for request in decoded:
+                if isinstance(request, protocol.PeerReplyEnvelope):
+                    if not members.is_member(request.src):
+                        log.info("ignored a %s from %s, which is not a node of the cluster",
+                                 request.body.__struct_config__.tag, request.src)
+                    elif (reply := forwarding.settle_remote(request.src, request.body)) is not None:
+                        out.append(reply)
+                elif isinstance(request, protocol.Rejected) or members.is_member(request.src):
+                    local.append(request)  # a peer's request is for keys this node owns
+                else:
+                    try:
+                        part, sent = forwarding.route(request)
+                    except Exception as error:  # never foreseen: answer it, never crash
+                        log.exception("unexpected failure while forwarding a request")
+                        local.append(protocol.Rejected(request.src, request.dest, request.body.msg_id, ErrorCode.CRASH,
+                                                       f"internal error: {error!r}"))
+                        continue
+                    out += sent
+                    if part is not None:
+                        local.append(part)
+            if out:
+                self._write(self._stdout_fd, protocol.encode(out))
+        return local
+
+    def _until_next_deadline(self) -> float | None:
+        """Seconds until a part sent on times out, if any is in flight."""
+        deadline = self._forwarding.next_deadline() if self._forwarding is not None else None
+        if deadline is None:
+            return None
+        return min(max(0.0, deadline - time.monotonic()), _LONGEST_WAIT)
+
+    def _expire_forwards(self) -> None:
+        """Answer the requests whose parts sent on were not answered in time."""
+        if self._forwarding is None:
+            return
+        with self._out:
+            if replies := self._forwarding.expire(time.monotonic()):
+                self._write(self._stdout_fd, protocol.encode(replies))
 
     def _answer_in_one_transaction(self, requests: list[Request]) -> list[Reply]:
         """Answer requests inside one transaction, each in a savepoint of its own, with one
@@ -308,47 +428,73 @@ class Node:
         synced past its COMMIT. If more input is already waiting, the WAL syncer's thread
         makes that sync and writes the replies the moment it returns, while this loop applies
         the next batch; if not, this thread syncs at once. Without durability FULL every
-        COMMIT counts as durable and replies leave at once.
+        COMMIT counts as durable and replies leave at once. In a cluster the loop also
+        wakes when a part sent on to another node reaches its deadline.
         """
         self._install_signal_handlers()
         self._stdout_fd = stdout_fd
         self._alarm = os.pipe()
-        self.storage.on_sync(self._release)
+        self._serving = True
+        if self._storage is not None:
+            self._storage.on_sync(self._release)
         lines = framing.LineSplitter(self.max_line_bytes)
         while not self._stopping:
             try:
-                chunk = self._read(stdin_fd)
+                chunk = self._read(stdin_fd, self._until_next_deadline())
             except _Interrupted:
                 break
+            if chunk is None:  # woken by a deadline
+                self._expire_forwards()
+                continue
             batch = lines.feed(chunk) if chunk else lines.end()
             if batch:
                 settled = self._storage_untrusted  # then nothing is applied: the replies say so already
                 answered = self.apply_batch(batch)
-                self._hold(0 if settled else self.storage.commits, answered)
-                if self._input_waiting(stdin_fd):
-                    self.storage.sync_soon()  # on the syncer's thread, while the next batch is applied
-                else:
-                    self.storage.sync_here()  # nothing else to do: spare the thread's wake-up
+                storage = self._storage
+                self._hold(storage.commits if storage is not None and not settled else 0, answered)
+                if storage is not None:
+                    if self._input_waiting(stdin_fd):
+                        storage.sync_soon()  # on the syncer's thread, while the next batch is applied
+                    else:
+                        storage.sync_here()  # nothing else to do: spare the thread's wake-up
+                self._expire_forwards()
                 self._check_writer()
-                if self._storage_untrusted:
+                if self._storage_untrusted or self._refused:
                     break
-                self.storage.bound_wal()
+                if storage is not None:
+                    storage.bound_wal()
             if not chunk:
                 break
-        with contextlib.suppress(storage_lib.StorageError):
-            self.storage.sync()
-        self._release()
-        self.storage.on_sync(None)
-        with self._out:
-            os.close(self._alarm[0])
-            os.close(self._alarm[1])
-            self._alarm = None
-        self._check_writer()
+        self._finish()
+        if self._refused:
+            return EXIT_REFUSED
         if self._storage_untrusted:
             log.error("exiting after a failed COMMIT or sync; restart to recover from what is on disk")
             return 1
         log.info("stopping: %s", "signal" if self._stopping else "end of input")
         return 0
+
+    def _finish(self) -> None:
+        """Write every reply still held once its COMMIT is durable (or failed); answer the
+        requests still waiting for other nodes with an error, since no reply can come now."""
+        if self._storage is not None:
+            with contextlib.suppress(storage_lib.StorageError):
+                self._storage.sync()
+        self._release()
+        if self._storage is not None:
+            self._storage.on_sync(None)
+        with self._out:
+            if self._forwarding is not None and (replies := self._forwarding.abandon("the node stopped first")):
+                try:
+                    self._write(self._stdout_fd, protocol.encode(replies))
+                except OSError as error:
+                    self._writer_error = error
+            if self._alarm is not None:
+                os.close(self._alarm[0])
+                os.close(self._alarm[1])
+                self._alarm = None
+        self._serving = False
+        self._check_writer()
 
     def _hold(self, commit: int, answered: list[Answered]) -> None:
         """Queue a batch's replies until COMMIT number `commit` is durable (going at once if it is)."""
@@ -360,17 +506,22 @@ class Node:
         """Write the replies of every held batch whose COMMIT is durable; after a failed sync,
         those not durable get 13 instead. Runs on the serve loop's thread and the syncer's."""
         with self._out:
+            storage = self._storage
             while self._held:
                 commit, answered = self._held[0]
-                if commit > self.storage.durable:
-                    failure = self.storage.sync_failure
+                if storage is not None and commit > storage.durable:
+                    failure = storage.sync_failure
                     if failure is None:
                         return
                     answered = self._after_failed_sync(answered, failure)
                     self._sound_alarm()
                 self._held.popleft()
+                if self._forwarding is None:
+                    replies = [reply for _, reply in answered]
+                else:  # the local part of a split request answers into its client's reply
+                    replies = [self._forwarding.settle_local(request, reply) for request, reply in answered]
                 try:
-                    self._write(self._stdout_fd, self._encode([reply for _, reply in answered]))
+                    self._write(self._stdout_fd, self._encode(replies))
                 except OSError as error:  # the reader is gone: the serve loop reports it
                     self._writer_error = error
                     self._held.clear()
@@ -390,14 +541,17 @@ class Node:
     def _input_waiting(fd: int) -> bool:
         return bool(select.select([fd], [], [], 0)[0])
 
-    def _read(self, fd: int) -> bytes:
-        """The next chunk of input; b"" at its end, or once a failed sync means stopping."""
+    def _read(self, fd: int, timeout: float | None = None) -> bytes | None:
+        """The next chunk of input; b"" at its end, or once a failed sync means stopping; None
+        if nothing came within `timeout` seconds."""
         self._waiting_for_input = True
         try:
             if self._stopping:
                 raise _Interrupted
             alarm = self._alarm[0] if self._alarm else -1
-            ready = select.select([fd, alarm] if alarm >= 0 else [fd], [], [])[0]
+            ready = select.select([fd, alarm] if alarm >= 0 else [fd], [], [], timeout)[0]
+            if not ready:
+                return None
             if alarm in ready:
                 return b""
             return os.read(fd, READ_SIZE)
