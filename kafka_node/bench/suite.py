@@ -39,6 +39,17 @@ WIDE_LOG = (2_000, 16)
 IN_FLIGHT = 64
 #: Memory is "not growing with the log" when the big log's figure is within this factor of the small's.
 MEMORY_GROWTH_ALLOWED = 1.25
+#: Runs of the seed's workload on several of our nodes: name, node count, further runner flags.
+CLUSTER_RUNS: tuple[tuple[str, int, tuple[str, ...]], ...] = (
+    ("ours-2-nodes", 2, ()),
+    ("ours-2-nodes-restarting", 2, ("--restart-every", "2")),
+    ("ours-3-nodes", 3, ()),
+    ("ours-5-nodes", 5, ()),
+)
+#: 5b's latency goal: a send on two nodes at most one forwarding round trip (ms) slower than on one.
+FORWARD_ROUND_TRIP_MS = 0.3
+#: 5c's goal: messages between servers per operation, on two nodes.
+SERVER_MSGS_PER_OP = 1.5
 #: The generator is "not the bottleneck" when its ceiling is at least this many times row b.
 GENERATOR_HEADROOM = 2.0
 
@@ -78,6 +89,7 @@ class Outcome:
     rows: list[Row] = field(default_factory=list)
     loads: dict[str, list[LoadResult]] = field(default_factory=dict)  # by name, one per round
     seed: dict[str, Any] = field(default_factory=dict)  # runner perf by node
+    cluster: dict[str, Any] = field(default_factory=dict)  # several nodes: run name -> perf, net, validity
     starts_ms: dict[str, list[float]] = field(default_factory=dict)
     fsync_ms: list[float] = field(default_factory=list)  # p50s, measured at moments of the run
     failures: list[str] = field(default_factory=list)
@@ -90,6 +102,7 @@ class Outcome:
             "rows": rows_as_data(self.rows),
             "loads": msgspec.to_builtins(self.loads),
             "seed": self.seed,
+            "cluster": self.cluster,
             "starts_ms": self.starts_ms,
             "fsync_ms": self.fsync_ms,
             "failures": self.failures,
@@ -253,28 +266,47 @@ class Suite:
             ("trivial", str(trivial), []),
         ):
             began = time.monotonic()
-            perf = self.seed_run(name, program, node_args)
+            data = self.seed_run(name, program, node_args)
+            perf = data.get("perf") if data else None
             if perf is not None:
                 self.outcome.seed[name] = perf
                 latency = perf.get("rpc_latency_ms", {})
                 progress(f"seed workload, {name}: p50 send {latency.get('send', {}).get('p50')} ms "
                          f"({time.monotonic() - began:.1f} s)")
 
-    def seed_run(self, name: str, program: str, node_args: list[str]) -> dict[str, Any] | None:
+    def seed_run(self, name: str, program: str, node_args: list[str], node_count: int = 1,
+                 runner_args: tuple[str, ...] = ()) -> dict[str, Any] | None:
+        """One run of the seed's workload; its results.json (None, and a failure, without one)."""
         store = self.work / f"seed-{name}"
-        command = [self.settings.runner, "--bin", program, "--node-count", "1", "--concurrency", "2n",
+        command = [self.settings.runner, "--bin", program, "--node-count", str(node_count), "--concurrency", "2n",
                    "--time-limit", f"{self.settings.seed_time_limit:g}", "--rate", "1000",
-                   "--recovery-time", "1", "--store", str(store), *node_args]
+                   "--recovery-time", "1", *runner_args, "--store", str(store), *node_args]
         with open(self.work / f"seed-{name}.out", "wb") as out:
             status = subprocess.run(command, stdout=out, stderr=subprocess.STDOUT, cwd=self.work).returncode
         results = store / "latest" / "results.json"
         if not results.exists():
             self.fail(f"seed workload ({name}): the runner exited {status} without results.json")
             return None
-        data = json.loads(results.read_text())
-        if name == "ours" and not data.get("valid"):
+        data: dict[str, Any] = json.loads(results.read_text())
+        if name.startswith("ours") and not data.get("valid"):
             self.fail(f"seed workload ({name}): the run was not valid: {data.get('aborted') or data.get('anomaly_types')}")
-        return data.get("perf")
+        return data
+
+    def cluster_workload(self) -> None:
+        """k, l: the seed's workload on several of our nodes (challenges 5b and 5c), each node
+        on its own file, beside row a's run on one node."""
+        for name, count, runner_args in CLUSTER_RUNS:
+            began = time.monotonic()
+            db = str(self.work / name / "{node_id}.db")
+            (self.work / name).mkdir()
+            data = self.seed_run(name, self.settings.node, ["--", "--db", db], count, runner_args)
+            if data is not None:
+                self.outcome.cluster[name] = {"perf": data.get("perf"), "net": data.get("net"),
+                                              "valid": data.get("valid"), "anomaly_types": data.get("anomaly_types"),
+                                              "restarts": len(data.get("run", {}).get("restarts", []))}
+                progress(f"cluster, {name}: p50 send {data['perf']['rpc_latency_ms'].get('send', {}).get('p50')} ms, "
+                         f"server msgs-per-op {data['net']['servers'].get('msgs-per-op')} "
+                         f"({time.monotonic() - began:.1f} s)")
 
     # --- the table ----------------------------------------------------------------------
 
@@ -361,6 +393,44 @@ class Suite:
                 unit="ms", measured=fsync_ms, baseline=None, baseline_is="",
                 target=Target(on="measured", text="report it")),
         ]
+        rows += self.cluster_rows(ours_seed)
+        return rows
+
+    def cluster_rows(self, ours_seed: dict[str, Any]) -> list[Row]:
+        """k: challenge 5b's goals on two nodes; l: the same figures on three and five."""
+        runs = self.outcome.cluster
+        one_node = ours_seed.get("send", {}).get("p50")
+
+        def send_p50(name: str) -> float | None:
+            return runs.get(name, {}).get("perf", {}).get("rpc_latency_ms", {}).get("send", {}).get("p50")
+
+        def server_msgs(name: str) -> float | None:
+            return runs.get(name, {}).get("net", {}).get("servers", {}).get("msgs-per-op")
+
+        def anomalies(name: str) -> float | None:
+            return float(len(runs[name]["anomaly_types"] or [])) if name in runs else None
+
+        bound = None if one_node is None else one_node + FORWARD_ROUND_TRIP_MS
+        rows = [
+            Row(id="k", figure="5b, 2 nodes: send p50", unit="ms", measured=send_p50("ours-2-nodes"),
+                baseline=one_node, baseline_is="row a, 1 node",
+                target=Target(on="measured", bound="<=", value=bound,
+                              text=f"<= 1 node + {FORWARD_ROUND_TRIP_MS:g} ms" + (f" = {bound:.2f} ms" if bound else ""))),
+            Row(id="k", figure="5b, 2 nodes: messages between servers per op", unit="",
+                measured=server_msgs("ours-2-nodes"), baseline=None, baseline_is="",
+                target=Target(on="measured", bound="<=", value=SERVER_MSGS_PER_OP, text=f"<= {SERVER_MSGS_PER_OP:g}")),
+            Row(id="k", figure="5b, 2 nodes, one killed and restarted about every 2 s: anomaly types", unit="",
+                measured=anomalies("ours-2-nodes-restarting"), baseline=None, baseline_is="",
+                target=Target(on="measured", bound="<=", value=0, text="0 (valid)")),
+        ]
+        for name, count in (("ours-3-nodes", 3), ("ours-5-nodes", 5)):
+            rows += [
+                Row(id="l", figure=f"{count} nodes: send p50", unit="ms", measured=send_p50(name),
+                    baseline=one_node, baseline_is="row a, 1 node", target=Target(on="measured", text="report it")),
+                Row(id="l", figure=f"{count} nodes: messages between servers per op", unit="",
+                    measured=server_msgs(name), baseline=None, baseline_is="",
+                    target=Target(on="measured", text="report it")),
+            ]
         return rows
 
 
@@ -369,7 +439,8 @@ def run(settings: Settings) -> Outcome:
     began = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="kafka-bench-") as work:
         suite = Suite(settings, Path(work))
-        for part in (suite.fsync, suite.saturation, suite.wide_poll, suite.big_log, suite.fsync, suite.seed_workload):
+        for part in (suite.fsync, suite.saturation, suite.wide_poll, suite.big_log, suite.fsync, suite.seed_workload,
+                     suite.cluster_workload):
             try:
                 part()
             except Exception as error:  # one broken part must not hide the others' figures
