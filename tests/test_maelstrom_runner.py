@@ -549,6 +549,8 @@ def test_our_node_passes_with_restarts(runs):
 
 
 def test_requests_in_flight_at_a_sigkill_are_indeterminate(runs):
+    # Sends and polls become indeterminate; an assign (about one op in 64) is idempotent, so
+    # Maelstrom's client fails it instead, and keeps the client.
     done = runs["ours-restarting"].finish()
     restarts = done.results["run"]["restarts"]  # in seconds, rounded to the millisecond
     invoked: dict[int, Any] = {}
@@ -557,9 +559,9 @@ def test_requests_in_flight_at_a_sigkill_are_indeterminate(runs):
         if op.type == "invoke":
             invoked[op.process] = op
         elif op.error and op.error.startswith("node lost"):
-            lost += 1
+            lost += op.f != "assign"
             began, ended = invoked[op.process].time / 1e9 - 0.001, op.time / 1e9 + 0.001
-            assert op.type == "info" and "killed by --restart-every" in op.error, op
+            assert op.type == ("fail" if op.f == "assign" else "info") and "killed by --restart-every" in op.error, op
             assert bisect.bisect_right(restarts, ended) > bisect.bisect_left(restarts, began), \
                 f"no restart while this op was in flight: {op}"
     assert lost >= 1, f"no request was in flight at any of {len(restarts)} restarts"
