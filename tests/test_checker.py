@@ -374,6 +374,69 @@ def test_a_key_first_read_by_the_last_acknowledged_op_and_never_sent_ok_is_unsee
     assert check(followed).valid
 
 
+# --- Maelstrom's generator: keys the final polls never ask for ------------------------------
+
+def final_phase(workload: Workload, main: list[list[Op]], late: list[list[Op]],
+                polls: list[list[Op]]) -> list[Op]:
+    """A run's history as the runner records it: the main phase's ops, learned by the workload;
+    then the main generator stops tracking, ops still in flight complete (`late`), and each of
+    two final clients assigns the keys the workload tracked with a seek to the beginning, then
+    polls (`polls`)."""
+    for part in main:
+        for op in part:
+            workload.observe(op)
+    workload.tracking = False
+    for part in late:
+        for op in part:
+            workload.observe(op)
+    keys = workload.keys_used()
+    return history(*main, *late, assign(5, keys), assign(6, keys), *polls)
+
+
+def test_an_unseen_key_no_final_assign_named_is_explained_by_maelstroms_generator():
+    # Key 2's only send is acknowledged after the main generator stopped tracking keys: the
+    # final polls never ask for it, so it is unseen whatever the node does. Maelstrom says
+    # invalid, and so do we; the cases and the verdict say why.
+    ops = final_phase(Workload(random.Random(1), max_writes_per_key=4),
+                      main=[*BASELINE, sends("1", 2)], late=[send(0, "2", 1, 0)],
+                      polls=[poll(5, {"1": [[0, 1], [1, 2]], "9": [[0, 1]]}), poll(6, {"1": [[0, 1], [1, 2]]})])
+    assert [op.value["keys"] for op in ops if op.f == "assign" and op.value["seek_to_beginning"]][-1] == ["1", "9"]
+    verdict = check(ops)
+    assert (verdict.valid, verdict.maelstrom_valid, verdict.maelstrom_types) == (False, False, ["unseen"])
+    assert [(case["key"], case["values"], case["key_in_final_assign"]) for case in verdict.anomalies["unseen"]] == [
+        ("2", [1], False)]
+    assert verdict.unseen_only_untracked_keys
+    data = report.verdict_data(verdict)
+    assert data["maelstrom"]["unseen_only_untracked_keys"] is True
+    lines = report.verdict_lines(data)
+    assert "  key '2': 1 acknowledged message never polled (values 1); no final poll asked for this key" in lines
+    assert f"  {report.UNTRACKED_UNSEEN}" in lines and lines[-1] == report.BAD
+
+
+def test_an_unseen_key_the_final_assign_named_is_not_explained():
+    # Key 2 was tracked and assigned by the final polls, which never read it: the node's doing.
+    # Key 3, acknowledged late, is explained on its own, but not the verdict as a whole.
+    ops = final_phase(Workload(random.Random(1), max_writes_per_key=4),
+                      main=[*BASELINE, sends("1", 2), send(0, "2", 1, 0)], late=[send(0, "3", 1, 0)],
+                      polls=[poll(5, {"1": [[0, 1], [1, 2]], "9": [[0, 1]]}), poll(6, {})])
+    verdict = check(ops)
+    assert verdict.maelstrom_types == ["unseen"]
+    assert [(case["key"], case["key_in_final_assign"]) for case in verdict.anomalies["unseen"]] == [
+        ("2", True), ("3", False)]
+    assert not verdict.unseen_only_untracked_keys
+    data = report.verdict_data(verdict)
+    assert data["maelstrom"]["unseen_only_untracked_keys"] is False
+    lines = report.verdict_lines(data)
+    assert "  key '2': 1 acknowledged message never polled (values 1)" in lines
+    assert f"  {report.UNTRACKED_UNSEEN}" not in lines
+
+
+def test_without_final_polls_no_unseen_key_is_said_to_be_left_out_of_them():
+    verdict = check(FLAGGED["unseen"][0])
+    assert [case["key_in_final_assign"] for case in verdict.anomalies["unseen"]] == [None]
+    assert not verdict.unseen_only_untracked_keys
+
+
 # --- committed offsets (checked with --restart-every) ---------------------------------------
 
 REGRESSION = with_baseline(sends("1", 2), assign(0, ["1"], {}), poll(0, {"1": [[0, 1], [1, 2]]}),

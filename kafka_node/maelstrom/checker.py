@@ -58,6 +58,16 @@ class Verdict(msgspec.Struct):
     def stricter_types(self) -> list[str]:
         return [name for name in self.anomalies if name not in MAELSTROM_TYPES]
 
+    @property
+    def unseen_only_untracked_keys(self) -> bool:
+        """True when Maelstrom's verdict reports unseen, and every unseen key is one that no
+        final-phase assign named (`key_in_final_assign` false): no acknowledged operation of it
+        completed before the main generator stopped tracking keys, so Maelstrom's final polls
+        never asked for it. Real Maelstrom reports these too, for any node; the verdict stays
+        invalid, and this says why."""
+        cases = self.anomalies.get("unseen", [])
+        return bool(cases) and all(case.get("key_in_final_assign") is False for case in cases)
+
 
 def check(history: Sequence[Op], *, committed_offsets: bool = False) -> Verdict:
     """Both verdicts on `history`. With `committed_offsets`, the stricter checks include
@@ -194,7 +204,13 @@ def unseen(analysis: Analysis) -> list[Case]:
     Jepsen folds over acknowledged sends and polls, keeping per key the values sent and not
     yet polled; a key that first appears in the very last of those ops, read but never sent
     successfully, is left holding the values read. That quirk is kept, so that the verdicts
-    agree."""
+    agree.
+
+    Each case also says whether the final polls' assign named its key (`key_in_final_assign`;
+    None when the history has no final-phase assign). Jepsen's final polls assign only the
+    keys its generator learned from operations acknowledged while the main generator lived;
+    a fresh key whose first acknowledged operation completed after that is never asked for,
+    so it is unseen whatever the node does. Maelstrom reports it all the same, and so do we."""
     outstanding: dict[str, set[Token]] = {}
     polled: dict[str, set[Token]] = defaultdict(set)
     read_only_just_now: list[str] = []
@@ -215,10 +231,26 @@ def unseen(analysis: Analysis) -> list[Case]:
                 outstanding[key] = ((sent or set()) | written) - polled[key]
     offsets = {(key, value): txn.writes[key][0][0] for key, writers in analysis.writer_of.items()
                for value, txn in writers.items() if txn.op.type == OK}
+    final = final_assign_keys(analysis)
     return [{"key": key, "count": len(values), "values": sorted_values(values),
              "offsets": sorted(o for v in values if (o := offsets.get((key, v))) is not None),
-             "ops": [op_ref(analysis.writer_of[key][v].op, key) for v in values if v in analysis.writer_of[key]]}
+             "ops": [op_ref(analysis.writer_of[key][v].op, key) for v in values if v in analysis.writer_of[key]],
+             "key_in_final_assign": None if final is None else key in final}
             for key, values in sorted(outstanding.items(), key=lambda kv: key_order(kv[0])) if values]
+
+
+def final_assign_keys(analysis: Analysis) -> set[str] | None:
+    """Every key the final polls' assigns named, asked or acknowledged, whatever their outcome;
+    None when the history has none. Jepsen's final-polls generator is the only one that assigns
+    with :seek-to-beginning? (the main phase's assigns never seek), so those are the ones."""
+    keys: set[str] | None = None
+    for txn in analysis.txns:
+        if txn.op.f != "assign":
+            continue
+        for op in (txn.invocation, txn.op):
+            if op is not None and isinstance(op.value, dict) and op.value.get("seek_to_beginning") is True:
+                keys = (keys or set()) | set(_assigned(op))
+    return keys
 
 
 def aborted_reads(analysis: Analysis) -> list[Case]:

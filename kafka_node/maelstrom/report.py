@@ -21,6 +21,10 @@ BAD = "Analysis invalid! (ﾉಥ益ಥ）ﾉ ┻━┻"
 UNKNOWN_LINE = "Errors occurred during analysis, but no anomalies found. ಠ~ಠ"
 STRICTER_BAD = "Stricter checks failed! (ﾉಥ益ಥ）ﾉ ┻━┻"
 ABORTED = "Test aborted! (ﾉಥ益ಥ）ﾉ ┻━┻"
+#: Said under unseen when no final poll asked for any of its keys (a quirk of Maelstrom's generator).
+UNTRACKED_UNSEEN = ("all of them are explained by Maelstrom's generator: each key was first acknowledged after "
+                    "the generator stopped tracking keys, so the final polls never asked for it "
+                    "(Maelstrom reports them too, whatever the node does)")
 #: Cases kept per anomaly type in results.json, and shown in the summary.
 KEPT_CASES = 32
 SHOWN_CASES = 3
@@ -53,11 +57,14 @@ def performance(ops: list[Op], by_rpc: dict[str, list[tuple[float, float]]],
 
 def verdict_data(verdict: Verdict) -> dict[str, Any]:
     """Both verdicts as results.json and `check --json` give them: anomaly type -> cases
-    (at most KEPT_CASES each; `anomaly_counts` has the full counts)."""
+    (at most KEPT_CASES each; `anomaly_counts` has the full counts). `unseen_only_untracked_keys`
+    marks a Maelstrom verdict whose unseen cases all come from its generator (see
+    `Verdict.unseen_only_untracked_keys`)."""
     return {
         "valid": verdict.valid,
         "maelstrom": {"valid": verdict.maelstrom_valid, "anomaly_types": verdict.maelstrom_types,
-                      "analysis_errors": verdict.analysis_errors[:KEPT_CASES]},
+                      "analysis_errors": verdict.analysis_errors[:KEPT_CASES],
+                      "unseen_only_untracked_keys": verdict.unseen_only_untracked_keys},
         "stricter": {"valid": verdict.stricter_valid, "anomaly_types": verdict.stricter_types},
         "anomaly_types": list(verdict.anomalies),
         "anomaly_counts": {name: len(cases) for name, cases in verdict.anomalies.items()},
@@ -146,6 +153,8 @@ def verdict_lines(data: dict[str, Any]) -> list[str]:
         lines += [f"  {describe(name, case)}" for case in cases[:SHOWN_CASES]]
         if count > SHOWN_CASES:
             lines.append(f"  ... ({count - SHOWN_CASES} more; up to {KEPT_CASES} in results.json)")
+        if name == "unseen" and maelstrom.get("unseen_only_untracked_keys"):
+            lines.append(f"  {UNTRACKED_UNSEEN}")
     if maelstrom["valid"] is False:
         lines.append(BAD)
     elif maelstrom["valid"] == UNKNOWN:
@@ -217,8 +226,9 @@ def describe(name: str, case: dict[str, Any]) -> str:
         return (f"{key} value {case['value']!r} at offset {case['offset']} was sent ({_op(case['writer'])}) but "
                 f"never polled, though polls reached past it ({_op(case['max-read'])})")
     if name == "unseen":
+        untracked = "; no final poll asked for this key" if case.get("key_in_final_assign") is False else ""
         return (f"{key}: {case['count']} acknowledged message{'s' if case['count'] != 1 else ''} never polled "
-                f"(values {_values(case['values'])})")
+                f"(values {_values(case['values'])}){untracked}")
     if name == "nonmonotonic-send":
         return (f"{key}: process {ops[0]['process']} sent {case['values'][0]!r} at offset {case['offsets'][0]}, "
                 f"then {case['values'][1]!r} at offset {case['offsets'][1]} ({_op(ops[0])}; {_op(ops[1])})")
