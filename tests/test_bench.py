@@ -201,3 +201,15 @@ def test_the_fsync_floor_is_measured_on_a_real_file(tmp_path):
     p50 = fsync.fsync_p50_ms(tmp_path, samples=20)
     assert 0 < p50 < 1000
     assert list(tmp_path.iterdir()) == [], "the file it synced is removed"
+
+
+@pytest.mark.parametrize(("results", "expected"), [
+    ({"anomaly_types": [], "maelstrom": {"unseen_only_untracked_keys": False}}, []),
+    ({"anomaly_types": ["unseen"], "maelstrom": {"unseen_only_untracked_keys": True}}, []),
+    ({"anomaly_types": ["unseen"], "maelstrom": {"unseen_only_untracked_keys": False}}, ["unseen"]),
+    ({"anomaly_types": ["unseen", "unasked-key"], "maelstrom": {"unseen_only_untracked_keys": True}}, ["unasked-key"]),
+    ({"anomaly_types": ["lost-write", "unseen"], "maelstrom": {"unseen_only_untracked_keys": False}},
+     ["lost-write", "unseen"]),
+])
+def test_a_run_of_our_node_is_judged_without_only_maelstroms_unseen_quirk(results, expected):
+    assert suite.unexplained_anomalies(results) == expected

@@ -16,6 +16,7 @@ import apsw
 import msgspec
 import pytest
 from conftest import NodeProcess, installed_script
+from verdicts import assert_correct_node_verdict
 
 IDS = ["n0", "n1"]
 
@@ -259,8 +260,7 @@ def run_workload(tmp_path: Path, *flags: str) -> tuple[subprocess.CompletedProce
 def test_two_of_our_nodes_pass_the_workload_sharing_the_keys(tmp_path):
     done, results = run_workload(tmp_path, "--node-count", "2", "--time-limit", "5", "--rate", "300",
                                  "--recovery-time", "0.5", "--seed", "7")
-    assert done.returncode == 0, done.stdout + done.stderr[-2000:]
-    assert results["maelstrom"]["valid"] is True and results["stricter"]["valid"] is True
+    assert_correct_node_verdict(results, status=done.returncode, stdout=done.stdout)
     servers = results["net"]["servers"]
     assert servers["msg-count"] > 0, "keys owned by the other node are forwarded to it"
     assert {p.name for p in tmp_path.glob("*.db")} == {"n0.db", "n1.db"}
@@ -270,7 +270,6 @@ def test_two_of_our_nodes_pass_the_workload_sharing_the_keys(tmp_path):
 def test_three_of_our_nodes_pass_the_workload_while_each_is_killed_and_restarted(tmp_path):
     done, results = run_workload(tmp_path, "--node-count", "3", "--time-limit", "6", "--rate", "300",
                                  "--recovery-time", "1", "--restart-every", "1", "--seed", "8")
-    assert done.returncode == 0, done.stdout + done.stderr[-2000:]
-    assert results["maelstrom"]["valid"] is True and results["stricter"]["valid"] is True
+    assert_correct_node_verdict(results, status=done.returncode, stdout=done.stdout)
     assert len(results["run"]["restarts"]) >= 3, results["run"]["restarts"]
     assert {p.name for p in tmp_path.glob("*.db")} == {"n0.db", "n1.db", "n2.db"}
