@@ -1,4 +1,5 @@
-# kafka-node: `make check` runs the seed's Maelstrom kafka test with our own runner;
+# kafka-node: `make check` runs the seed's Maelstrom kafka test with our own runner (`make
+# check-5b` the same on two nodes);
 # `make test` runs the test suite; `make lint` runs ruff and mypy; `make bench` measures the
 # performance table (a few minutes); `make mutation` runs mutmut over the node's modules (an
 # hour or more, not in CI). All install what they need into .venv first.
@@ -8,7 +9,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 
 .PHONY: install test lint check check-5b bench restarts soak mutation mutation-node mutation-migrations \
-	mutation-storage mutation-protocol mutation-results clean
+	mutation-storage mutation-protocol mutation-cluster mutation-results clean
 
 # Dependencies once per change of pyproject.toml; the package itself (not editable, as a user
 # gets it) on every run, so the console scripts always run the code in this tree.
@@ -50,21 +51,22 @@ soak: install
 	$(BIN)/maelstrom-kafka-test --bin $(BIN)/maelstrom-kafka --node-count 1 --concurrency 2n --time-limit 600 \
 		--rate 1000 --restart-every 30 --hostile-every 0.05 --store store/soak -- --db store/soak/log.db
 
-# Not in CI (hours on 2 cores): mutmut over node.py, storage.py, migrations.py and protocol.py,
-# in four parts side by side, each in a fresh copy of the tree so the working tree is never
+# Not in CI (hours on 2 cores): mutmut over node.py, storage.py, migrations.py, protocol.py and
+# cluster.py, in five parts side by side, each in a fresh copy of the tree so the working tree is never
 # left mutated (mutmut 2's record of earlier runs does not survive a change of the tests, so
 # each run starts anew). `make mutation-results` lists the survivors. String mutations (log
 # and error texts, SQL text) are left out.
 MUTATION_DIR := store/mutation
-MUTATION_PARTS := node migrations storage protocol
+MUTATION_PARTS := node migrations storage protocol cluster
 MUTATION_node := kafka_node/node.py
 MUTATION_migrations := kafka_node/migrations.py
 MUTATION_storage := kafka_node/storage.py
 MUTATION_protocol := kafka_node/protocol.py
+MUTATION_cluster := kafka_node/cluster.py
 
 mutation: install
 	$(BIN)/pip install --quiet --disable-pip-version-check ".[mutation]"
-	$(MAKE) --no-print-directory -j4 $(addprefix mutation-,$(MUTATION_PARTS))
+	$(MAKE) --no-print-directory -j5 $(addprefix mutation-,$(MUTATION_PARTS))
 	$(MAKE) --no-print-directory mutation-results
 
 $(addprefix mutation-,$(MUTATION_PARTS)): mutation-%:
