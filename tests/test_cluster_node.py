@@ -273,3 +273,50 @@ def test_three_of_our_nodes_pass_the_workload_while_each_is_killed_and_restarted
     assert_correct_node_verdict(results, status=done.returncode, stdout=done.stdout)
     assert len(results["run"]["restarts"]) >= 3, results["run"]["restarts"]
     assert {p.name for p in tmp_path.glob("*.db")} == {"n0.db", "n1.db", "n2.db"}
+
+
+def refuse(nodes: Cluster, forwarded: dict[str, Any], code: int, text: str) -> None:
+    """Answer a forwarded part, as its owner would, with an error."""
+    body = {"type": "error", "in_reply_to": forwarded["body"]["msg_id"], "code": code, "text": text}
+    nodes.nodes[forwarded["src"]].write(msgspec.json.encode({"src": forwarded["dest"], "dest": forwarded["src"],
+                                                             "body": body}) + b"\n")
+
+
+@pytest.mark.parametrize(("code", "expected", "definite"), [
+    (11, 11, True), (10, 10, True), (14, 14, True), (13, 13, False), (0, 13, False), (1000, 13, False),
+])
+def test_an_owners_refusal_passes_on_only_when_definite(cluster, code, expected, definite):
+    nodes = cluster()
+    msg_id = nodes.send("n0", {"type": "send", "key": key_owned_by("n1"), "msg": 1})
+    refuse(nodes, nodes.nodes["n0"].read_message(), code, "the owner's reason")
+    reply = nodes.nodes["n0"].read_message()["body"]
+    assert reply["in_reply_to"] == msg_id and reply["code"] == expected
+    if definite:
+        assert reply["text"] == "the owner's reason"
+    else:
+        assert reply["text"].startswith("outcome unknown") and f"code {code}" in reply["text"]
+    assert nodes.ask("n0", {"type": "send", "key": key_owned_by("n0"), "msg": 2})["body"]["type"] == "send_ok"
+
+
+def test_a_split_write_refused_by_one_owner_only_may_have_been_applied(cluster):
+    nodes = cluster()
+    mine, theirs = key_owned_by("n0"), key_owned_by("n1")
+    msg_id = nodes.send("n0", {"type": "commit_offsets", "offsets": {mine: 3, theirs: 3}})
+    refuse(nodes, nodes.nodes["n0"].read_message(), 11, "busy")
+    reply = nodes.nodes["n0"].read_message()["body"]
+    assert reply["in_reply_to"] == msg_id and reply["code"] == 13
+    assert reply["text"].startswith("outcome unknown: applied by n0 only")
+    assert nodes.ask("n0", {"type": "list_committed_offsets", "keys": [mine]})["body"]["offsets"] == {mine: 3}
+
+
+def test_a_split_write_refused_definitely_by_every_owner_says_each_reason(cluster):
+    ids = ["n0", "n1", "n2"]
+    nodes = cluster(node_ids=ids)
+    first, second = key_owned_by("n1", ids), key_owned_by("n2", ids)
+    msg_id = nodes.send("n0", {"type": "commit_offsets", "offsets": {first: 1, second: 1}})
+    parts = {m["dest"]: m for m in (nodes.nodes["n0"].read_message(), nodes.nodes["n0"].read_message())}
+    refuse(nodes, parts["n1"], 11, "first reason")
+    refuse(nodes, parts["n2"], 11, "second reason")
+    reply = nodes.nodes["n0"].read_message()["body"]
+    assert reply["in_reply_to"] == msg_id and reply["code"] == 11
+    assert "n1: first reason (code 11)" in reply["text"] and "n2: second reason (code 11)" in reply["text"]
