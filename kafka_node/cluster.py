@@ -178,9 +178,6 @@ class Forwarding:
         self._remote: dict[int, _InFlight] = {}  # msg_id -> part; deadlines ascend in this order
         self._local: dict[int, tuple[protocol.Envelope, _Gather]] = {}  # id(local part) -> (it, its gather)
 
-    def __len__(self) -> int:
-        return len(self._remote) + len(self._local)
-
     def route(self, request: protocol.Envelope) -> tuple[protocol.Envelope | None, list[protocol.Forwarded]]:
         """The part of a client's request to apply here (the request itself when this node
         owns every key it names; None when it owns none) and the parts to send on."""

@@ -174,6 +174,8 @@ def test_an_unanswered_write_gets_an_indefinite_error_and_an_unanswered_read_a_d
         assert reply["dest"] == "c1" and reply["body"]["in_reply_to"] == msg_id
         assert reply["body"]["type"] == "error" and reply["body"]["code"] == code, (body, reply)
         assert "n1" in reply["body"]["text"]
+        assert ("applied by" in reply["body"]["text"]) == (body.get("offsets", {}).get(mine) == 1), reply
+        assert "applied by n1" not in reply["body"]["text"]
     # The split commit was applied by the owner that answered.
     assert nodes.ask("n0", {"type": "list_committed_offsets", "keys": [mine]})["body"]["offsets"] == {mine: 1}
     # Replies that come after their deadline answer nothing: n0 writes nothing more.
@@ -198,15 +200,32 @@ def test_a_malformed_or_unexpected_reply_from_another_node_is_never_answered(clu
     assert nodes.ask("n0", {"type": "send", "key": key, "msg": 1})["body"]["type"] == "send_ok"
 
 
-def test_a_reply_of_the_wrong_type_fails_the_part_as_unknown(cluster):
+@pytest.mark.parametrize("wrong", [
+    {"type": "commit_offsets_ok"},
+    {"type": "poll_ok", "msgs": {}},
+    {"type": "list_committed_offsets_ok", "offsets": {}},
+])
+def test_a_reply_of_the_wrong_type_fails_the_part_as_unknown(cluster, wrong):
     nodes = cluster()
     msg_id = nodes.send("n0", {"type": "send", "key": key_owned_by("n1"), "msg": 1})
     forwarded = nodes.nodes["n0"].read_message()
-    wrong = {"src": "n1", "dest": "n0", "body": {"type": "commit_offsets_ok",
-                                                   "in_reply_to": forwarded["body"]["msg_id"]}}
-    nodes.nodes["n0"].write(msgspec.json.encode(wrong) + b"\n")
+    body = {**wrong, "in_reply_to": forwarded["body"]["msg_id"]}
+    nodes.nodes["n0"].write(msgspec.json.encode({"src": "n1", "dest": "n0", "body": body}) + b"\n")
     reply = nodes.nodes["n0"].read_message()
     assert reply["body"]["in_reply_to"] == msg_id and reply["body"]["code"] == 13
+    assert f"answered a send with a {wrong['type']}" in reply["body"]["text"]
+    assert nodes.ask("n0", {"type": "send", "key": key_owned_by("n0"), "msg": 2})["body"]["type"] == "send_ok"
+
+
+def test_a_node_stopping_with_parts_in_flight_answers_their_clients_first(cluster):
+    nodes = cluster()
+    asked = [nodes.send("n0", {"type": "send", "key": key_owned_by("n1"), "msg": 1}),
+             nodes.send("n0", {"type": "poll", "offsets": {key_owned_by("n1"): 0}}, src="c2")]
+    assert [nodes.nodes["n0"].read_message()["dest"] for _ in asked] == ["n1", "n1"]
+    assert nodes.nodes["n0"].close_stdin_and_wait() == 0
+    replies = {m["body"]["in_reply_to"]: m["body"] for m in (nodes.nodes["n0"].read_message() for _ in asked)}
+    assert replies[asked[0]]["code"] == 13 and replies[asked[1]]["code"] == 11
+    assert all("the node stopped first" in body["text"] for body in replies.values())
 
 
 def test_the_file_is_named_at_init_and_a_restart_continues_it(tmp_path):
