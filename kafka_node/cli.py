@@ -147,7 +147,12 @@ def main(argv: list[str] | None = None) -> int:
         level=args.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    path = os.path.abspath(args.db) if args.db else fresh_database_path()
+    if not args.db:
+        path = fresh_database_path()
+    elif NODE_ID_PLACEHOLDER in args.db:  # made absolute, but not normalised: `..` must not swallow the id
+        path = os.path.join(os.getcwd(), args.db)
+    else:
+        path = os.path.abspath(args.db)
     durability = Durability(args.durability)
     storage = None
     open_at_init = None

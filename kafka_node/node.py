@@ -38,6 +38,9 @@ Decoded = Request | protocol.PeerReplyEnvelope
 #: The longest wait for input that select accepts here (an infinite --forward-timeout is allowed).
 _LONGEST_WAIT = 86_400.0
 
+#: Seconds more a part sent on may take while input is waiting to be read: its reply may be there.
+EXPIRY_GRACE = 0.5
+
 #: Exit status after refusing, at init, a database file named with the node's id.
 EXIT_REFUSED = 2
 
@@ -273,12 +276,15 @@ class Node:
             return None
         return min(max(0.0, deadline - time.monotonic()), _LONGEST_WAIT)
 
-    def _expire_forwards(self) -> None:
-        """Answer the requests whose parts sent on were not answered in time."""
+    def _expire_forwards(self, input_waiting: bool = False) -> None:
+        """Answer the requests whose parts sent on were not answered in time. With input
+        already waiting (after a slow batch), a part gets EXPIRY_GRACE more, so that a reply
+        that came in time but is not read yet is not given up on."""
         if self._forwarding is None:
             return
+        now = time.monotonic() - (EXPIRY_GRACE if input_waiting else 0.0)
         with self._out:
-            if replies := self._forwarding.expire(time.monotonic()):
+            if replies := self._forwarding.expire(now):
                 self._write(self._stdout_fd, protocol.encode(replies))
 
     def _answer_in_one_transaction(self, requests: list[Request]) -> list[Reply]:
@@ -452,12 +458,13 @@ class Node:
                 answered = self.apply_batch(batch)
                 storage = self._storage
                 self._hold(storage.commits if storage is not None and not settled else 0, answered)
+                input_waiting = self._input_waiting(stdin_fd)
                 if storage is not None:
-                    if self._input_waiting(stdin_fd):
+                    if input_waiting:
                         storage.sync_soon()  # on the syncer's thread, while the next batch is applied
                     else:
                         storage.sync_here()  # nothing else to do: spare the thread's wake-up
-                self._expire_forwards()
+                self._expire_forwards(input_waiting or self._input_waiting(stdin_fd))
                 self._check_writer()
                 if self._storage_untrusted or self._refused:
                     break
