@@ -276,15 +276,22 @@ class Node:
             return None
         return min(max(0.0, deadline - time.monotonic()), _LONGEST_WAIT)
 
-    def _expire_forwards(self, input_waiting: bool = False) -> None:
+    def _expire_forwards(self, stdin_fd: int | None = None) -> None:
         """Answer the requests whose parts sent on were not answered in time. With input
-        already waiting (after a slow batch), a part gets EXPIRY_GRACE more, so that a reply
-        that came in time but is not read yet is not given up on."""
-        if self._forwarding is None:
+        waiting on `stdin_fd` (after a slow batch), a part gets EXPIRY_GRACE more, so that a
+        reply that came in time but is not read yet is not given up on. Without parts in
+        flight, or before the first deadline, this looks at nothing else."""
+        forwarding = self._forwarding
+        deadline = forwarding.next_deadline() if forwarding is not None else None
+        if forwarding is None or deadline is None:
             return
-        now = time.monotonic() - (EXPIRY_GRACE if input_waiting else 0.0)
+        now = time.monotonic()
+        if deadline > now:
+            return
+        if stdin_fd is not None and self._input_waiting(stdin_fd):
+            now -= EXPIRY_GRACE
         with self._out:
-            if replies := self._forwarding.expire(now):
+            if replies := forwarding.expire(now):
                 self._write(self._stdout_fd, protocol.encode(replies))
 
     def _answer_in_one_transaction(self, requests: list[Request]) -> list[Reply]:
@@ -458,13 +465,12 @@ class Node:
                 answered = self.apply_batch(batch)
                 storage = self._storage
                 self._hold(storage.commits if storage is not None and not settled else 0, answered)
-                input_waiting = self._input_waiting(stdin_fd)
                 if storage is not None:
-                    if input_waiting:
+                    if self._input_waiting(stdin_fd):
                         storage.sync_soon()  # on the syncer's thread, while the next batch is applied
                     else:
                         storage.sync_here()  # nothing else to do: spare the thread's wake-up
-                self._expire_forwards(input_waiting or self._input_waiting(stdin_fd))
+                self._expire_forwards(stdin_fd)
                 self._check_writer()
                 if self._storage_untrusted or self._refused:
                     break
