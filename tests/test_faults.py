@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import uuid
+from pathlib import Path
 
 import apsw
 import msgspec
@@ -94,15 +95,21 @@ def test_no_request_of_a_batch_whose_commit_fails_is_acknowledged_and_the_node_s
     assert [o for o, _ in recovered] == list(range(len(recovered))), "offsets stay dense after recovery"
 
 
-def test_after_a_failed_commit_the_rest_of_the_read_is_not_applied(tmp_path):
-    """With --max-batch 1 one read holds several transactions: after the first fails at
-    COMMIT (its WAL write fails), the others must not be tried on a connection whose cache
-    cannot be trusted."""
+def one_transaction_per_request_after_one_ack(tmp_path: Path) -> tuple[FaultyVFS, Path, Storage, Node]:
+    """A node with --max-batch 1 on a file behind FaultyVFS, having acknowledged "acked" on key k."""
     vfs = FaultyVFS()
     db = tmp_path / "log.db"
     storage = Storage.open(str(db), vfs=vfs.name)
     node = Node(storage, poll_max_per_key=100, max_line_bytes=1 << 20, max_batch=1)
     node.answer_batch([INIT, line({"type": "send", "key": "k", "msg": "acked", "msg_id": 1})])
+    return vfs, db, storage, node
+
+
+def test_after_a_failed_commit_the_rest_of_the_read_is_not_applied(tmp_path):
+    """With --max-batch 1 one read holds several transactions: after the first fails at
+    COMMIT (its WAL write fails), the others must not be tried on a connection whose cache
+    cannot be trusted."""
+    vfs, db, storage, node = one_transaction_per_request_after_one_ack(tmp_path)
     vfs.failing = "write"
     out = node.answer_batch([line({"type": "send", "key": "k", "msg": f"late-{i}", "msg_id": i}) for i in range(2, 6)])
     vfs.failing = None
@@ -116,11 +123,7 @@ def test_after_a_failed_commit_the_rest_of_the_read_is_not_applied(tmp_path):
 def test_after_a_failed_sync_no_transaction_it_was_to_cover_is_acknowledged(tmp_path):
     """The WAL is synced after the batch's COMMITs: when that sync fails, whether any of them
     reached the disk is unknown, so each of their requests gets 13, and nothing more is applied."""
-    vfs = FaultyVFS()
-    db = tmp_path / "log.db"
-    storage = Storage.open(str(db), vfs=vfs.name)
-    node = Node(storage, poll_max_per_key=100, max_line_bytes=1 << 20, max_batch=1)
-    node.answer_batch([INIT, line({"type": "send", "key": "k", "msg": "acked", "msg_id": 1})])
+    vfs, db, storage, node = one_transaction_per_request_after_one_ack(tmp_path)
     vfs.failing = "sync"
     out = node.answer_batch([line({"type": "send", "key": "k", "msg": f"late-{i}", "msg_id": i}) for i in range(2, 6)])
     later = node.answer_batch([line({"type": "send", "key": "k", "msg": "later", "msg_id": 6})])
