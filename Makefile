@@ -1,55 +1,106 @@
-# kafka-node: `make check` runs the seed's Maelstrom kafka test with our own runner (`make
-# check-5b` the same on two nodes);
-# `make test` runs the test suite; `make lint` runs ruff and mypy; `make bench` measures the
-# performance table (a few minutes); `make mutation` runs mutmut over the node's modules (an
-# hour or more, not in CI). All install what they need into .venv first.
+# kafka-node. The two commands of a fresh clone:
+#   make check   the seed's Maelstrom kafka test, our runner against our node (about a minute)
+#   make test    the test suite (CI runs `make lint`, then this)
+# Everything is installed into .venv from uv.lock, exactly; only Python 3.11+ and make are
+# needed beforehand (uv itself is installed, at the version below, into .uv/).
+#
+# Others: `make check-5b` (the same workload on two nodes), `make lint` (ruff, mypy),
+# `make bench` (the performance table in docs/performance.md, a few minutes), `make restarts`
+# and `make soak` (long runs with SIGKILLs), `make mutation` (hours, not in CI), `make lock`
+# (refresh uv.lock to the newest releases), `make test-latest` (the suite against the newest
+# releases, in .venv-latest, without touching the lock).
 
+SHELL := bash
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
+UV_VERSION := 0.13.9
+UV_HOME := .uv
+UV := $(UV_HOME)/bin/uv
+LATEST_VENV := .venv-latest
 
-.PHONY: install test lint check check-5b bench restarts soak mutation mutation-node mutation-migrations \
-	mutation-storage mutation-protocol mutation-cluster mutation-results clean
+# uv installs into $(VENV), with this machine's Python, and never downloads one of its own.
+export UV_PROJECT_ENVIRONMENT := $(VENV)
+export UV_PYTHON_DOWNLOADS := never
+UV_SYNC := $(UV) sync --quiet --locked --no-editable --python $(PYTHON)
 
-# Dependencies once per change of pyproject.toml; the package itself (not editable, as a user
-# gets it) on every run, so the console scripts always run the code in this tree.
-$(BIN)/.deps: pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --disable-pip-version-check ".[test,lint,plots]"
-	touch $@
+.PHONY: install install-runtime test lint check check-5b bench restarts soak lock test-latest system-packages \
+	mutation mutation-node mutation-migrations mutation-storage mutation-protocol mutation-cluster mutation-results clean
 
-install: $(BIN)/.deps
-	rm -rf build  # a stale build/lib would be copied into the wheel
-	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps --force-reinstall .
+$(UV):
+	$(PYTHON) -m venv $(UV_HOME)
+	$(UV_HOME)/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
 
-test: install
+# What `make check` needs: the package, its dependencies and the plotting library, nothing
+# more (--inexact: tools installed earlier for the tests are left in place).
+install-runtime: $(UV)
+	$(UV_SYNC) --inexact --no-default-groups --extra plots
+
+# The working tree's environment: the above, the test tools and the linters, exactly as locked.
+install: $(UV)
+	$(UV_SYNC) --extra plots --group test --group lint
+
+test: install system-packages
 	$(BIN)/pytest
 
-lint: $(BIN)/.deps
+lint: install
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
-check: install
+check: install-runtime
 	$(BIN)/maelstrom-kafka-test --bin $(BIN)/maelstrom-kafka --node-count 1 --concurrency 2n --time-limit 20 --rate 1000
 
 # Challenge 5b: the same workload on two nodes.
-check-5b: install
+check-5b: install-runtime
 	$(BIN)/maelstrom-kafka-test --bin $(BIN)/maelstrom-kafka --node-count 2 --concurrency 2n --time-limit 20 --rate 1000
+
+# The tests open logs in Debian's sqlite3 shell and inject failed syncs with libfiu's fiu-run.
+SYSTEM_PACKAGES := sqlite3:sqlite3 fiu-run:fiu-utils
+system-packages:
+	@missing=(); for pair in $(SYSTEM_PACKAGES); do command -v $${pair%%:*} >/dev/null || missing+=($${pair#*:}); done; \
+	if [ $${#missing[@]} -gt 0 ]; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+			echo "installing Debian packages the tests use: $${missing[*]}"; \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$${missing[@]}" >/dev/null; \
+		else \
+			echo "the tests need these Debian packages: $${missing[*]} (apt-get install $${missing[*]})" >&2; exit 1; \
+		fi; \
+	fi
 
 bench: install
 	$(BIN)/maelstrom-kafka-bench suite --readme README.md
 
 # 60 s of the seed's workload with a SIGKILL and restart about every second, on one file.
-restarts: install
+restarts: install-runtime
 	rm -rf store/restarts
 	$(BIN)/maelstrom-kafka-test --bin $(BIN)/maelstrom-kafka --node-count 1 --concurrency 2n --time-limit 60 \
 		--rate 1000 --restart-every 1 --store store/restarts -- --db store/restarts/log.db
 
 # Not in CI: 10 minutes with restarts and hostile input; reports anomalies and memory over time.
-soak: install
+soak: install-runtime
 	rm -rf store/soak
 	$(BIN)/maelstrom-kafka-test --bin $(BIN)/maelstrom-kafka --node-count 1 --concurrency 2n --time-limit 600 \
 		--rate 1000 --restart-every 30 --hostile-every 0.05 --store store/soak -- --db store/soak/log.db
+
+# uv.lock again from the newest releases that pyproject.toml's ranges allow.
+lock: $(UV)
+	$(UV) lock --upgrade --python $(PYTHON)
+
+# The suite against the newest releases, in a venv of its own, leaving uv.lock and .venv as
+# they are: a new release that breaks something is seen here before it reaches main. Prints
+# what differs from the lock first.
+test-latest: $(UV) system-packages
+	rm -rf $(LATEST_VENV)
+	$(UV) venv --quiet --python $(PYTHON) $(LATEST_VENV)
+	$(UV) pip install --quiet --python $(LATEST_VENV)/bin/python --upgrade ".[plots]" --group test
+	@echo "newest releases that differ from uv.lock (locked -> newest):"
+	@join -j1 -o 1.1,1.2,2.2 -e none \
+		<($(UV) export --quiet --frozen --no-hashes --no-emit-project --extra plots --no-default-groups --group test \
+			| grep -o '^[A-Za-z0-9_.-]*==[^ ;]*' | tr '=' ' ' | awk '{print tolower($$1), $$2}' | sort) \
+		<($(UV) pip freeze --quiet --python $(LATEST_VENV)/bin/python | grep -o '^[A-Za-z0-9_.-]*==[^ ;]*' \
+			| tr '=' ' ' | awk '{print tolower($$1), $$2}' | sort) \
+		| awk '$$2 != $$3 {print "  " $$1 " " $$2 " -> " $$3; n++} END {if (!n) print "  none"}'
+	$(LATEST_VENV)/bin/pytest
 
 # Not in CI (hours on 2 cores): mutmut over node.py, storage.py, migrations.py, protocol.py and
 # cluster.py, in five parts side by side, each in a fresh copy of the tree so the working tree is never
@@ -64,10 +115,10 @@ MUTATION_storage := kafka_node/storage.py
 MUTATION_protocol := kafka_node/protocol.py
 MUTATION_cluster := kafka_node/cluster.py
 # cluster.py is exercised by the cluster tests alone: run them first, not after the others.
-MUTATION_RUNNER_cluster := python -m pytest -x -q -p no:cacheprovider --timeout 120 tests/test_cluster_node.py
+MUTATION_RUNNER_cluster := python -m pytest -x -q -p no:cacheprovider --timeout 120 tests/cluster
 
-mutation: install
-	$(BIN)/pip install --quiet --disable-pip-version-check ".[mutation]"
+mutation: $(UV)
+	$(UV_SYNC) --extra plots --group test --group lint --group mutation
 	$(MAKE) --no-print-directory -j5 $(addprefix mutation-,$(MUTATION_PARTS))
 	$(MAKE) --no-print-directory mutation-results
 
@@ -84,4 +135,4 @@ mutation-results:
 		(cd $(MUTATION_DIR)/$$part && PATH="$(abspath $(BIN)):$$PATH" mutmut results); done
 
 clean:
-	rm -rf $(VENV) build *.egg-info store .pytest_cache .hypothesis
+	rm -rf $(VENV) $(LATEST_VENV) $(UV_HOME) build *.egg-info store .pytest_cache .hypothesis
