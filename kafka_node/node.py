@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from types import FrameType
 from typing import Any, TypeGuard, cast
 
-from kafka_node import cluster, framing, protocol
+from kafka_node import cluster, decoding, framing, protocol
 from kafka_node import storage as storage_lib
 from kafka_node.protocol import ErrorCode
 from kafka_node.storage import Storage, UnusableDatabase
@@ -218,20 +218,20 @@ class Node:
         if not self._storage_untrusted:
             log.error("a sync of the WAL failed (%s): the outcome of the last batches is unknown", error)
         self._storage_untrusted = True
-        text = f"sync failed, outcome unknown: {error}"
+        text = f"sync failed, outcome unknown: {storage_lib.describe(error)}"
         return [(request, self._error_for(request, ErrorCode.CRASH, text) if self._uses_storage(request) else reply)
                 for request, reply in answered]
 
     def _decode(self, line: framing.Line | framing.Oversized) -> Request:
         if isinstance(line, framing.Oversized):
             log.warning("skipped a line longer than %d bytes", self.max_line_bytes)
-            return protocol.refuse_oversized(line.head, self.max_line_bytes)
-        return protocol.decode(line)
+            return decoding.refuse_oversized(line.head, self.max_line_bytes)
+        return decoding.decode(line)
 
     def _decode_in_cluster(self, line: framing.Line | framing.Oversized) -> Decoded:
         if isinstance(line, framing.Oversized):
             return self._decode(line)
-        return protocol.decode_in_cluster(line)
+        return decoding.decode_in_cluster(line)
 
     # --- a cluster: forwarding to the owners of keys -------------------------------------
 
@@ -318,7 +318,7 @@ class Node:
                 raise
         except (storage_lib.StorageError, _BatchAbandoned) as failure:
             error = failure.error if isinstance(failure, _BatchAbandoned) else failure
-            text = f"storage error, nothing applied: {error}"
+            text = f"storage error, nothing applied: {storage_lib.describe(error)}"
             return [self._error_for(r, ErrorCode.TEMPORARILY_UNAVAILABLE, text) if self._uses_storage(r)
                     else self._answer(r) for r in requests]
         try:
@@ -327,7 +327,7 @@ class Node:
             stored = sum(map(self._uses_storage, requests))
             log.error("COMMIT failed (%s): the outcome of %d requests is unknown", error, stored)
             self._storage_untrusted = storage_lib.cache_untrustworthy_after(error)
-            text = f"commit failed, outcome unknown: {error}"
+            text = f"commit failed, outcome unknown: {storage_lib.describe(error)}"
             return [self._error_for(r, ErrorCode.CRASH, text) if self._uses_storage(r) else reply
                     for r, reply in zip(requests, replies, strict=True)]
         return replies
@@ -383,7 +383,7 @@ class Node:
             if self._batch_is_lost(error):
                 raise _BatchAbandoned(error) from error
             log.warning("a %s failed and was rolled back: %s", type(requests[0].body).__name__, error)
-            code, text = ErrorCode.TEMPORARILY_UNAVAILABLE, f"storage error, nothing applied: {error}"
+            code, text = ErrorCode.TEMPORARILY_UNAVAILABLE, f"storage error, nothing applied: {storage_lib.describe(error)}"
         except Exception as error:
             log.exception("unexpected failure; the request was rolled back")
             code, text = ErrorCode.CRASH, f"internal error: {error!r}"

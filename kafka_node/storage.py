@@ -72,6 +72,27 @@ _WHOLE_DATABASE_ERRORS = (
 )
 
 
+#: What each kind of SQLite failure means, in the node's words (SQLite's own follow them).
+_FAILURES_IN_WORDS: tuple[tuple[type[apsw.Error], str], ...] = (
+    (apsw.FullError, "the disk is full"),
+    (apsw.BusyError, "the log is locked by another connection"),
+    (apsw.LockedError, "the log is locked by another connection"),
+    (apsw.IOError, "the disk failed to read or write"),
+    (apsw.ReadOnlyError, "the log's file cannot be written"),
+    (apsw.CantOpenError, "the log's file cannot be opened"),
+    (apsw.CorruptError, "the log's file is damaged"),
+    (apsw.NotADBError, "the log's file is not a database"),
+    (apsw.NoMemError, "SQLite ran out of memory"),
+    (apsw.TooBigError, "the reply would be too big for SQLite"),
+)
+
+
+def describe(error: BaseException) -> str:
+    """A storage failure in the node's words, with SQLite's own after them."""
+    words = next((words for kind, words in _FAILURES_IN_WORDS if isinstance(error, kind)), "SQLite failed")
+    return f"{words} ({error})"
+
+
 def is_whole_database_error(error: BaseException) -> bool:
     return isinstance(error, _WHOLE_DATABASE_ERRORS)
 

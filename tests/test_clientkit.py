@@ -9,7 +9,6 @@ import asyncio
 import itertools
 import os
 import pkgutil
-import re
 import subprocess
 import sys
 import time
@@ -184,13 +183,15 @@ def test_without_proc_nothing_is_read(tmp_path):
 # --- wire ----------------------------------------------------------------------------------
 
 def test_replies_are_checked_as_strictly_as_maelstrom_checks_them():
+    """Each wrong reply differs from the right one in one thing only: an extra field, a
+    mistyped offset, a mistyped in_reply_to; each of them alone makes the reply malformed."""
     checked = wire.PollOk[wire.PolledMessages]
     poll_ok = b'{"type":"poll_ok","in_reply_to":3,"msg_id":9,"msgs":{"k":[[0,"v"]],"j":null}}'
     assert msgspec.json.decode(poll_ok, type=checked).msgs == {"k": [(0, "v")], "j": None}
-    for wrong, error in [(b'{"type":"poll_ok","in_reply_to":3,"msgs":{},"extra":1}', "unknown field `extra`"),
-                         (b'{"type":"poll_ok","in_reply_to":3,"msgs":{"k":[["0","v"]]}}', "at `$.msgs[...][0][0]`"),
-                         (b'{"type":"poll_ok","in_reply_to":"3","msgs":{}}', "at `$.in_reply_to`")]:
-        with pytest.raises(msgspec.ValidationError, match=re.escape(error)):
+    for wrong in [b'{"type":"poll_ok","in_reply_to":3,"msg_id":9,"msgs":{"k":[[0,"v"]],"j":null},"extra":1}',
+                  b'{"type":"poll_ok","in_reply_to":3,"msg_id":9,"msgs":{"k":[["0","v"]],"j":null}}',
+                  b'{"type":"poll_ok","in_reply_to":"3","msg_id":9,"msgs":{"k":[[0,"v"]],"j":null}}']:
+        with pytest.raises(msgspec.ValidationError):
             msgspec.json.decode(wrong, type=checked)
 
 
@@ -202,7 +203,7 @@ def test_decoding_for_speed_leaves_polled_messages_undecoded_and_names_each_wron
     poll, extra, garbage, error = wire.decode_replies(block)
     assert isinstance(poll, wire.Reply) and isinstance(poll.body, wire.PollOk)
     assert bytes(poll.body.msgs) == b'{"k":[[0,"v"]]}'
-    assert isinstance(extra, wire.Undecodable) and "unknown field `extra`" in extra.reason
+    assert isinstance(extra, wire.Undecodable) and extra.line == block.splitlines()[1] and extra.reason
     assert isinstance(garbage, wire.Undecodable) and garbage.line == b"not json"
     assert isinstance(error, wire.Reply) and error.body == wire.Error(code=11, in_reply_to=4)
 

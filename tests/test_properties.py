@@ -10,7 +10,7 @@ import msgspec
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kafka_node import protocol
+from kafka_node import decoding, protocol
 from kafka_node.storage import Storage
 
 json_values = st.recursive(
@@ -34,7 +34,7 @@ request_shaped = st.fixed_dictionaries(
 
 @given(st.binary(max_size=200))
 def test_decoding_random_bytes_never_raises(line):
-    assert isinstance(protocol.decode(line), protocol.Envelope | protocol.Rejected)
+    assert isinstance(decoding.decode(line), protocol.Envelope | protocol.Rejected)
 
 
 class Expected(NamedTuple):
@@ -99,7 +99,7 @@ def expected_for(message: Any) -> Expected:
 @given(request_shaped)
 def test_decoding_request_shaped_json_does_what_the_protocol_says(message):
     expected = expected_for(message)
-    decoded = protocol.decode(msgspec.json.encode(message))
+    decoded = decoding.decode(msgspec.json.encode(message))
     if expected.request_type is not None:
         assert isinstance(decoded, protocol.Envelope)
         assert decoded.body.__struct_config__.tag == expected.request_type

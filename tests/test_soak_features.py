@@ -11,7 +11,7 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from kafka_node import protocol
+from kafka_node import decoding, protocol
 from kafka_node.maelstrom.hostile import FOREIGN_KEYS, HOSTILE_CLIENT, HostileLines, HostileTally
 from kafka_node.maelstrom.memory import MemoryLog
 from kafka_node.maelstrom.network import InvalidOutput
@@ -34,7 +34,7 @@ def test_no_hostile_line_is_a_valid_request():
     # The node's own decoder refuses every one (blank lines are skipped before decoding).
     for kind, line, _ in hostile_lines(3, 3000):
         if line.strip():
-            assert isinstance(protocol.decode(line.rstrip(b"\n")), protocol.Rejected), (kind, line[:200])
+            assert isinstance(decoding.decode(line.rstrip(b"\n")), protocol.Rejected), (kind, line[:200])
 
 
 def test_our_node_answers_every_hostile_request_with_an_error_and_its_log_is_unchanged(start_node):
