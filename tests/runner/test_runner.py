@@ -12,7 +12,6 @@ import contextlib
 import json
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -23,8 +22,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from maelstrom_edn import write_edn
-from verdicts import assert_correct_node_verdict
 
 from kafka_node.maelstrom import report
 from kafka_node.maelstrom.checker import check
@@ -32,8 +29,10 @@ from kafka_node.maelstrom.history import read_jsonl
 from kafka_node.maelstrom.network import Network, RpcTimeout
 from kafka_node.maelstrom.process import NodeProcess
 
-BIN_DIR = Path(sys.executable).parent
-BROKEN = Path(__file__).parent / "broken_nodes"
+from support.maelstrom_edn import write_edn
+from support.scripts import broken_node, installed_script
+from support.verdicts import assert_correct_node_verdict
+
 SHORT = ["--time-limit", "3", "--rate", "150", "--recovery-time", "0.5"]
 RESTARTING = ["--time-limit", "4", "--rate", "400", "--recovery-time", "0.5", "--restart-every", "1"]
 #: Our node under frequent restarts at the seed's rate, so that some SIGKILLs catch requests in
@@ -44,20 +43,13 @@ HOSTILE = ["--time-limit", "3.5", "--rate", "300", "--recovery-time", "0.5", "--
            "--hostile-every", "0.02"]
 
 
-def installed(name: str) -> str:
-    path = BIN_DIR / name
-    found = str(path) if path.exists() else shutil.which(name)
-    if not found:
-        pytest.fail(f"{name} is not installed; run `make install`")
-    return found
-
-
 def broken(script: str, *args: str) -> list[str]:
-    return ["--bin", sys.executable, "--", str(BROKEN / script), *args]
+    program, *arguments = broken_node(script, *args)
+    return ["--bin", program, "--", *arguments]
 
 
 def ours(*args: str) -> list[str]:
-    return ["--bin", installed("maelstrom-kafka"), *(["--", *args] if args else [])]
+    return ["--bin", installed_script("maelstrom-kafka"), *(["--", *args] if args else [])]
 
 
 #: name -> runner flags (each run gets its own working directory; {dir} is replaced by it).
@@ -132,7 +124,7 @@ class Run:
 
     def start(self) -> None:
         self.proc = subprocess.Popen(
-            [installed("maelstrom-kafka-test"), *(f.replace("{dir}", str(self.cwd)) for f in self.flags)],
+            [installed_script("maelstrom-kafka-test"), *(f.replace("{dir}", str(self.cwd)) for f in self.flags)],
             cwd=self.cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
             env={**os.environ, "TMPDIR": str(self.cwd)},  # where a node without --db makes its file
         )
@@ -493,7 +485,7 @@ def test_recorded_history_gives_the_same_verdict(runs):
 
 def test_a_broken_nodes_run_is_judged_again_with_the_same_anomalies(runs):
     done = runs["duplicates"].finish()
-    again = subprocess.run([installed("maelstrom-kafka-test"), "check", str(done.run_dir)],
+    again = subprocess.run([installed_script("maelstrom-kafka-test"), "check", str(done.run_dir)],
                            capture_output=True, text=True, timeout=120)
     assert again.returncode == 1
     for name, count in done.results["anomaly_counts"].items():
@@ -613,14 +605,14 @@ def test_a_run_without_hostile_input_still_samples_memory(runs):
     (["--time-limit", "1", "--bin", sys.executable, "--", "-c", "raise SystemExit(3)"], "could not be started"),
 ])
 def test_usage_errors_and_unstartable_nodes_exit_2(tmp_path, flags, message):
-    done = subprocess.run([installed("maelstrom-kafka-test"), *flags], cwd=tmp_path,
+    done = subprocess.run([installed_script("maelstrom-kafka-test"), *flags], cwd=tmp_path,
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 2, done
     assert message in done.stderr
 
 
 def test_help_says_the_commit_check_is_stricter_than_maelstrom_and_how_to_skip_it():
-    text = " ".join(subprocess.run([installed("maelstrom-kafka-test"), "--help"], capture_output=True, text=True,
+    text = " ".join(subprocess.run([installed_script("maelstrom-kafka-test"), "--help"], capture_output=True, text=True,
                                    check=True, timeout=60).stdout.split())
     assert "stricter than Maelstrom's, which accepts last-write-wins commits" in text
     assert "--no-commit-check" in text and "--rpc-timeout" in text and "unasked-key" in text
@@ -651,7 +643,7 @@ def test_a_seed_sized_run_is_judged_again_by_check_with_the_same_verdict(runs, t
     kept = sum(1 for op in ops if op.f == "assign" and op.type == "ok" and not op.value["seek_to_beginning"]
                for key, start in op.value["start"].items() if start != 0)
     assert kept >= 5
-    again = subprocess.run([installed("maelstrom-kafka-test"), "check", str(done.run_dir), "--json"],
+    again = subprocess.run([installed_script("maelstrom-kafka-test"), "check", str(done.run_dir), "--json"],
                            capture_output=True, text=True, timeout=120)
     judged = json.loads(again.stdout)
     assert_correct_node_verdict(judged, status=again.returncode)
@@ -660,7 +652,7 @@ def test_a_seed_sized_run_is_judged_again_by_check_with_the_same_verdict(runs, t
     # The same history as Maelstrom's store would write it: the same Maelstrom verdict.
     ops = read_jsonl(done.run_dir / "history.jsonl")
     write_edn(ops, tmp_path / "history.edn")
-    from_edn = subprocess.run([installed("maelstrom-kafka-test"), "check", str(tmp_path / "history.edn"), "--json"],
+    from_edn = subprocess.run([installed_script("maelstrom-kafka-test"), "check", str(tmp_path / "history.edn"), "--json"],
                               capture_output=True, text=True, timeout=120)
     assert_correct_node_verdict(json.loads(from_edn.stdout), status=from_edn.returncode)
     assert json.loads(from_edn.stdout)["maelstrom"] == done.results["maelstrom"]

@@ -9,12 +9,13 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import installed_script
-from maelstrom_edn import write_edn
-from test_checker import FLAGGED, assign, history, poll, send, sends
 
 from kafka_node.maelstrom.edn_history import read_edn
 from kafka_node.maelstrom.history import write_jsonl
+
+from support.histories import FLAGGED, assign, history, poll, send, sends
+from support.maelstrom_edn import write_edn
+from support.scripts import installed_script
 
 
 def run_check(*args: str | Path) -> subprocess.CompletedProcess:

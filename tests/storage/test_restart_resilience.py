@@ -10,6 +10,8 @@ import time
 import msgspec
 import pytest
 
+from support.logs import read_whole_log
+
 KEYS = [str(i) for i in range(8)]
 
 
@@ -80,15 +82,6 @@ def stream_until_killed(node, rng: random.Random, acks: AckLog, next_value: dict
     # Replies already in the pipe when the node died were written after their COMMIT: they count.
     while (line := node.lines.get(timeout=5)) is not None:
         record(line)
-
-
-def read_whole_log(node, key: str) -> list[list]:
-    entries: list[list] = []
-    while True:
-        got = node.request({"type": "poll", "offsets": {key: len(entries)}})["msgs"].get(key, [])
-        if not got:
-            return entries
-        entries.extend(got)
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3, 4])

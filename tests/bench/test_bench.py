@@ -3,22 +3,22 @@ against our node and the trivial node with zero errors, and catches every kind o
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
-from pathlib import Path
 from typing import Any
 
 import apsw
 import msgspec
 import pytest
-from conftest import installed_script
 
 from kafka_node.bench import datasets, fsync, suite
 from kafka_node.bench.report import TABLE_END, TABLE_START, Row, Target, markdown_table, table_figures, with_table
 from kafka_node.bench.trivial_node import TrivialNode
 from kafka_node.bench.workload import parse_mix
 
-BROKEN = Path(__file__).parent / "broken_nodes"
+from support.scripts import BROKEN_NODES, PROJECT_ROOT, installed_script
+
 SHORT = ["--duration", "1", "--warmup", "0.2"]
 
 
@@ -79,7 +79,7 @@ def test_request_count_ends_the_window_at_exactly_that_many_with_one_in_flight()
     ("garbage", "a line that is not a reply"),
 ])
 def test_load_counts_every_wrong_reply(mode, error):
-    status, result = bench_load("--bin", sys.executable, "--node-args", f"{BROKEN / 'bench_misreplying.py'} --mode {mode}",
+    status, result = bench_load("--bin", sys.executable, "--node-args", f"{BROKEN_NODES / 'bench_misreplying.py'} --mode {mode}",
                                 "--requests", "300", "--warmup", "0", "--in-flight", "8")
     assert status == 1
     assert result["errors"].get(error, 0) > 0, result["errors"]
@@ -92,7 +92,7 @@ def test_load_counts_every_wrong_reply(mode, error):
 
 
 def test_load_gives_up_on_a_node_that_stops_answering():
-    status, result = bench_load("--bin", sys.executable, "--node-args", f"{BROKEN / 'bench_misreplying.py'} --mode silent",
+    status, result = bench_load("--bin", sys.executable, "--node-args", f"{BROKEN_NODES / 'bench_misreplying.py'} --mode silent",
                                 "--duration", "5", "--warmup", "0", "--reply-timeout", "1")
     assert status == 1
     assert result["errors"] == {"no reply in time": 1}
@@ -180,27 +180,35 @@ def test_cached_log_is_built_once_and_reused(tmp_path):
     assert [p.name for p in tmp_path.iterdir() if p.suffix == ".db"] == [first.name]
 
 
-def test_the_readme_table_has_the_rows_the_suite_measures(tmp_path):
-    # make bench writes the table into the README; this catches a row added, dropped or
-    # renamed without the README's table having been regenerated since.
+def test_the_performance_table_has_the_rows_the_suite_measures(tmp_path):
+    # make bench writes the table into docs/performance.md; this catches a row added, dropped
+    # or renamed without the table having been measured again since.
     settings = suite.Settings.chosen(node="maelstrom-kafka", runner="maelstrom-kafka-test", trivial=["true"],
                                      cache_dir=tmp_path, quick=False, seed_time_limit=None)
     expected = [(row.id, row.figure) for row in suite.Suite(settings, tmp_path).rows()]
-    readme = (Path(__file__).parent.parent / "README.md").read_text()
-    assert table_figures(readme) == expected
+    assert table_figures((PROJECT_ROOT / "docs" / "performance.md").read_text()) == expected
 
 
-def test_the_readme_table_is_replaced_between_its_markers():
+def test_the_table_is_replaced_between_its_markers():
     text = f"intro\n{TABLE_START}\nold table\n{TABLE_END}\nafter\n"
     assert with_table(text, "| new |\n") == f"intro\n{TABLE_START}\n| new |\n{TABLE_END}\nafter\n"
     with pytest.raises(ValueError):
         with_table("no markers", "| new |\n")
 
 
-def test_the_fsync_floor_is_measured_on_a_real_file(tmp_path):
-    p50 = fsync.fsync_p50_ms(tmp_path, samples=20)
-    assert 0 < p50 < 1000
+def test_the_fsync_floor_times_real_fdatasyncs_of_a_real_file(tmp_path):
+    """Row j is the median time of fdatasync calls themselves: with fdatasync failing (libfiu,
+    in a child process) the measurement cannot be made, and its file is removed either way."""
+    assert fsync.fsync_p50_ms(tmp_path, samples=20) > 0
     assert list(tmp_path.iterdir()) == [], "the file it synced is removed"
+    measure = "import pathlib; from kafka_node.bench import fsync; print(fsync.fsync_p50_ms(pathlib.Path('.'), samples=5))"
+    fiu_run = shutil.which("fiu-run")
+    assert fiu_run, "fiu-run is not installed (Debian package fiu-utils; make test installs it)"
+    for failing, measured in [("posix/io/sync/fdatasync", False), ("posix/io/sync/msync", True)]:
+        done = subprocess.run([fiu_run, "-x", "-c", f"enable name={failing}", sys.executable, "-c", measure],
+                              cwd=tmp_path, capture_output=True, timeout=60)
+        assert (done.returncode == 0) is measured, (failing, done.stderr.decode())
+        assert list(tmp_path.iterdir()) == []
 
 
 @pytest.mark.parametrize(("results", "expected"), [

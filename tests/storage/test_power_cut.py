@@ -28,6 +28,8 @@ from kafka_node import storage as storage_module
 from kafka_node.node import Node
 from kafka_node.storage import Storage
 
+from support.messages import line
+
 SECTOR = 512
 #: Extra time each sync takes, so that the client could see an ack sent before its sync ended.
 SLOW_SYNC_S = 0.002
@@ -96,10 +98,6 @@ class RecordingVFS(apsw.VFS):
         super().xDelete(filename, syncdir)
         if not filename.endswith("-shm"):
             self.recording.add(Event("delete", filename))
-
-
-def line(body: dict[str, Any]) -> bytes:
-    return msgspec.json.encode({"src": "c1", "dest": "n0", "body": body}) + b"\n"
 
 
 @dataclass

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import time
 
-import msgspec
 import pytest
+
+from support.messages import message
 
 
 def envelope(body, src="c1") -> bytes:
-    return msgspec.json.encode({"src": src, "dest": "n0", "body": body})
+    return message(body, src=src)
 
 
 NESTED = b"[" * 100_000 + b"]" * 100_000

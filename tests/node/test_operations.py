@@ -7,37 +7,39 @@ import re
 import signal
 import subprocess
 import time
-from pathlib import Path
 
-import apsw
 import msgspec
 import pytest
-from conftest import child_env, installed_script, run_node
 
 from kafka_node.storage import Durability, Storage
 
-INIT = b'{"src":"c1","dest":"n0","body":{"type":"init","node_id":"n0","node_ids":["n0"],"msg_id":1}}\n'
+from support.logs import stored_messages
+from support.messages import INIT, line
+from support.node_process import child_env, run_node
+from support.scripts import PROJECT_ROOT, installed_script
 
 
 def send_line(key: str, value, msg_id: int) -> bytes:
-    body = {"type": "send", "key": key, "msg": value, "msg_id": msg_id}
-    return msgspec.json.encode({"src": "c1", "dest": "n0", "body": body}) + b"\n"
+    return line({"type": "send", "key": key, "msg": value, "msg_id": msg_id})
 
 
-def stored_messages(db) -> dict[tuple[str, int], object]:
-    conn = apsw.Connection(str(db), flags=apsw.SQLITE_OPEN_READONLY)
-    try:
-        return {(k, o): msgspec.json.decode(m) for k, o, m in conn.execute("SELECT key, log_offset, msg FROM messages")}
-    finally:
-        conn.close()
-
-
-def test_help_explains_every_flag():
+def test_every_flag_the_node_takes_is_explained_in_its_help_and_in_the_readme_with_its_default():
     done = subprocess.run([installed_script("maelstrom-kafka"), "--help"], capture_output=True, text=True, timeout=30)
     assert done.returncode == 0
-    for flag in ["--db", "--durability", "--poll-max-per-key", "--max-line-bytes", "--log-level", "--version",
-                 "KAFKA_NODE_DB", "power", "Exit status"]:
-        assert flag in done.stdout, flag
+    usage, _, explained = done.stdout.partition("\noptions:\n")
+    taken = set(re.findall(r"\[(--[a-z-]+)", usage))
+    helps = dict(re.findall(r"^  (--[a-z-]+)([^\n]*\n(?:\s{20,}.*\n)*)", explained, flags=re.M))
+    assert taken - {"--help"} <= set(helps), "a flag without its help text"
+    readme = (PROJECT_ROOT / "README.md").read_text()
+    table = readme.split("## Flags", 1)[1].split("\n## ", 1)[0]
+    rows = [row.split(" | ") for row in table.splitlines() if row.startswith("| `--")]
+    listed = {flag for cells in rows for flag in re.findall(r"`(--[a-z-]+)", cells[0])}
+    assert listed == taken | {"--help"}, "the README's flags are not the flags the node takes"
+    for cells in rows:
+        flag, default = re.findall(r"`(--[a-z-]+)", cells[0])[0], cells[1].strip(" `|")
+        if default:
+            first_word = default.split()[0].strip("`,")
+            assert first_word in " ".join(helps[flag].split()), (flag, default, helps[flag])
 
 
 @pytest.mark.parametrize(("bad_flags", "named"), [(["--durability", "sometimes"], "--durability"),
@@ -163,48 +165,3 @@ def test_closed_stdout_ends_the_node_without_a_traceback(tmp_path):
     text = stderr_path.read_text()
     assert "stdout closed" in text and "Traceback" not in text
     assert stored_messages(db)[("k", 0)] == "kept"
-
-
-def test_the_wal_is_checkpointed_into_the_file_while_the_node_runs(start_node, tmp_path):
-    node = start_node()
-    db = tmp_path / "log.db"
-    size_before = db.stat().st_size
-    payload = "x" * 20_000
-    for i in range(400):  # about 8 MB: several times the checkpoint threshold of the WAL
-        node.request({"type": "send", "key": str(i % 10), "msg": payload})
-    deadline = time.monotonic() + 10
-    while db.stat().st_size < size_before + 4_000_000 and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert db.stat().st_size >= size_before + 4_000_000, "the WAL was never copied into the database file"
-    assert node.alive()
-
-
-#: The WAL bound the README states ("Checkpoints"): 4,000 pages of 4 KiB with their frame
-#: headers (16.5 MB), plus the pages of the one batch that crossed that mark.
-WAL_BOUND_MB = 4.5
-
-
-def test_the_wal_stays_within_the_stated_bound_under_a_constant_stream_of_commits_without_lock_warnings(tmp_path):
-    """SQLite restarts only a completely checkpointed WAL: under nonstop commits the writer
-    must let the checkpointer catch up, or the WAL grows by megabytes a second; and a single
-    checkpointer never meets another one holding SQLite's checkpoint lock."""
-    readme = (Path(__file__).parent.parent / "README.md").read_text()
-    assert f"below {WAL_BOUND_MB} MB" in readme, "the README must state the bound this test checks"
-    db = tmp_path / "log.db"
-    wal = tmp_path / "log.db-wal"
-    node_log = tmp_path / "node.log"
-    load = subprocess.Popen(
-        [installed_script("maelstrom-kafka-bench"), "load", "--in-flight", "64", "--keys", "100",
-         "--duration", "6", "--warmup", "0", "--db", str(db), "--node-log", str(node_log)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    largest = 0
-    while load.poll() is None:
-        if wal.exists():
-            largest = max(largest, wal.stat().st_size)
-        time.sleep(0.01)
-    assert load.returncode == 0
-    assert largest > 3_000_000, f"the load wrote only {largest / 1e6:.1f} MB to the WAL: it proves nothing"
-    assert largest < WAL_BOUND_MB * 1e6, f"the WAL grew to {largest / 1e6:.1f} MB"
-    log = node_log.read_text()
-    assert "locked" not in log and "WARNING" not in log, log

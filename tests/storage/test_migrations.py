@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import signal
 import subprocess
 import sys
@@ -10,13 +9,15 @@ from pathlib import Path
 
 import apsw
 import pytest
-from conftest import child_env, run_node
 
 from kafka_node import migrations
 from kafka_node.storage import APPLICATION_ID, Storage, UnusableDatabase
 
-INIT = b'{"src":"c1","dest":"n0","body":{"type":"init","node_id":"n0","node_ids":["n0"],"msg_id":1}}\n'
-SEND = b'{"src":"c1","dest":"n0","body":{"type":"send","key":"k","msg":"v","msg_id":2}}\n'
+from support.logs import digest
+from support.messages import INIT, line
+from support.node_process import child_env, run_node
+
+SEND = line({"type": "send", "key": "k", "msg": "v", "msg_id": 2})
 
 
 def schema_of(path: Path) -> list[tuple]:
@@ -25,10 +26,6 @@ def schema_of(path: Path) -> list[tuple]:
         return conn.execute("SELECT type, name, sql FROM sqlite_schema ORDER BY name").fetchall()
     finally:
         conn.close()
-
-
-def digest(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def test_a_fresh_file_reaches_the_latest_version(tmp_path):

@@ -4,14 +4,15 @@ from then on, exactly as a dying disk would."""
 
 from __future__ import annotations
 
-import hashlib
 import re
 import shutil
 import subprocess
-from pathlib import Path
 
 import msgspec
 import pytest
+
+from support.logs import digest
+from support.messages import line
 
 #: libfiu's names for the calls that fail: SQLite syncs with fdatasync/fsync and writes its
 #: files with pwrite (the node's stdout uses write, which keeps working).
@@ -23,14 +24,6 @@ def fiu(command: str) -> str:
     if found is None:
         pytest.fail(f"{command} is not installed (Debian package fiu-utils; .ci/run installs it)")
     return found
-
-
-def digest(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def request_line(body: dict) -> bytes:
-    return msgspec.json.encode({"src": "c1", "dest": "n0", "body": body}) + b"\n"
 
 
 #: Every call fails from then on (a dead disk), or only the next one (a passing fault, after
@@ -64,11 +57,11 @@ def test_after_a_failed_commit_nothing_more_is_acknowledged_the_node_exits_1_and
         {"type": "list_committed_offsets", "keys": ["k"], "msg_id": 105},
         {"type": "send", "key": "k", "msg": "lost-3", "msg_id": 106},
     ]
-    node.write(b"".join(map(request_line, batch)))  # one write of under 4 KiB: one read, one batch
+    node.write(b"".join(map(line, batch)))  # one write of under 4 KiB: one read, one batch
     assert node.proc.wait(30) == 1, node.stderr()
     replies = []
-    while (line := node.lines.get(timeout=10)) is not None:
-        replies.append(msgspec.json.decode(line)["body"])
+    while (raw := node.lines.get(timeout=10)) is not None:
+        replies.append(msgspec.json.decode(raw)["body"])
     assert len(replies) == len(batch), replies
     assert sum(r["type"] == "send_ok" for r in replies) == 0, "a send acknowledged after the failed COMMIT"
     assert sum(r["type"] == "error" and r["code"] == 13 for r in replies) == len(batch), replies

@@ -3,15 +3,15 @@ handles the largest inputs it accepts and the largest replies it gives."""
 
 from __future__ import annotations
 
+from kafka_node.clientkit import procfs
+
 MIB = 1 << 20
 
 
 def peak_memory_mib(pid: int) -> float:
-    with open(f"/proc/{pid}/status") as status:
-        for line in status:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    raise AssertionError("no VmHWM in /proc/PID/status")
+    memory = procfs.read_memory(pid)
+    assert memory is not None, "no VmHWM in /proc/PID/status"
+    return memory.peak_kib / 1024
 
 
 def test_three_20_mib_messages_are_polled_one_per_reply_within_200_mib(start_node):

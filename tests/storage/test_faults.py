@@ -15,6 +15,9 @@ import pytest
 from kafka_node.node import Node
 from kafka_node.storage import Storage
 
+from support.logs import read_whole_log
+from support.messages import INIT, line, reply_bodies
+
 
 class FaultyFile(apsw.VFSFile):
     """A real file whose writes or syncs fail while the VFS says so."""
@@ -51,15 +54,7 @@ class FaultyVFS(apsw.VFS):
         return FaultyFile(self, name, flags)
 
 
-def line(body: dict) -> bytes:
-    return msgspec.json.encode({"src": "c1", "dest": "n0", "body": body})
-
-
-INIT = line({"type": "init", "node_id": "n0", "node_ids": ["n0"], "msg_id": 0})
-
-
-def replies(out: bytes) -> list[dict]:
-    return [msgspec.json.decode(raw)["body"] for raw in out.splitlines()]
+replies = reply_bodies
 
 
 def all_messages(path) -> dict[str, list]:
@@ -237,13 +232,6 @@ def small_disk(tmp_path):
         pytest.skip(f"cannot mount a small tmpfs here: {done.stderr.decode().strip()}")
     yield mount_point
     subprocess.run(["umount", "-l", str(mount_point)], check=False)
-
-
-def read_whole_log(node, key: str) -> list[list]:
-    entries: list[list] = []
-    while got := node.request({"type": "poll", "offsets": {key: len(entries)}})["msgs"].get(key, []):
-        entries.extend(got)
-    return entries
 
 
 def test_a_full_disk_refuses_sends_keeps_serving_polls_and_recovers_when_space_returns(start_node, small_disk):

@@ -13,6 +13,8 @@ from hypothesis import strategies as st
 from kafka_node import decoding, protocol
 from kafka_node.storage import Storage
 
+from support.messages import INIT
+
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(),
     lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4),
@@ -153,7 +155,7 @@ raw_lines = st.one_of(
     st.tuples(request_shaped, st.integers(0, 60), st.sampled_from([b"\xff", b"\\ud800", b'"', b"}", b"\x00"]))
     .map(lambda t: (lambda e: e[:t[1]] + t[2] + e[t[1]:])(msgspec.json.encode(t[0]))),
 )
-INIT_LINE = b'{"src":"c1","dest":"n0","body":{"type":"init","node_id":"n0","node_ids":["n0"],"msg_id":0}}'
+INIT_LINE = INIT.rstrip(b"\n")
 OK_REPLIES = {"init": "init_ok", "send": "send_ok", "poll": "poll_ok", "commit_offsets": "commit_offsets_ok",
               "list_committed_offsets": "list_committed_offsets_ok"}
 

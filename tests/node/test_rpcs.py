@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import msgspec
 import pytest
-from conftest import child_env, run_node
 
-from kafka_node.protocol import ErrorCode
+from support.node_process import child_env, run_node
 
 
 def test_init_reply_comes_from_the_node_id_to_the_asker(start_node):
@@ -187,14 +186,3 @@ def test_offsets_up_to_2_to_the_62_are_accepted_and_larger_ones_refused(start_no
     assert node.request({"type": "poll", "offsets": {"k": 2**62}})["msgs"] == {}
     refused = node.request({"type": "poll", "offsets": {"k": 2**62 + 1}})
     assert (refused["type"], refused["code"]) == ("error", 12)
-
-
-def test_error_codes_are_maelstroms_and_only_timeout_and_crash_are_indefinite():
-    """The codes are the protocol's (Maelstrom's doc/protocol.md); a definite one promises
-    the operation did not happen, so only 0 and 13 may answer something that may have."""
-    assert {code.name: code.value for code in ErrorCode} == {
-        "TIMEOUT": 0, "NODE_NOT_FOUND": 1, "NOT_SUPPORTED": 10, "TEMPORARILY_UNAVAILABLE": 11,
-        "MALFORMED_REQUEST": 12, "CRASH": 13, "ABORT": 14, "KEY_DOES_NOT_EXIST": 20,
-        "KEY_ALREADY_EXISTS": 21, "PRECONDITION_FAILED": 22, "TXN_CONFLICT": 30,
-    }
-    assert {code for code in ErrorCode if not code.is_definite()} == {ErrorCode.TIMEOUT, ErrorCode.CRASH}
