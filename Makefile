@@ -68,7 +68,7 @@ system-packages:
 	fi
 
 bench: install
-	$(BIN)/maelstrom-kafka-bench suite --readme README.md
+	$(BIN)/maelstrom-kafka-bench suite --doc docs/performance.md
 
 # 60 s of the seed's workload with a SIGKILL and restart about every second, on one file.
 restarts: install-runtime

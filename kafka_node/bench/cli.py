@@ -111,9 +111,9 @@ def parser() -> argparse.ArgumentParser:
                             "table is written beside it, with the suffix .md")
     whole.add_argument("--cache-dir", default="store/bench", metavar="DIR",
                        help="where the big synthetic log is kept between runs (default store/bench)")
-    whole.add_argument("--readme", default=None, metavar="PATH",
+    whole.add_argument("--doc", default=None, metavar="PATH",
                        help=f"also put the table and its footnote into this Markdown file, between the lines "
-                            f"{report.TABLE_START} and {report.TABLE_END} (make bench: README.md)")
+                            f"{report.TABLE_START} and {report.TABLE_END} (make bench: docs/performance.md)")
     return top
 
 
@@ -166,10 +166,10 @@ def run_suite_command(args: argparse.Namespace) -> int:
     table = f"{report.markdown_table(outcome.rows)}\n\n{outcome.footnote()}\n"
     out.with_suffix(".md").write_text(table)
     print(table, end="", flush=True)
-    if args.readme:
-        readme = Path(args.readme)
-        readme.write_text(report.with_table(readme.read_text(), table))
-        print(f"maelstrom-kafka-bench: the table in {readme} is replaced by this run's", file=sys.stderr)
+    if args.doc:
+        doc = Path(args.doc)
+        doc.write_text(report.with_table(doc.read_text(), table))
+        print(f"maelstrom-kafka-bench: the table in {doc} is replaced by this run's", file=sys.stderr)
     for failure in outcome.failures:
         print(f"maelstrom-kafka-bench: {failure}", file=sys.stderr)
     print(f"maelstrom-kafka-bench: results written to {out} and {out.with_suffix('.md')}", file=sys.stderr)

@@ -81,7 +81,7 @@ def markdown_table(rows: list[Row]) -> str:
     return "\n".join(lines)
 
 
-#: The lines around the table in the README, which `suite --readme` replaces.
+#: The lines around the table in docs/performance.md, which `suite --doc` replaces.
 TABLE_START = "<!-- the table below is written by make bench -->"
 TABLE_END = "<!-- end of the table written by make bench -->"
 
