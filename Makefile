@@ -89,18 +89,18 @@ lock: $(UV)
 # The suite against the newest releases, in a venv of its own, leaving uv.lock and .venv as
 # they are: a new release that breaks something is seen here before it reaches main. Prints
 # what differs from the lock first.
-test-latest: $(UV) system-packages
+test-latest: install system-packages
 	rm -rf $(LATEST_VENV)
 	$(UV) venv --quiet --python $(PYTHON) $(LATEST_VENV)
 	$(UV) pip install --quiet --python $(LATEST_VENV)/bin/python --upgrade ".[plots]" --group test
 	@echo "newest releases that differ from uv.lock (locked -> newest):"
-	@join -j1 -o 1.1,1.2,2.2 -e none \
-		<($(UV) export --quiet --frozen --no-hashes --no-emit-project --extra plots --no-default-groups --group test \
-			| grep -o '^[A-Za-z0-9_.-]*==[^ ;]*' | tr '=' ' ' | awk '{print tolower($$1), $$2}' | sort) \
-		<($(UV) pip freeze --quiet --python $(LATEST_VENV)/bin/python | grep -o '^[A-Za-z0-9_.-]*==[^ ;]*' \
-			| tr '=' ' ' | awk '{print tolower($$1), $$2}' | sort) \
+	@join -a2 -e none -o 0,1.2,2.2 <($(call FROZEN,$(VENV))) <($(call FROZEN,$(LATEST_VENV))) \
 		| awk '$$2 != $$3 {print "  " $$1 " " $$2 " -> " $$3; n++} END {if (!n) print "  none"}'
 	$(LATEST_VENV)/bin/pytest
+
+# "name version" of every package installed in a venv, sorted by name.
+FROZEN = $(UV) pip freeze --quiet --python $(1)/bin/python | grep '==' | tr '=' ' ' \
+	| awk '{print tolower($$1), $$2}' | sort
 
 # Not in CI (hours on 2 cores): mutmut over node.py, storage.py, migrations.py, protocol.py and
 # cluster.py, in five parts side by side, each in a fresh copy of the tree so the working tree is never
