@@ -1,30 +1,23 @@
 """The `maelstrom-kafka` command: flags and environment, logging on stderr, exit statuses.
-All the work is done by `storage` and `node`."""
+It owns the log file for the node's lifetime; the work is done by `node` and `serve`."""
 
 from __future__ import annotations
 
 import argparse
-import functools
 import logging
 import os
 import sys
 
-from kafka_node import __version__, argtypes, cluster
+from kafka_node import __version__, argtypes, cluster, serve
+from kafka_node.handlers import PollLimits
 from kafka_node.node import Node
-from kafka_node.storage import (
-    NODE_ID_PLACEHOLDER,
-    Durability,
-    Storage,
-    UnusableDatabase,
-    database_path_for_node,
-    fresh_database_path,
-)
+from kafka_node.storage import NODE_ID_PLACEHOLDER, Durability, LogFile, UnusableDatabase, fresh_database_path
 
 log = logging.getLogger("kafka_node")
 
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_REFUSED = 2  # bad flags, or a database file this node will not open
+EXIT_OK = serve.EXIT_OK
+EXIT_FAILED = serve.EXIT_FAILED  # a failed COMMIT or sync, or stdout closed
+EXIT_REFUSED = serve.EXIT_REFUSED  # bad flags, or a database file this node will not open
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -153,44 +146,20 @@ def main(argv: list[str] | None = None) -> int:
         path = os.path.join(os.getcwd(), args.db)
     else:
         path = os.path.abspath(args.db)
-    durability = Durability(args.durability)
-    storage = None
-    open_at_init = None
-    if NODE_ID_PLACEHOLDER in path:  # the node learns its id at init
-        open_at_init = functools.partial(_open_for_node, path, durability)
-    else:
+    limits = PollLimits(per_key=args.poll_max_per_key, messages=args.poll_max_messages, bytes=args.poll_max_bytes)
+    with LogFile(path, Durability(args.durability), fresh=not args.db) as log_file:
+        if not log_file.named_at_init:  # else the node learns the file's name at init
+            try:
+                log_file.open()
+            except UnusableDatabase as refusal:
+                log.error("refusing to start: %s", refusal)
+                return EXIT_REFUSED
+        node = Node(log_file, limits, args.max_batch, args.max_line_bytes, args.forward_timeout)
         try:
-            storage = _open(path, durability, fresh=not args.db)
-        except UnusableDatabase as refusal:
-            log.error("refusing to start: %s", refusal)
-            return EXIT_REFUSED
-    node = Node(storage, args.poll_max_per_key, args.max_line_bytes, args.max_batch, args.poll_max_messages,
-                args.poll_max_bytes, open_storage=open_at_init, forward_timeout=args.forward_timeout)
-    try:
-        return node.serve()
-    except BrokenPipeError:
-        log.error("stdout closed: the reader went away; exiting")
-        return EXIT_FAILED
-    finally:
-        if (opened := node.storage_opened) is not None:
-            if node.storage_untrusted:
-                opened.abandon()
-            else:
-                opened.close()
-
-
-def _open(path: str, durability: Durability, fresh: bool = False) -> Storage:
-    storage = Storage.open(path, durability)
-    log.info(
-        "serving log %s (schema version %d, durability %s)%s",
-        path, storage.schema_version, durability.value,
-        " (a fresh file: pass --db to keep the log across runs)" if fresh else "",
-    )
-    return storage
-
-
-def _open_for_node(template: str, durability: Durability, node_id: str) -> Storage:
-    return _open(database_path_for_node(template, node_id), durability)
+            return serve.serve(node)
+        except BrokenPipeError:
+            log.error("stdout closed: the reader went away; exiting")
+            return EXIT_FAILED
 
 
 if __name__ == "__main__":

@@ -1,6 +1,5 @@
-"""Several nodes, one owner per key: which node owns a key, how a request naming the keys of
-several owners is cut into one part per owner, and the table of parts in flight (sent on to
-other nodes, or applied here and awaiting this node's durable COMMIT), from which each
+"""Several nodes, one owner per key: which node owns a key, how a batch's requests naming keys
+of other owners are cut into parts and sent on, and the table of parts in flight, from which each
 client's reply is assembled once every part has answered or its deadline has passed."""
 
 from __future__ import annotations
@@ -27,6 +26,10 @@ FORWARD_TIMEOUT = 3.0
 
 #: Request types that change the log: a part of one that went unanswered may have been applied.
 _WRITES = (protocol.Send, protocol.CommitOffsets)
+
+#: A client's reply, and the commit of this node's that must be durable before it may leave
+#: (that of the part applied here, if any; 0: none).
+Completed = tuple[protocol.Outgoing, int]
 
 
 def owner_of(key: str, node_ids: Sequence[str]) -> str:
@@ -95,19 +98,20 @@ class _Gather:
     """A client's request cut into parts, one per owner: the answers so far, and the
     client's reply once every part has answered."""
 
-    __slots__ = ("answers", "asked", "request")
+    __slots__ = ("answers", "asked", "commit", "request")
 
     def __init__(self, request: protocol.Envelope, asked: dict[str, protocol.Request]) -> None:
         self.request = request
         self.asked = asked  # owner -> the part it was asked
         self.answers: dict[str, Answer] = {}  # owner -> what its part gave
+        self.commit = 0  # the commit holding the part applied here
 
-    def settle(self, owner: str, answer: Answer, node_id: str) -> protocol.Outgoing | None:
+    def settle(self, owner: str, answer: Answer, node_id: str) -> Completed | None:
         """Record one part's answer; the client's reply if it was the last one awaited."""
         self.answers[owner] = answer
         if len(self.answers) < len(self.asked):
             return None
-        return protocol.Outgoing(src=node_id, dest=self.request.src, body=self._reply())
+        return protocol.Outgoing(src=node_id, dest=self.request.src, body=self._reply()), self.commit
 
     def _reply(self) -> protocol.Reply:
         body = self.request.body
@@ -165,8 +169,8 @@ class Forwarding:
     when its deadline passes), and those applied here, answered when this node's reply to
     them is released after its durable COMMIT.
 
-    Not thread-safe: the node calls it only while holding its output lock, since local
-    parts are settled on the WAL syncer's thread.
+    Used by the serve loop's thread alone: a part applied here is settled as soon as it is
+    applied, and the client's reply it completes waits, in the outbox, for that part's commit.
     """
 
     def __init__(self, cluster: Cluster, timeout: float = FORWARD_TIMEOUT) -> None:
@@ -199,20 +203,50 @@ class Forwarding:
             forwarded.append(protocol.Forwarded(src=node_id, dest=owner, body=_numbered(part, msg_id)))
         return local, forwarded
 
-    def settle_local(self, request: protocol.Envelope | protocol.Rejected, reply: protocol.Outgoing | None) -> (
-            protocol.Outgoing | None):
-        """This node's reply to `request`, or, if `request` is the local part of a split
-        request, the client's reply if every other part has answered too (else None)."""
+    def route_batch(self, decoded: Sequence[protocol.Envelope | protocol.Rejected | protocol.PeerReplyEnvelope]) -> (
+            tuple[list[protocol.Envelope | protocol.Rejected], list[protocol.Forwarded], list[Completed]]):
+        """What of a batch to apply here, in order: requests from other nodes, and the parts of
+        clients' requests this node owns; the parts owned elsewhere, to send on at once; and
+        the clients' replies that the other nodes' replies in the batch completed."""
+        local: list[protocol.Envelope | protocol.Rejected] = []
+        forwarded: list[protocol.Forwarded] = []
+        completed: list[Completed] = []
+        for request in decoded:
+            if isinstance(request, protocol.PeerReplyEnvelope):
+                if not self.cluster.is_member(request.src):
+                    log.info("ignored a %s from %s, which is not a node of the cluster",
+                             request.body.__struct_config__.tag, request.src)
+                elif (done := self.settle_remote(request.src, request.body)) is not None:
+                    completed.append(done)
+            elif isinstance(request, protocol.Rejected) or self.cluster.is_member(request.src):
+                local.append(request)  # a peer's request is for keys this node owns
+            else:
+                try:
+                    part, sent = self.route(request)
+                except Exception as error:  # never foreseen: answer it, never crash
+                    log.exception("unexpected failure while forwarding a request")
+                    local.append(protocol.Rejected(request.src, request.dest, request.body.msg_id, ErrorCode.CRASH,
+                                                   f"internal error: {error!r}"))
+                    continue
+                forwarded += sent
+                if part is not None:
+                    local.append(part)
+        return local, forwarded, completed
+
+    def settle_local(self, request: protocol.Envelope | protocol.Rejected, reply: protocol.Outgoing | None,
+                     commit: int) -> Completed | None:
+        """This node's reply to `request` (with the commit it waits for), or, if `request` is
+        the part of a split request applied here, the client's reply if every other part has
+        answered too (else None)."""
         entry = self._local.pop(id(request), None)
         if entry is None or entry[0] is not request:
-            return reply
-        if reply is None:
-            answer: Answer = _Failed(ErrorCode.CRASH, "no reply")
-        else:
-            answer = _local_payload(reply.body)
-        return entry[1].settle(self.cluster.node_id, answer, self.cluster.node_id)
+            return None if reply is None else (reply, commit)
+        gather = entry[1]
+        gather.commit = max(gather.commit, commit)
+        answer: Answer = _Failed(ErrorCode.CRASH, "no reply") if reply is None else _local_payload(reply.body)
+        return gather.settle(self.cluster.node_id, answer, self.cluster.node_id)
 
-    def settle_remote(self, src: str, reply: protocol.PeerReply) -> protocol.Outgoing | None:
+    def settle_remote(self, src: str, reply: protocol.PeerReply) -> Completed | None:
         """Take a reply from another node; the client's reply if it completes a request."""
         part = self._remote.get(reply.in_reply_to)
         if part is None or part.owner != src:
@@ -227,7 +261,7 @@ class Forwarding:
         oldest = next(iter(self._remote.values()), None)
         return oldest.deadline if oldest else None
 
-    def expire(self, now: float) -> list[protocol.Outgoing]:
+    def expire(self, now: float) -> list[Completed]:
         """Fail every part sent on whose deadline has passed; the clients' replies completed."""
         replies = []
         while self._remote:
@@ -240,7 +274,7 @@ class Forwarding:
                 replies.append(reply)
         return replies
 
-    def abandon(self, reason: str) -> list[protocol.Outgoing]:
+    def abandon(self, reason: str) -> list[Completed]:
         """Fail every part sent on at once (the node is stopping: no reply can come)."""
         replies = []
         for part in self._remote.values():

@@ -34,7 +34,7 @@ def fill_synthetic(storage: Storage, keys: int, messages_per_key: int, msg: str)
     slice_size = max(1, 1_000_000 // messages_per_key)
     for first in range(0, keys, slice_size):
         last = min(keys, first + slice_size)
-        with storage.transaction():
+        with storage.log.transaction():
             storage.conn.execute(
                 """
                 WITH RECURSIVE

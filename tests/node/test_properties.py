@@ -11,8 +11,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kafka_node import decoding, protocol
-from kafka_node.storage import Storage
+from kafka_node.handlers import PollLimits
+from kafka_node.storage import Durability, Storage
 
+from support.in_process import log_file, serve_with
 from support.messages import INIT
 
 json_values = st.recursive(
@@ -121,17 +123,17 @@ def test_storage_keeps_every_value_at_dense_increasing_offsets(tmp_path_factory,
     try:
         expected: dict[str, list] = {}
         for batch in batches:
-            with storage.transaction():
-                offsets = storage.append_many([(key, msgspec.json.encode(value).decode()) for key, value in batch])
+            with storage.log.transaction():
+                offsets = storage.log.append_many([(key, msgspec.json.encode(value).decode()) for key, value in batch])
             for (key, value), offset in zip(batch, offsets, strict=True):
                 assert offset == len(expected.setdefault(key, []))
                 expected[key].append(value)
-        found = msgspec.json.decode(storage.read_from({key: 0 for key in expected}, limit_per_key=1000, max_bytes=1 << 30))
+        found = msgspec.json.decode(storage.log.read_from({key: 0 for key in expected}, limit_per_key=1000, max_bytes=1 << 30))
         assert found == {k: [[o, v] for o, v in enumerate(values)] for k, values in expected.items()}
         starts = {key: data.draw(st.integers(0, len(values) + 2)) for key, values in expected.items()}
         starts["never-sent"] = 0
         limit = data.draw(st.integers(1, 5))
-        window = msgspec.json.decode(storage.read_from(starts, limit_per_key=limit, max_bytes=1 << 30))
+        window = msgspec.json.decode(storage.log.read_from(starts, limit_per_key=limit, max_bytes=1 << 30))
         assert window == {
             key: [[o, expected[key][o]] for o in range(start, min(start + limit, len(expected[key])))]
             for key, start in starts.items() if key in expected and start < len(expected[key])
@@ -185,42 +187,63 @@ def expected_for_line(line: bytes) -> Expected | None:
     return expected._replace(ambiguous=True) if duplicated else expected
 
 
+def probe(number: int) -> bytes:
+    """A request that reads nothing, sent after each line: its reply marks the end of that line's."""
+    return msgspec.json.encode({"src": "probe", "dest": "n0",
+                                "body": {"type": "list_committed_offsets", "keys": [], "msg_id": number}}) + b"\n"
+
+
+def replies_line_by_line(tmp_path_factory, lines: list[bytes]) -> list[list[dict[str, Any]]]:
+    """Each line's replies from the real serve loop (durability normal: no sync to wait for, so
+    every reply leaves in the order of its request, before the probe written after it)."""
+    log = log_file(tmp_path_factory.mktemp("db") / "log.db", durability=Durability.NORMAL)
+    replies: list[list[dict[str, Any]]] = []
+
+    def client(to_node, from_node) -> None:
+        for number, line in enumerate(lines):
+            to_node.write(line + b"\n" + probe(number))
+            got: list[dict[str, Any]] = []
+            while (reply := msgspec.json.decode(from_node.readline()))["dest"] != "probe":
+                got.append(reply)
+            assert reply["body"]["in_reply_to"] == number
+            replies.append(got)
+
+    try:
+        assert serve_with(log, client, PollLimits(per_key=10)) == 0
+    finally:
+        log.close()
+    return replies
+
+
 @settings(max_examples=150, deadline=None)
 @given(st.lists(raw_lines, max_size=12), st.booleans())
 def test_every_hostile_line_gets_what_the_protocol_says_and_nothing_raises(tmp_path_factory, lines, init_first):
-    from kafka_node.node import Node
-
-    storage = Storage.open(str(tmp_path_factory.mktemp("db") / "log.db"))
-    try:
-        node = Node(storage, poll_max_per_key=10, max_line_bytes=1 << 20)
-        initialised = False
-        for line in ([INIT_LINE] if init_first else []) + lines:
-            replies = [msgspec.json.decode(out) for out in node.answer_batch([line]).splitlines()]
-            expected = expected_for_line(line)
-            if expected is None:
-                assert replies == []
-                continue
-            for reply in replies:
-                assert set(reply) == {"src", "dest", "body"}
-            if expected.ambiguous:
-                assert len(replies) <= 1
-                if replies and replies[0]["body"]["type"] == "error":
-                    assert replies[0]["body"]["code"] in (10, 11, 12)
-                initialised |= bool(replies) and replies[0]["body"]["type"] == "init_ok"
-                continue
-            if expected.src is None:
-                assert replies == [], "nobody to answer: the line is only logged"
-                continue
-            assert len(replies) == 1, (line, replies)
-            reply = replies[0]
-            assert reply["dest"] == expected.src
-            assert reply["body"].get("in_reply_to") == expected.msg_id
-            if expected.request_type is None:
-                assert (reply["body"]["type"], reply["body"]["code"]) == ("error", expected.code)
-            elif expected.request_type != "init" and not initialised:
-                assert (reply["body"]["type"], reply["body"]["code"]) == ("error", 11)
-            else:
-                assert reply["body"]["type"] == OK_REPLIES[expected.request_type]
-                initialised |= expected.request_type == "init"
-    finally:
-        storage.close()
+    lines = ([INIT_LINE] if init_first else []) + lines
+    initialised = False
+    for line, replies in zip(lines, replies_line_by_line(tmp_path_factory, lines), strict=True):
+        expected = expected_for_line(line)
+        if expected is None:
+            assert replies == []
+            continue
+        for reply in replies:
+            assert set(reply) == {"src", "dest", "body"}
+        if expected.ambiguous:
+            assert len(replies) <= 1
+            if replies and replies[0]["body"]["type"] == "error":
+                assert replies[0]["body"]["code"] in (10, 11, 12)
+            initialised |= bool(replies) and replies[0]["body"]["type"] == "init_ok"
+            continue
+        if expected.src is None:
+            assert replies == [], "nobody to answer: the line is only logged"
+            continue
+        assert len(replies) == 1, (line, replies)
+        reply = replies[0]
+        assert reply["dest"] == expected.src
+        assert reply["body"].get("in_reply_to") == expected.msg_id
+        if expected.request_type is None:
+            assert (reply["body"]["type"], reply["body"]["code"]) == ("error", expected.code)
+        elif expected.request_type != "init" and not initialised:
+            assert (reply["body"]["type"], reply["body"]["code"]) == ("error", 11)
+        else:
+            assert reply["body"]["type"] == OK_REPLIES[expected.request_type]
+            initialised |= expected.request_type == "init"

@@ -173,7 +173,8 @@ def test_stdout_carries_only_protocol_messages(tmp_path):
     done = run_node("--db", str(tmp_path / "log.db"), stdin=requests, env=child_env())
     assert done.returncode == 0, done.stderr
     replies = [msgspec.json.decode(line) for line in done.stdout.splitlines()]
-    assert [r["body"]["type"] for r in replies] == ["init_ok", "send_ok", "error", "poll_ok"]
+    answered = {r["body"]["in_reply_to"]: r["body"]["type"] for r in replies}
+    assert answered == {1: "init_ok", 2: "send_ok", 3: "error", 4: "poll_ok"} and len(replies) == 4
     assert all(set(r) == {"src", "dest", "body"} for r in replies)
 
 

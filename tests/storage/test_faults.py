@@ -3,20 +3,19 @@ fail inside a batch, and a full disk."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 import uuid
-from pathlib import Path
+from collections.abc import Callable
 
 import apsw
 import msgspec
 import pytest
 
-from kafka_node.node import Node
-from kafka_node.storage import Storage
+from kafka_node.storage import LogFile
 
+from support.in_process import log_file, serve_batches
 from support.logs import read_whole_log
-from support.messages import INIT, line, reply_bodies
+from support.messages import INIT, line
 
 
 class FaultyFile(apsw.VFSFile):
@@ -53,173 +52,146 @@ class FaultyVFS(apsw.VFS):
     def xOpen(self, name, flags):
         return FaultyFile(self, name, flags)
 
-
-replies = reply_bodies
+    def fails_from_now(self, what: str | None) -> Callable[[], None]:
+        """A step between two batches from which on `what` fails (None: nothing)."""
+        return lambda: setattr(self, "failing", what)
 
 
 def all_messages(path) -> dict[str, list]:
-    storage = Storage.open(str(path))
-    try:
-        keys = [k for (k,) in storage.conn.execute("SELECT key FROM log_keys")]
-        return msgspec.json.decode(storage.read_from({k: 0 for k in keys}, 1_000_000, 1 << 30))
-    finally:
-        storage.close()
+    """Every key's log, as a restart on the file finds it."""
+    with LogFile(str(path)) as restarted:
+        log = restarted.open().log
+        keys = [k for (k,) in log.conn.execute("SELECT key FROM log_keys")]
+        return msgspec.json.decode(log.read_from({k: 0 for k in keys}, 1_000_000, 1 << 30))
+
+
+def sends(values, first_id: int, key: str = "k") -> bytes:
+    return b"".join(line({"type": "send", "key": key, "msg": value, "msg_id": first_id + i}) for i, value in enumerate(values))
 
 
 @pytest.mark.parametrize("failing", ["sync", "write"])
 def test_no_request_of_a_batch_whose_commit_fails_is_acknowledged_and_the_node_stops(tmp_path, failing):
     vfs = FaultyVFS()
     db = tmp_path / "log.db"
-    storage = Storage.open(str(db), vfs=vfs.name)
-    node = Node(storage, poll_max_per_key=100, max_line_bytes=1 << 20)
-    acked = replies(node.answer_batch([INIT] + [line({"type": "send", "key": "k", "msg": i, "msg_id": i}) for i in range(1, 4)]))
+    log = log_file(db, vfs.name)
+    failing_batch = sends([4, 5, 6, 7], 4) + line({"type": "commit_offsets", "offsets": {"k": 2}, "msg_id": 8})
+    status, (acked, failed, never) = serve_batches(
+        log, [INIT + sends([1, 2, 3], 1), vfs.fails_from_now(failing), failing_batch, sends(["never"], 9)],
+        close_input=False)
+    vfs.failing = None
+    log.close()
     assert [r["offset"] for r in acked[1:]] == [0, 1, 2]
-
-    vfs.failing = failing
-    batch = [line({"type": "send", "key": "k", "msg": i, "msg_id": i}) for i in range(4, 8)]
-    batch.append(line({"type": "commit_offsets", "offsets": {"k": 2}, "msg_id": 8}))
-    failed = replies(node.answer_batch(batch))
+    assert status == 1, "after an I/O error at COMMIT the node must stop serving, with exit status 1"
     assert [r["type"] for r in failed] == ["error"] * 5
     assert {r["code"] for r in failed} == {13}, "the write may have reached the disk: only 13 is honest"
-    assert node.storage_untrusted, "after an I/O error at COMMIT the node must stop serving"
-    vfs.failing = None
-    storage.abandon()
+    assert never == [], "a batch after the failure was served"
 
     recovered = all_messages(db)["k"]
     assert recovered[:3] == [[0, 1], [1, 2], [2, 3]], "what was acknowledged before must survive"
     assert [o for o, _ in recovered] == list(range(len(recovered))), "offsets stay dense after recovery"
-
-
-def one_transaction_per_request_after_one_ack(tmp_path: Path) -> tuple[FaultyVFS, Path, Storage, Node]:
-    """A node with --max-batch 1 on a file behind FaultyVFS, having acknowledged "acked" on key k."""
-    vfs = FaultyVFS()
-    db = tmp_path / "log.db"
-    storage = Storage.open(str(db), vfs=vfs.name)
-    node = Node(storage, poll_max_per_key=100, max_line_bytes=1 << 20, max_batch=1)
-    node.answer_batch([INIT, line({"type": "send", "key": "k", "msg": "acked", "msg_id": 1})])
-    return vfs, db, storage, node
+    assert "never" not in {value for _, value in recovered}
 
 
 def test_after_a_failed_commit_the_rest_of_the_read_is_not_applied(tmp_path):
     """With --max-batch 1 one read holds several transactions: after the first fails at
     COMMIT (its WAL write fails), the others must not be tried on a connection whose cache
     cannot be trusted."""
-    vfs, db, storage, node = one_transaction_per_request_after_one_ack(tmp_path)
-    vfs.failing = "write"
-    out = node.answer_batch([line({"type": "send", "key": "k", "msg": f"late-{i}", "msg_id": i}) for i in range(2, 6)])
+    vfs = FaultyVFS()
+    log = log_file(tmp_path / "log.db", vfs.name)
+    status, (_, out) = serve_batches(
+        log, [INIT + sends(["acked"], 1), vfs.fails_from_now("write"), sends([f"late-{i}" for i in range(2, 6)], 2)],
+        max_batch=1)
     vfs.failing = None
-    storage.abandon()
-    assert [r["code"] for r in replies(out)] == [13, 11, 11, 11]
-    values = [value for _, value in all_messages(db)["k"]]
+    log.close()
+    assert status == 1
+    assert [r["code"] for r in out] == [13, 11, 11, 11]
+    values = [value for _, value in all_messages(tmp_path / "log.db")["k"]]
     assert values[0] == "acked"
     assert not {"late-3", "late-4", "late-5"} & set(values), "nothing after the failed COMMIT may be applied"
 
 
 def test_after_a_failed_sync_no_transaction_it_was_to_cover_is_acknowledged(tmp_path):
     """The WAL is synced after the batch's COMMITs: when that sync fails, whether any of them
-    reached the disk is unknown, so each of their requests gets 13, and nothing more is applied."""
-    vfs, db, storage, node = one_transaction_per_request_after_one_ack(tmp_path)
-    vfs.failing = "sync"
-    out = node.answer_batch([line({"type": "send", "key": "k", "msg": f"late-{i}", "msg_id": i}) for i in range(2, 6)])
-    later = node.answer_batch([line({"type": "send", "key": "k", "msg": "later", "msg_id": 6})])
+    reached the disk is unknown, so each of their requests gets 13, the node stops (exit 1)
+    and nothing more is applied."""
+    vfs = FaultyVFS()
+    log = log_file(tmp_path / "log.db", vfs.name)
+    status, (_, out, later) = serve_batches(
+        log, [INIT + sends(["acked"], 1), vfs.fails_from_now("sync"), sends([f"late-{i}" for i in range(2, 6)], 2),
+              sends(["later"], 6)], max_batch=1, close_input=False)
     vfs.failing = None
-    storage.abandon()
-    assert [r["code"] for r in replies(out)] == [13, 13, 13, 13]
-    assert node.storage_untrusted and [r["code"] for r in replies(later)] == [11]
-    assert "later" not in {value for _, value in all_messages(db)["k"]}
-
-
-def node_with_a_poll_that_fails(tmp_path, vfs: FaultyVFS) -> tuple[Node, Storage, bytes]:
-    """A node whose log holds one message longer than SQLite's length limit, so a poll of
-    its key fails inside SQLite ("string or blob too big") while other statements work."""
-    storage = Storage.open(str(tmp_path / "log.db"), vfs=vfs.name)
-    node = Node(storage, poll_max_per_key=100, max_line_bytes=1 << 20)
-    node.answer_batch([INIT, line({"type": "send", "key": "big", "msg": "x" * 5000, "msg_id": 1})])
-    storage.conn.limit(apsw.SQLITE_LIMIT_LENGTH, 4000)
-    return node, storage, line({"type": "poll", "offsets": {"big": 0}, "msg_id": 3})
+    log.close()
+    assert status == 1
+    assert [r["code"] for r in out] == [13, 13, 13, 13]
+    assert later == [], "a batch after the failed sync was served"
+    assert "later" not in {value for _, value in all_messages(tmp_path / "log.db")["k"]}
 
 
 def test_a_failing_statement_costs_only_its_own_request_and_the_batch_commits_once(tmp_path, caplog):
-    node, storage, failing_poll = node_with_a_poll_that_fails(tmp_path, FaultyVFS())
-    out = node.answer_batch([line({"type": "send", "key": "k", "msg": "A", "msg_id": 2}), failing_poll,
-                             line({"type": "send", "key": "k", "msg": "B", "msg_id": 4})])
-    first, refused, last = replies(out)
-    assert first == {"type": "send_ok", "offset": 0, "in_reply_to": 2}
-    assert last == {"type": "send_ok", "offset": 1, "in_reply_to": 4}
-    assert (refused["code"], refused["in_reply_to"]) == (11, 3)
-    assert refused["text"].startswith("storage error, nothing applied: the reply would be too big")
-    storage.close()
+    vfs = FaultyVFS()
+    log = log_file(tmp_path / "log.db", vfs.name)
+    status, (_, out) = serve_batches(log, [INIT + sends(["x" * 5000], 1, key="big"), limit_lengths_to_4000(log),
+                                           sends(["A"], 2) + POLL_OF_BIG + sends(["B"], 4)])
+    log.close()
+    by_id = {reply["in_reply_to"]: reply for reply in out}
+    assert status == 0 and len(out) == 3
+    assert by_id[2] == {"type": "send_ok", "offset": 0, "in_reply_to": 2}
+    assert by_id[4] == {"type": "send_ok", "offset": 1, "in_reply_to": 4}
+    assert by_id[3]["code"] == 11
+    assert by_id[3]["text"].startswith("storage error, nothing applied: the reply would be too big")
     assert all_messages(tmp_path / "log.db")["k"] == [[0, "A"], [1, "B"]]
     sqlite_says = [r.getMessage() for r in caplog.records if r.getMessage().startswith("SQLite (SQLITE_TOOBIG)")]
     assert sqlite_says, "SQLite's own record of the failure is kept"
     assert "SELECT" not in caplog.text and "json_each" not in caplog.text, "the log holds the statement's SQL"
 
 
+#: A poll of the key whose one message is longer than the length limit `limit_lengths_to_4000` sets.
+POLL_OF_BIG = line({"type": "poll", "offsets": {"big": 0}, "msg_id": 3})
+
+
+def limit_lengths_to_4000(log: LogFile) -> Callable[[], None]:
+    """Lower SQLite's length limit, so that polling a 5,000-byte message fails inside SQLite
+    ("string or blob too big") while every other statement works."""
+    return lambda: log.storage.conn.limit(apsw.SQLITE_LIMIT_LENGTH, 4000)
+
+
 def test_nothing_is_acknowledged_after_a_failed_commit_even_when_a_statement_of_the_batch_failed(tmp_path):
-    """A batch of [send A, a poll whose statement fails, send B] whose COMMIT fails once:
-    every request that touched storage gets 13, and B is not acknowledged (it once was, when
-    the batch was rolled back and replayed one transaction per request, and only A's COMMIT
-    met the failure)."""
+    """A batch of [send A, a poll whose statement fails, send B] whose sync fails: every write
+    gets 13 and B is not acknowledged (it once was, when the batch was rolled back and
+    replayed one transaction per request, and only A's COMMIT met the failure)."""
     vfs = FaultyVFS()
-    node, storage, failing_poll = node_with_a_poll_that_fails(tmp_path, vfs)
-    vfs.failing = "one sync"
-    out = node.answer_batch([line({"type": "send", "key": "k", "msg": "A", "msg_id": 2}), failing_poll,
-                             line({"type": "send", "key": "k", "msg": "B", "msg_id": 4})])
+    log = log_file(tmp_path / "log.db", vfs.name)
+    status, (_, answers) = serve_batches(
+        log, [INIT + sends(["x" * 5000], 1, key="big"), limit_lengths_to_4000(log), vfs.fails_from_now("one sync"),
+              sends(["A"], 2) + POLL_OF_BIG + sends(["B"], 4)])
     vfs.failing = None
-    storage.abandon()
-    answers = replies(out)
-    assert len(answers) == 3
+    log.close()
+    assert status == 1 and len(answers) == 3
     assert sum(a["type"] == "send_ok" for a in answers) == 0, answers
-    assert [a.get("code") for a in answers] == [13, 13, 13], answers
-    assert node.storage_untrusted
+    assert {a["in_reply_to"]: a.get("code") for a in answers} == {2: 13, 3: 11, 4: 13}, answers
 
 
 def test_a_whole_database_failure_inside_a_batch_answers_every_request_11_and_applies_none(tmp_path, caplog):
     """A full disk met by a statement (the cache spills pages before COMMIT): SQLite rolls
     the whole transaction back itself, so no request of the batch was applied."""
     vfs = FaultyVFS()
-    storage = Storage.open(str(tmp_path / "log.db"), vfs=vfs.name)
-    node = Node(storage, poll_max_per_key=100, max_line_bytes=1 << 20)
-    node.answer_batch([INIT])
-    storage.conn.pragma("cache_size", 10)
-    vfs.failing = "full"
-    batch = [line({"type": "send", "key": "k", "msg": "small", "msg_id": 1}),
-             line({"type": "commit_offsets", "offsets": {"k": 0}, "msg_id": 2})]
-    batch += [line({"type": "send", "key": str(i), "msg": "x" * 3000, "msg_id": 10 + i}) for i in range(100)]
-    batch.append(line({"type": "send", "key": "k", "msg": "after", "msg_id": 3}))
-    out = node.answer_batch(batch)
-    vfs.failing = None
-    answers = replies(out)
-    assert len(answers) == len(batch)
+    log = log_file(tmp_path / "log.db", vfs.name)
+    batch = (sends(["small"], 1) + line({"type": "commit_offsets", "offsets": {"k": 0}, "msg_id": 2})
+             + b"".join(sends(["x" * 3000], 10 + i, key=str(i)) for i in range(100)) + sends(["after"], 3))
+
+    def small_cache_on_a_full_disk() -> None:
+        log.storage.conn.pragma("cache_size", 10)
+        vfs.failing = "full"
+
+    status, (_, answers, later) = serve_batches(log, [INIT, small_cache_on_a_full_disk, batch, vfs.fails_from_now(None),
+                                                      sends(["later"], 4)])
+    log.close()
+    assert status == 0 and len(answers) == 103
     assert {a.get("code") for a in answers} == {11}, answers[:3]
     assert all("the disk is full" in a["text"] for a in answers), "the error says what failed"
-    assert not node.storage_untrusted
-    assert replies(node.answer_batch([line({"type": "send", "key": "k", "msg": "later", "msg_id": 4})])) == [
-        {"type": "send_ok", "offset": 0, "in_reply_to": 4}], "nothing of the failed batch may have been applied"
-    storage.close()
+    assert later == [{"type": "send_ok", "offset": 0, "in_reply_to": 4}], "nothing of the failed batch may have been applied"
     sqlite_codes = {record.args[0] for record in caplog.records if record.msg.startswith("SQLite (")}
     assert sqlite_codes <= {"SQLITE_FULL"}, f"SQLite reported more than the full disk: {sqlite_codes}"
-
-
-def test_the_node_process_exits_1_after_a_failed_fsync(tmp_path):
-    vfs = FaultyVFS()
-    storage = Storage.open(str(tmp_path / "log.db"), vfs=vfs.name)
-    node = Node(storage, poll_max_per_key=100, max_line_bytes=1 << 20)
-    node.answer_batch([INIT])
-    vfs.failing = "sync"
-    stdin_read, stdin_write = os.pipe()
-    stdout_read, stdout_write = os.pipe()
-    os.write(stdin_write, line({"type": "send", "key": "k", "msg": 1, "msg_id": 1}) + b"\n"
-             + line({"type": "send", "key": "k", "msg": 2, "msg_id": 2}) + b"\n")
-    status = node.serve(stdin_read, stdout_write)  # stdin stays open: only the failure can end it
-    os.close(stdout_write)
-    out = os.read(stdout_read, 1 << 16)
-    for fd in (stdin_read, stdin_write, stdout_read):
-        os.close(fd)
-    vfs.failing = None
-    storage.abandon()
-    assert status == 1
-    assert {r["code"] for r in replies(out)} == {13}
 
 
 @pytest.fixture

@@ -112,8 +112,8 @@ def make_truncated_header(path: Path) -> None:
 def make_truncated_mid_file(path: Path) -> None:
     """A log cut short after a clean close, as a failed copy or a full disk would leave it."""
     storage = Storage.open(str(path))
-    with storage.transaction():
-        storage.append_many([(str(i % 50), '"' + "x" * 500 + '"') for i in range(2000)])
+    with storage.log.transaction():
+        storage.log.append_many([(str(i % 50), '"' + "x" * 500 + '"') for i in range(2000)])
     storage.close()
     data = path.read_bytes()
     path.write_bytes(data[:len(data) - 4096 * 3])

@@ -11,7 +11,6 @@ Checkpoints are made frequent, so cuts also land while the WAL is copied back an
 
 from __future__ import annotations
 
-import os
 import random
 import threading
 import time
@@ -24,10 +23,9 @@ import apsw
 import msgspec
 import pytest
 
-from kafka_node import storage as storage_module
-from kafka_node.node import Node
-from kafka_node.storage import Storage
+from kafka_node.storage import wal
 
+from support.in_process import log_file, serve_with
 from support.messages import line
 
 SECTOR = 512
@@ -111,13 +109,9 @@ class Ack:
 
 def run_workload(db: Path, recording: Recording, vfs: RecordingVFS, rounds: int, seed: int) -> list[Ack]:
     """Serve bursts of sends and commits on the real serve loop; every ack as the client saw it."""
-    storage = Storage.open(str(db), vfs=vfs.name)
-    node = Node(storage, poll_max_per_key=100, max_line_bytes=1 << 20)
-    to_node, node_in = os.pipe()
-    node_out, from_node = os.pipe()
+    log = log_file(db, vfs.name)
     acks: list[Ack] = []
     asked: dict[int, tuple[str, str, Any]] = {}
-
     in_flight = threading.Semaphore(48)  # bursts overlap: some commit while others' syncs run
 
     def write_requests(out: Any) -> None:
@@ -140,38 +134,23 @@ def run_workload(db: Path, recording: Recording, vfs: RecordingVFS, rounds: int,
             out.write(b"".join(requests))
             time.sleep(rng.choice([0, 0, 0.0005, 0.002]))
 
-    def client() -> None:
-        writer_done = threading.Event()
-
-        def writing() -> None:
-            with os.fdopen(node_in, "wb", buffering=0) as out:
-                write_requests(out)
-                writer_done.set()
-                while len(acks) < len(asked):  # keep stdin open until every reply came
-                    time.sleep(0.01)
-
-        writer = threading.Thread(target=writing)
+    def client(to_node: Any, from_node: Any) -> None:
+        writer = threading.Thread(target=write_requests, args=(to_node,))
         writer.start()
-        with os.fdopen(node_out, "rb") as reader:
-            reader.readline()  # init_ok
-            while not (writer_done.is_set() and len(acks) == len(asked)):
-                body = msgspec.json.decode(reader.readline())["body"]
-                at = recording.now()
-                kind, key, value = asked[body["in_reply_to"]]
-                assert body["type"] in ("send_ok", "commit_offsets_ok"), body
-                acks.append(Ack(at, kind, key, body.get("offset", value), value))
-                in_flight.release()
+        from_node.readline()  # init_ok
+        while writer.is_alive() or len(acks) < len(asked):
+            body = msgspec.json.decode(from_node.readline())["body"]
+            at = recording.now()
+            kind, key, value = asked[body["in_reply_to"]]
+            assert body["type"] in ("send_ok", "commit_offsets_ok"), body
+            acks.append(Ack(at, kind, key, body.get("offset", value), value))
+            in_flight.release()
         writer.join()
 
-    feeder = threading.Thread(target=client)
-    feeder.start()
     try:
-        assert node.serve(to_node, from_node) == 0
+        assert serve_with(log, client) == 0
     finally:
-        feeder.join()
-        os.close(to_node)
-        os.close(from_node)
-        storage.close()
+        log.close()
     return acks
 
 
@@ -232,8 +211,8 @@ def check_holds_acks(db: Path, acks: list[Ack], cut: int) -> None:
 def test_every_acknowledgement_survives_a_power_cut_at_any_moment(tmp_path, monkeypatch, seed):
     # Checkpoints every few batches: cuts then also land while the WAL is copied back into the
     # database file and while a new WAL overwrites the old one from its start.
-    monkeypatch.setattr(storage_module, "CHECKPOINT_PAGES", 24)
-    monkeypatch.setattr(storage_module, "WAL_LIMIT_PAGES", 60)
+    monkeypatch.setattr(wal, "CHECKPOINT_PAGES", 24)
+    monkeypatch.setattr(wal, "WAL_LIMIT_PAGES", 60)
     recording = Recording()
     vfs = RecordingVFS(recording)
     db = tmp_path / "log.db"

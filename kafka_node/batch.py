@@ -1,0 +1,200 @@
+"""One batch of storage requests applied to the log: its writes in one transaction, a savepoint
+each, its reads without one, and every failure mapped to Maelstrom's 11 or 13, in this one place."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+
+from kafka_node import handlers, protocol
+from kafka_node.handlers import PollLimits
+from kafka_node.protocol import ErrorCode
+from kafka_node.storage import Storage, StorageError, describe
+from kafka_node.storage.failures import cache_untrustworthy_after, is_whole_database_error
+from kafka_node.storage.log import Log
+
+logger = logging.getLogger(__name__)
+
+#: A request's reply, and the commit that must be durable before it may leave (0: none).
+Answer = tuple[protocol.Reply, int]
+
+_WRITES = (protocol.Send, protocol.CommitOffsets)
+
+
+class Unsynced:
+    """The keys that commits not yet known to be durable wrote, and the newest such commit
+    of each: what a read of those keys has to wait for, since it may have read their data."""
+
+    def __init__(self) -> None:
+        self._by_key: dict[str, int] = {}
+        self._newest = 0
+
+    def wrote(self, keys: Iterable[str], commit: int) -> None:
+        for key in keys:
+            self._by_key[key] = commit
+        self._newest = commit
+
+    def needed_by(self, keys: Iterable[str], durable: int) -> int:
+        """The commit a read of `keys` waits for (0 if everything it can see is durable)."""
+        if durable >= self._newest:
+            self._by_key.clear()
+            return 0
+        needed = max((self._by_key.get(key, 0) for key in keys), default=0)
+        return needed if needed > durable else 0
+
+
+class _BatchLost(Exception):
+    """The database as a whole failed inside the transaction, which SQLite or we rolled back."""
+
+    def __init__(self, error: BaseException) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+def apply(storage: Storage, requests: list[protocol.Envelope], limits: PollLimits, unsynced: Unsynced) -> list[Answer]:
+    """Each request's answer, in order. Reads alone take no transaction and no lock; a batch
+    with writes is one transaction, committed once, in which a poll sees every send before it.
+
+    A write runs in a savepoint of its own (a run of consecutive sends shares one; if that
+    fails, each send of the run is applied again in its own), and a failing statement costs
+    only its own request: 11, nothing of it was applied. A failure of the database as a whole
+    (the write lock held elsewhere, a full disk) answers every request of the transaction 11
+    at once. If COMMIT fails, whether the batch reached the disk is unknown: every request
+    gets the indefinite 13, and after an I/O error the storage is no longer trusted.
+    """
+    log = storage.log
+    if not any(isinstance(request.body, _WRITES) for request in requests):
+        durable = storage.durable
+        return [_read(log, request.body, limits, lambda keys: unsynced.needed_by(keys, durable)) for request in requests]
+    try:
+        log.begin()
+    except StorageError as error:  # the write lock is held elsewhere: the reads need none
+        durable = storage.durable
+        return [_refusal(request, ErrorCode.TEMPORARILY_UNAVAILABLE, f"storage error, nothing applied: {describe(error)}")
+                if isinstance(request.body, _WRITES)
+                else _read(log, request.body, limits, lambda keys: unsynced.needed_by(keys, durable))
+                for request in requests]
+    transaction = _Transaction(log, log.commits + 1, limits, unsynced, storage.durable)
+    try:
+        answers = transaction.answers(requests)
+    except _BatchLost as lost:
+        log.rollback()
+        text = f"storage error, nothing applied: {describe(lost.error)}"
+        return [_refusal(request, ErrorCode.TEMPORARILY_UNAVAILABLE, text) for request in requests]
+    try:
+        log.commit()
+    except StorageError as error:
+        logger.error("COMMIT failed (%s): the outcome of %d requests is unknown", error, len(requests))
+        if cache_untrustworthy_after(error):
+            storage.distrust()
+        text = f"commit failed, outcome unknown: {describe(error)}"
+        return [_refusal(request, ErrorCode.CRASH, text) for request in requests]
+    unsynced.wrote(transaction.written, transaction.commit)
+    return answers
+
+
+class _Transaction:
+    """The requests of one writing transaction, answered in order before its COMMIT."""
+
+    def __init__(self, log: Log, commit: int, limits: PollLimits, unsynced: Unsynced, durable: int) -> None:
+        self.log = log
+        self.commit = commit  # the number this transaction's COMMIT will have
+        self.limits = limits
+        self.unsynced = unsynced
+        self.durable = durable
+        self.written: set[str] = set()  # keys written so far, which later reads wait on
+
+    def answers(self, requests: list[protocol.Envelope]) -> list[Answer]:
+        answers: list[Answer] = []
+        run: list[protocol.Envelope] = []
+        for request in requests:
+            if type(request.body) is protocol.Send:
+                run.append(request)
+                continue
+            if run:
+                answers += self._sends(run)
+                run = []
+            body = request.body
+            if type(body) is protocol.CommitOffsets:
+                answers += self._commit(request, body)
+            else:
+                answers.append(_read(self.log, body, self.limits, self._needed_by, in_transaction=True))
+        if run:
+            answers += self._sends(run)
+        return answers
+
+    def _commit(self, request: protocol.Envelope, body: protocol.CommitOffsets) -> list[Answer]:
+        def commit() -> list[protocol.Reply]:
+            return [handlers.commit_offsets(self.log, body)]
+
+        return self._write([request], commit, body.offsets)
+
+    def _needed_by(self, keys: Iterable[str]) -> int:
+        keys = list(keys)
+        if not self.written.isdisjoint(keys):
+            return self.commit
+        return self.unsynced.needed_by(keys, self.durable)
+
+    def _sends(self, run: list[protocol.Envelope]) -> list[Answer]:
+        bodies: list[protocol.Send] = [request.body for request in run]  # type: ignore[misc]  # all sends
+
+        def append() -> list[protocol.Reply]:
+            return list(handlers.send(self.log, bodies))
+
+        if len(run) == 1:
+            return self._write(run, append, [bodies[0].key])
+        try:
+            with self.log.savepoint():
+                replies = append()
+        except Exception as error:
+            if is_whole_database_error(error) or not self.log.in_transaction:
+                raise _BatchLost(error) from error
+            return [answer for request in run for answer in self._sends([request])]
+        self.written.update(body.key for body in bodies)
+        return [(reply, self.commit) for reply in replies]
+
+    def _write(self, requests: list[protocol.Envelope], write: Callable[[], list[protocol.Reply]],
+               keys: Iterable[str]) -> list[Answer]:
+        """`write()` inside a savepoint; if it fails, the savepoint is rolled back and each of
+        `requests` gets an error instead: a definite 11 for a storage error, since nothing of
+        it was applied, and 13 for anything unforeseen."""
+        try:
+            with self.log.savepoint():
+                replies = write()
+        except StorageError as error:
+            if is_whole_database_error(error) or not self.log.in_transaction:
+                raise _BatchLost(error) from error
+            logger.warning("a %s failed and was rolled back: %s", type(requests[0].body).__name__, error)
+            code, text = ErrorCode.TEMPORARILY_UNAVAILABLE, f"storage error, nothing applied: {describe(error)}"
+        except Exception as error:
+            logger.exception("unexpected failure; the request was rolled back")
+            code, text = ErrorCode.CRASH, f"internal error: {error!r}"
+        else:
+            self.written.update(keys)
+            return [(reply, self.commit) for reply in replies]
+        return [_refusal(request, code, text) for request in requests]
+
+
+def _read(log: Log, body: protocol.Request, limits: PollLimits, needed_by: Callable[[Iterable[str]], int],
+          in_transaction: bool = False) -> Answer:
+    """A poll's or a listing's answer, which waits for the commits whose data it may have
+    read. A failing statement costs only this request (11); inside a writing transaction, a
+    failure of the database as a whole ends the transaction."""
+    try:
+        if type(body) is protocol.Poll:
+            return handlers.poll(log, body, limits), needed_by(body.offsets)
+        assert type(body) is protocol.ListCommittedOffsets, body  # `apply` is given storage requests only
+        return handlers.list_committed_offsets(log, body), needed_by(body.keys)
+    except StorageError as error:
+        if in_transaction and (is_whole_database_error(error) or not log.in_transaction):
+            raise _BatchLost(error) from error
+        logger.warning("a %s failed: %s", type(body).__name__, error)
+        return protocol.Error(in_reply_to=body.msg_id, code=ErrorCode.TEMPORARILY_UNAVAILABLE,
+                              text=f"storage error, nothing applied: {describe(error)}"), 0
+    except Exception as error:
+        logger.exception("unexpected failure of a read")
+        return protocol.Error(in_reply_to=body.msg_id, code=ErrorCode.CRASH, text=f"internal error: {error!r}"), 0
+
+
+def _refusal(request: protocol.Envelope, code: ErrorCode, text: str) -> Answer:
+    return protocol.Error(in_reply_to=request.body.msg_id, code=code, text=text), 0

@@ -1,0 +1,189 @@
+"""The WAL's two threads: the syncer, which makes committed frames durable (on the caller's
+thread, or its own), and the checkpointer, which copies the WAL back into the database file."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+
+import apsw
+
+log = logging.getLogger("kafka_node.storage")
+
+#: WAL size, in pages, at which the checkpointer is woken to copy the WAL back into the
+#: database file (SQLite's own automatic checkpoint uses the same size, but runs inside the
+#: COMMIT of whichever request crosses it).
+CHECKPOINT_PAGES = 1000
+
+#: WAL size, in pages, past which the writer waits, between two batches, for the
+#: checkpointer to copy the whole WAL, so that the next COMMIT starts it again from its
+#: beginning. Under nonstop commits a checkpoint running beside the writer never catches the
+#: WAL's end, and SQLite restarts only a completely checkpointed WAL. So the WAL file holds
+#: at most this many pages plus those of the one batch that crossed the mark.
+WAL_LIMIT_PAGES = 4 * CHECKPOINT_PAGES
+
+
+class Checkpointer:
+    """The one checkpointer: copies the WAL back into the database file on a connection and
+    thread of its own, so that no request waits for a checkpoint's writes and syncs; it
+    replaces SQLite's automatic checkpoint.
+
+    apsw releases the GIL while SQLite works, and a PASSIVE checkpoint never blocks the
+    writer, so the node keeps committing while the file catches up. When the WAL has grown
+    past WAL_LIMIT_PAGES anyway, the writer asks for a complete checkpoint and waits for it
+    between two batches (`catch_up`); nothing else ever checkpoints while the node runs, so
+    no two checkpoints contend for SQLite's checkpoint lock.
+    https://sqlite.org/wal.html#application_initiated_checkpoints
+    """
+
+    #: How long the writer waits for a complete checkpoint before it carries on without one.
+    CATCH_UP_TIMEOUT_S = 10.0
+
+    def __init__(self, conn: apsw.Connection) -> None:
+        self._conn = conn
+        self._due = threading.Event()
+        self._caught_up = threading.Event()
+        self._catch_up_wanted = False
+        self._stopping = False
+        self.wal_pages = 0
+        self._thread = threading.Thread(target=self._run, name="checkpointer", daemon=True)
+        self._thread.start()
+
+    def after_commit(self, _conn: apsw.Connection, _database: str, wal_pages: int) -> int:
+        """SQLite's WAL hook, called in the committing thread: only wakes the checkpointer."""
+        self.wal_pages = wal_pages
+        if wal_pages >= CHECKPOINT_PAGES:
+            self._due.set()
+        return apsw.SQLITE_OK
+
+    @property
+    def over_limit(self) -> bool:
+        return self.wal_pages >= WAL_LIMIT_PAGES
+
+    def catch_up(self) -> None:
+        """Wait until a checkpoint has copied the whole WAL; the caller holds no transaction,
+        so the next one starts the WAL again from its beginning."""
+        self._caught_up.clear()
+        self._catch_up_wanted = True
+        self._due.set()
+        if not self._caught_up.wait(self.CATCH_UP_TIMEOUT_S):
+            log.warning("the WAL has %d pages and no checkpoint completed within %.0f s",
+                        self.wal_pages, self.CATCH_UP_TIMEOUT_S)
+
+    def _run(self) -> None:
+        while True:
+            self._due.wait()
+            self._due.clear()
+            if self._stopping:
+                return
+            wanted = self._catch_up_wanted
+            try:
+                wal_frames, copied = self._conn.wal_checkpoint(mode=apsw.SQLITE_CHECKPOINT_PASSIVE)
+            except apsw.Error as error:
+                log.warning("checkpoint failed (it will be retried): %s", error)
+                wal_frames, copied = -1, 0
+            if not wanted:
+                continue
+            if copied == wal_frames or wal_frames == -1:  # complete (or failing: do not hold the writer)
+                self._catch_up_wanted = False
+                self.wal_pages = 0
+                self._caught_up.set()
+            else:  # it began while a batch was committing: the frames since then are still to copy
+                self._due.set()
+
+    def stop(self) -> None:
+        self._stopping = True
+        self._due.set()
+        self._thread.join()
+        self._conn.close()
+
+
+class WalSyncer:
+    """Makes committed WAL frames durable: an fsync of the WAL through the connection's VFS
+    (the one SQLite itself would make at COMMIT with synchronous=FULL), covering every commit
+    made before it starts, on the calling thread (`sync_here`) or on its own (`sync_soon`).
+
+    Commits are numbered by the caller; `durable` is the highest number known to be on disk.
+    After each sync, on whichever thread made it, `listener` (if set) is called, so that what
+    waited for it can go at once. A failed sync is kept in `failure`, and no later one is tried.
+    https://sqlite.org/pragma.html#pragma_synchronous
+    """
+
+    def __init__(self, wal_path: str, vfs: str | None) -> None:
+        self._wal_path, self._vfs = wal_path, vfs
+        self._wal: apsw.VFSFile | None = None  # opened at the first sync, once the WAL exists
+        self._changed = threading.Condition()
+        self._io = threading.Lock()  # one fsync at a time, from either thread
+        self._wanted = 0
+        self.durable = 0
+        self.failure: BaseException | None = None
+        self.listener: Callable[[], None] | None = None
+        self._stopping = False
+        self._thread = threading.Thread(target=self._run, name="wal-syncer", daemon=True)
+        self._thread.start()
+
+    def sync_soon(self, commit: int) -> None:
+        """Make every commit up to `commit` durable on the syncer's thread; returns at once."""
+        with self._changed:
+            if commit > self._wanted:
+                self._wanted = commit
+                self._changed.notify_all()
+
+    def wait(self, commit: int) -> None:
+        """Return once `commit` is durable; raise the sync's error if a sync failed."""
+        self.sync_soon(commit)
+        with self._changed:
+            self._changed.wait_for(lambda: self.durable >= commit or self.failure is not None)
+        if self.failure is not None:
+            raise self.failure
+
+    def sync_here(self, commit: int) -> None:
+        """Make every commit up to `commit` durable on the calling thread, then tell the
+        listener: when nothing else is waiting to be done, this spares the wake-up of the
+        syncer's thread."""
+        self._sync(commit)
+        if self.listener is not None:
+            self.listener()
+
+    def _run(self) -> None:
+        while True:
+            with self._changed:
+                self._changed.wait_for(lambda: self._stopping or (self._wanted > self.durable and not self.failure))
+                if self._stopping:
+                    return
+                target = self._wanted
+            self._sync(target)
+            if self.listener is not None:
+                self.listener()
+
+    def _sync(self, target: int) -> None:
+        """fsync the WAL, covering commits up to `target` (made before this call), unless a
+        sync that started later already did, or one failed."""
+        with self._io:
+            if self.durable >= target or self.failure is not None:
+                return
+            try:
+                if self._wal is None:
+                    self._wal = apsw.VFSFile(self._vfs or "", self._wal_path,
+                                             [apsw.SQLITE_OPEN_READWRITE | apsw.SQLITE_OPEN_WAL, 0])
+                self._wal.xSync(apsw.SQLITE_SYNC_NORMAL)
+            except apsw.Error as error:
+                log.error("fsync of the WAL failed: %s", error)
+                failure: BaseException | None = error
+            else:
+                failure = None
+            with self._changed:
+                if failure is None:
+                    self.durable = max(self.durable, target)
+                else:
+                    self.failure = failure
+                self._changed.notify_all()
+
+    def stop(self) -> None:
+        with self._changed:
+            self._stopping = True
+            self._changed.notify_all()
+        self._thread.join()
+        if self._wal is not None:
+            self._wal.xClose()
