@@ -11,17 +11,20 @@ import apsw
 
 log = logging.getLogger("kafka_node.storage")
 
-#: WAL size, in pages, at which the checkpointer is woken to copy the WAL back into the
-#: database file (SQLite's own automatic checkpoint uses the same size, but runs inside the
-#: COMMIT of whichever request crosses it).
-CHECKPOINT_PAGES = 1000
+#: WAL growth, in pages, that wakes the checkpointer: once per this many pages, not after
+#: every commit (SQLite's own automatic checkpoint runs inside whichever COMMIT crosses its
+#: mark, and again in every COMMIT after it until the WAL starts over). Each checkpoint syncs
+#: the WAL and the database file, on the disk that acknowledgements wait for; 4,096 pages of
+#: 1 KiB is one checkpoint per 4 MiB of WAL.
+CHECKPOINT_PAGES = 4096
 
 #: WAL size, in pages, past which the writer waits, between two batches, for the
 #: checkpointer to copy the whole WAL, so that the next COMMIT starts it again from its
 #: beginning. Under nonstop commits a checkpoint running beside the writer never catches the
 #: WAL's end, and SQLite restarts only a completely checkpointed WAL. So the WAL file holds
-#: at most this many pages plus those of the one batch that crossed the mark.
-WAL_LIMIT_PAGES = 4 * CHECKPOINT_PAGES
+#: at most this many pages plus those of the one batch that crossed the mark, and from its
+#: second pass on its frames overwrite the file's old ones, which syncs faster than growing it.
+WAL_LIMIT_PAGES = 2 * CHECKPOINT_PAGES
 
 
 class Checkpointer:
@@ -47,13 +50,18 @@ class Checkpointer:
         self._catch_up_wanted = False
         self._stopping = False
         self.wal_pages = 0
+        self._next_at = CHECKPOINT_PAGES  # WAL size that wakes the checkpointer next
         self._thread = threading.Thread(target=self._run, name="checkpointer", daemon=True)
         self._thread.start()
 
     def after_commit(self, _conn: apsw.Connection, _database: str, wal_pages: int) -> int:
-        """SQLite's WAL hook, called in the committing thread: only wakes the checkpointer."""
+        """SQLite's WAL hook, called in the committing thread: wakes the checkpointer each
+        time the WAL has grown by CHECKPOINT_PAGES since it last did."""
+        if wal_pages < self.wal_pages:  # the WAL started again from its beginning
+            self._next_at = CHECKPOINT_PAGES
         self.wal_pages = wal_pages
-        if wal_pages >= CHECKPOINT_PAGES:
+        if wal_pages >= self._next_at:
+            self._next_at = wal_pages + CHECKPOINT_PAGES
             self._due.set()
         return apsw.SQLITE_OK
 
@@ -88,6 +96,7 @@ class Checkpointer:
             if copied == wal_frames or wal_frames == -1:  # complete (or failing: do not hold the writer)
                 self._catch_up_wanted = False
                 self.wal_pages = 0
+                self._next_at = CHECKPOINT_PAGES
                 self._caught_up.set()
             else:  # it began while a batch was committing: the frames since then are still to copy
                 self._due.set()
@@ -113,7 +122,12 @@ class WalSyncer:
     def __init__(self, wal_path: str, vfs: str | None) -> None:
         self._wal_path, self._vfs = wal_path, vfs
         self._wal: apsw.VFSFile | None = None  # opened at the first sync, once the WAL exists
-        self._changed = threading.Condition()
+        # Two conditions on one lock: the syncer's thread waits for work, `wait` for a sync.
+        # A sync made on the caller's thread then wakes nobody who has nothing to do.
+        self._lock = threading.Lock()
+        self._asked = threading.Condition(self._lock)
+        self._synced = threading.Condition(self._lock)
+        self._waiters = 0
         self._io = threading.Lock()  # one fsync at a time, from either thread
         self._wanted = 0
         self.durable = 0
@@ -125,16 +139,18 @@ class WalSyncer:
 
     def sync_soon(self, commit: int) -> None:
         """Make every commit up to `commit` durable on the syncer's thread; returns at once."""
-        with self._changed:
+        with self._lock:
             if commit > self._wanted:
                 self._wanted = commit
-                self._changed.notify_all()
+                self._asked.notify()
 
     def wait(self, commit: int) -> None:
         """Return once `commit` is durable; raise the sync's error if a sync failed."""
         self.sync_soon(commit)
-        with self._changed:
-            self._changed.wait_for(lambda: self.durable >= commit or self.failure is not None)
+        with self._lock:
+            self._waiters += 1
+            self._synced.wait_for(lambda: self.durable >= commit or self.failure is not None)
+            self._waiters -= 1
         if self.failure is not None:
             raise self.failure
 
@@ -148,8 +164,8 @@ class WalSyncer:
 
     def _run(self) -> None:
         while True:
-            with self._changed:
-                self._changed.wait_for(lambda: self._stopping or (self._wanted > self.durable and not self.failure))
+            with self._lock:
+                self._asked.wait_for(lambda: self._stopping or (self._wanted > self.durable and not self.failure))
                 if self._stopping:
                     return
                 target = self._wanted
@@ -173,17 +189,18 @@ class WalSyncer:
                 failure: BaseException | None = error
             else:
                 failure = None
-            with self._changed:
+            with self._lock:
                 if failure is None:
                     self.durable = max(self.durable, target)
                 else:
                     self.failure = failure
-                self._changed.notify_all()
+                if self._waiters:
+                    self._synced.notify_all()
 
     def stop(self) -> None:
-        with self._changed:
+        with self._lock:
             self._stopping = True
-            self._changed.notify_all()
+            self._asked.notify()
         self._thread.join()
         if self._wal is not None:
             self._wal.xClose()

@@ -23,9 +23,9 @@ def test_the_wal_is_checkpointed_into_the_file_while_the_node_runs(start_node, t
     assert node.alive()
 
 
-#: The WAL bound docs/design.md states ("Checkpoints"): 4,000 pages of 4 KiB with their frame
-#: headers (16.5 MB), plus the pages of the one batch that crossed that mark.
-WAL_BOUND_MB = 4.5
+#: The WAL bound docs/design.md states ("Checkpoints"): 8,192 pages of 1 KiB with their frame
+#: headers (8.6 MB), plus the pages of the one batch that crossed that mark.
+WAL_BOUND_MB = 9
 
 
 def test_the_wal_stays_within_the_stated_bound_under_a_constant_stream_of_commits_without_lock_warnings(tmp_path):
