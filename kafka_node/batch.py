@@ -57,13 +57,16 @@ def apply(storage: Storage, requests: list[protocol.Envelope], limits: PollLimit
 
     A write runs in a savepoint of its own (a run of consecutive sends shares one; if that
     fails, each send of the run is applied again in its own), and a failing statement costs
-    only its own request: 11, nothing of it was applied. A failure of the database as a whole
+    only its own request: 11, nothing of it was applied. A transaction holding one write
+    needs no savepoint: if that write fails, the transaction, which holds nothing else, is
+    rolled back instead. A failure of the database as a whole
     (the write lock held elsewhere, a full disk) answers every request of the transaction 11
     at once. If COMMIT fails, whether the batch reached the disk is unknown: every request
     gets the indefinite 13, and after an I/O error the storage is no longer trusted.
     """
     log = storage.log
-    if not any(isinstance(request.body, _WRITES) for request in requests):
+    writes = sum(isinstance(request.body, _WRITES) for request in requests)
+    if not writes:
         durable = storage.durable
         return [_read(log, request.body, limits, lambda keys: unsynced.needed_by(keys, durable)) for request in requests]
     try:
@@ -74,13 +77,15 @@ def apply(storage: Storage, requests: list[protocol.Envelope], limits: PollLimit
                 if isinstance(request.body, _WRITES)
                 else _read(log, request.body, limits, lambda keys: unsynced.needed_by(keys, durable))
                 for request in requests]
-    transaction = _Transaction(log, log.commits + 1, limits, unsynced, storage.durable)
+    transaction = _Transaction(log, log.commits + 1, limits, unsynced, storage.durable, savepoints=writes > 1)
     try:
         answers = transaction.answers(requests)
     except _BatchLost as lost:
         log.rollback()
         text = f"storage error, nothing applied: {describe(lost.error)}"
         return [_refusal(request, ErrorCode.TEMPORARILY_UNAVAILABLE, text) for request in requests]
+    if not log.in_transaction:  # its one write failed and was rolled back: nothing to commit
+        return answers
     try:
         log.commit()
     except StorageError as error:
@@ -96,9 +101,11 @@ def apply(storage: Storage, requests: list[protocol.Envelope], limits: PollLimit
 class _Transaction:
     """The requests of one writing transaction, answered in order before its COMMIT."""
 
-    def __init__(self, log: Log, commit: int, limits: PollLimits, unsynced: Unsynced, durable: int) -> None:
+    def __init__(self, log: Log, commit: int, limits: PollLimits, unsynced: Unsynced, durable: int,
+                 savepoints: bool) -> None:
         self.log = log
         self.commit = commit  # the number this transaction's COMMIT will have
+        self.savepoints = savepoints  # more than one write: each needs a savepoint of its own
         self.limits = limits
         self.unsynced = unsynced
         self.durable = durable
@@ -118,7 +125,7 @@ class _Transaction:
             if type(body) is protocol.CommitOffsets:
                 answers += self._commit(request, body)
             else:
-                answers.append(_read(self.log, body, self.limits, self._needed_by, in_transaction=True))
+                answers.append(_read(self.log, body, self.limits, self._needed_by, self.log.in_transaction))
         if run:
             answers += self._sends(run)
         return answers
@@ -155,24 +162,35 @@ class _Transaction:
 
     def _write(self, requests: list[protocol.Envelope], write: Callable[[], list[protocol.Reply]],
                keys: Iterable[str]) -> list[Answer]:
-        """`write()` inside a savepoint; if it fails, the savepoint is rolled back and each of
-        `requests` gets an error instead: a definite 11 for a storage error, since nothing of
-        it was applied, and 13 for anything unforeseen."""
+        """`write()` inside a savepoint (or, as the transaction's one write, without one); if
+        it fails, the savepoint (or the transaction) is rolled back and each of `requests` gets
+        an error instead: a definite 11 for a storage error, since nothing of it was applied,
+        and 13 for anything unforeseen."""
         try:
-            with self.log.savepoint():
+            if self.savepoints:
+                with self.log.savepoint():
+                    replies = write()
+            else:
                 replies = write()
         except StorageError as error:
             if is_whole_database_error(error) or not self.log.in_transaction:
                 raise _BatchLost(error) from error
+            self._undo()
             logger.warning("a %s failed and was rolled back: %s", type(requests[0].body).__name__, error)
             code, text = ErrorCode.TEMPORARILY_UNAVAILABLE, f"storage error, nothing applied: {describe(error)}"
         except Exception as error:
+            self._undo()
             logger.exception("unexpected failure; the request was rolled back")
             code, text = ErrorCode.CRASH, f"internal error: {error!r}"
         else:
             self.written.update(keys)
             return [(reply, self.commit) for reply in replies]
         return [_refusal(request, code, text) for request in requests]
+
+    def _undo(self) -> None:
+        """Without a savepoint, a failed write is undone with the whole transaction."""
+        if not self.savepoints:
+            self.log.rollback()
 
 
 def _read(log: Log, body: protocol.Request, limits: PollLimits, needed_by: Callable[[Iterable[str]], int],

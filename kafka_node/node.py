@@ -102,32 +102,30 @@ class Node:
 
     def _answers(self, requests: Sequence[Request]) -> list[tuple[protocol.Reply | None, int]]:
         """Each request's reply body (None: nobody to answer) and the commit it waits for."""
-        answers: list[tuple[protocol.Reply | None, int]] = [(None, 0)] * len(requests)
-        stored: list[tuple[int, protocol.Envelope]] = []
-        for at, request in enumerate(requests):
-            if isinstance(request, protocol.Rejected):
-                answers[at] = (self._refusal(request), 0)
-            elif self.node_id is None or self.storage is None:
-                answers[at] = (_error(request, ErrorCode.TEMPORARILY_UNAVAILABLE, "node not initialised yet: send init first"), 0)
-            else:
-                stored.append((at, request))
         storage = self.storage
-        if not stored or storage is None:
-            return answers
-        size = self.max_batch or len(stored)
-        for start in range(0, len(stored), size):
-            chunk = stored[start:start + size]
-            envelopes = [request for _, request in chunk]
-            results: list[tuple[protocol.Reply, int]]
-            if storage.untrusted:  # a COMMIT or sync of this read failed: apply nothing more
-                results = [(_error(request, ErrorCode.TEMPORARILY_UNAVAILABLE,
-                                   "not applied: the node is stopping after a failed COMMIT or sync"), 0)
-                           for request in envelopes]
-            else:
-                results = batch.apply(storage, envelopes, self.poll_limits, self._unsynced)
-            for (at, _), result in zip(chunk, results, strict=True):
-                answers[at] = result
-        return answers
+        if self.node_id is None or storage is None:
+            return [(self._refusal(request) if isinstance(request, protocol.Rejected) else
+                     _error(request, ErrorCode.TEMPORARILY_UNAVAILABLE, "node not initialised yet: send init first"), 0)
+                    for request in requests]
+        stored = [request for request in requests if type(request) is protocol.Envelope]
+        if len(stored) == len(requests):  # no line was refused: the usual batch
+            return self._applied(storage, stored)  # type: ignore[return-value]  # a list of its subtype
+        applied = iter(self._applied(storage, stored))
+        return [(self._refusal(request), 0) if isinstance(request, protocol.Rejected) else next(applied)
+                for request in requests]
+
+    def _applied(self, storage: Storage, requests: list[protocol.Envelope]) -> list[tuple[protocol.Reply, int]]:
+        """The answers of requests to the log, in transactions of at most --max-batch requests."""
+        if not self.max_batch or len(requests) <= self.max_batch:
+            return self._apply_one(storage, requests)
+        return [answer for start in range(0, len(requests), self.max_batch)
+                for answer in self._apply_one(storage, requests[start:start + self.max_batch])]
+
+    def _apply_one(self, storage: Storage, requests: list[protocol.Envelope]) -> list[tuple[protocol.Reply, int]]:
+        if storage.untrusted:  # a COMMIT or sync of this read failed: apply nothing more
+            return [(_error(request, ErrorCode.TEMPORARILY_UNAVAILABLE,
+                            "not applied: the node is stopping after a failed COMMIT or sync"), 0) for request in requests]
+        return batch.apply(storage, requests, self.poll_limits, self._unsynced)
 
     def _refusal(self, request: protocol.Rejected) -> protocol.Reply | None:
         if request.src is None:

@@ -101,8 +101,9 @@ class ServeLoop:
         if storage is None:
             self.outbox.hold(step.held, 0)
             return
-        self.outbox.hold(step.held, storage.durable, storage.sync_failure)
-        if storage.log.commits > storage.durable and storage.sync_failure is None:
+        durable, failure = storage.durable, storage.sync_failure
+        self.outbox.hold(step.held, durable, failure)
+        if storage.log.commits > durable and failure is None:
             if self._input_waiting():
                 storage.sync_soon()  # on the syncer's thread, while the next batch is applied
             else:

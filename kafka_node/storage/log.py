@@ -92,16 +92,27 @@ class Log:
         counts: dict[str, int] = {}
         for key, _ in entries:
             counts[key] = counts.get(key, 0) + 1
-        reserved = self.conn.execute(
-            """
-            INSERT INTO log_keys (key, next_offset)
-            SELECT key, value FROM json_each(?) WHERE true
-            ON CONFLICT (key) DO UPDATE SET next_offset = next_offset + excluded.next_offset
-            RETURNING key, next_offset
-            """,
-            (msgspec.json.encode(counts).decode(),),
-        )
-        next_free = {key: next_offset - counts[key] for key, next_offset in reserved}
+        if len(counts) == 1:  # one key (a lone send): its counter alone, without a JSON list of them
+            ((key, count),) = counts.items()
+            next_free = {key: self.conn.execute(
+                """
+                INSERT INTO log_keys (key, next_offset) VALUES (?, ?)
+                ON CONFLICT (key) DO UPDATE SET next_offset = next_offset + excluded.next_offset
+                RETURNING next_offset
+                """,
+                (key, count),
+            ).get - count}
+        else:
+            reserved = self.conn.execute(
+                """
+                INSERT INTO log_keys (key, next_offset)
+                SELECT key, value FROM json_each(?) WHERE true
+                ON CONFLICT (key) DO UPDATE SET next_offset = next_offset + excluded.next_offset
+                RETURNING key, next_offset
+                """,
+                (msgspec.json.encode(counts).decode(),),
+            )
+            next_free = {key: next_offset - counts[key] for key, next_offset in reserved}
         offsets = []
         rows = []
         for key, msg in entries:

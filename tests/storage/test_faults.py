@@ -145,6 +145,24 @@ def test_a_failing_statement_costs_only_its_own_request_and_the_batch_commits_on
     assert "SELECT" not in caplog.text and "json_each" not in caplog.text, "the log holds the statement's SQL"
 
 
+@pytest.mark.parametrize("alone", [True, False], ids=["the batch's one write", "beside another write"])
+def test_a_failing_write_is_undone_whole_and_leaves_the_offsets_dense(tmp_path, alone):
+    """A send SQLite refuses (a message past the length limit) gets 11 and moves no counter,
+    whether it is the transaction's one write (rolled back with the transaction) or shares it
+    (rolled back to its savepoint, the other send committed)."""
+    vfs = FaultyVFS()
+    log = log_file(tmp_path / "log.db", vfs.name)
+    too_long, fits = sends(["x" * 5000], 2), sends(["fits"], 3)
+    batches = [too_long, fits] if alone else [too_long + fits]
+    status, (_, *answered) = serve_batches(log, [INIT + sends(["first"], 1), limit_lengths_to_4000(log), *batches])
+    log.close()
+    by_id = {reply["in_reply_to"]: reply for replies in answered for reply in replies}
+    assert status == 0
+    assert by_id[2]["code"] == 11 and by_id[2]["text"].startswith("storage error, nothing applied")
+    assert by_id[3] == {"type": "send_ok", "offset": 1, "in_reply_to": 3}, "the refused send moved the counter"
+    assert all_messages(tmp_path / "log.db")["k"] == [[0, "first"], [1, "fits"]]
+
+
 #: A poll of the key whose one message is longer than the length limit `limit_lengths_to_4000` sets.
 POLL_OF_BIG = line({"type": "poll", "offsets": {"big": 0}, "msg_id": 3})
 
