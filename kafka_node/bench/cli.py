@@ -13,7 +13,7 @@ from pathlib import Path
 import msgspec
 
 from kafka_node import argtypes
-from kafka_node.bench import report, suite
+from kafka_node.bench import report, rows, suite
 from kafka_node.bench.child import NodeFailure
 from kafka_node.bench.load import LoadSpec, run_load
 from kafka_node.bench.workload import Workload, parse_mix
@@ -31,6 +31,10 @@ def installed_script(name: str) -> str:
 
 def trivial_node_command(*args: str) -> list[str]:
     return [sys.executable, "-m", "kafka_node.bench.trivial_node", *args]
+
+
+def naive_node_command(*args: str) -> list[str]:
+    return [sys.executable, "-m", "kafka_node.bench.naive_node", *args]
 
 
 def _mix(text: str) -> dict[str, float]:
@@ -61,8 +65,11 @@ def parser() -> argparse.ArgumentParser:
     node = load.add_argument_group("the node")
     node.add_argument("--bin", default=None, metavar="PATH",
                       help="node program (default: the installed maelstrom-kafka)")
-    node.add_argument("--trivial", action="store_true",
-                      help="run against the trivial node that stores nothing (the generator's ceiling)")
+    which = node.add_mutually_exclusive_group()
+    which.add_argument("--trivial", action="store_true",
+                       help="run against the trivial node that stores nothing (the generator's ceiling)")
+    which.add_argument("--naive", action="store_true",
+                       help="run against the naive node: stdlib sqlite3, one transaction and one fsync per request")
     node.add_argument("--node-args", default="", metavar="ARGS",
                       help="arguments for the node, one shell-quoted string, e.g. '--durability off'")
     node.add_argument("--db", default=None, metavar="PATH",
@@ -120,6 +127,8 @@ def parser() -> argparse.ArgumentParser:
 def load_spec(args: argparse.Namespace, db_dir: str | None) -> LoadSpec:
     if args.trivial:
         command = trivial_node_command(*shlex.split(args.node_args))
+    elif args.naive:
+        command = naive_node_command("--db", args.db or str(Path(db_dir or ".") / "naive.db"))
     else:
         command = [args.bin or installed_script("maelstrom-kafka")]
         command += shlex.split(args.node_args)
@@ -155,11 +164,13 @@ def run_suite_command(args: argparse.Namespace) -> int:
         node=args.bin or installed_script("maelstrom-kafka"),
         runner=installed_script("maelstrom-kafka-test"),
         trivial=trivial_node_command(),
+        naive=naive_node_command(),
         quick=args.quick,
         seed_time_limit=args.seed_time_limit,
         cache_dir=Path(args.cache_dir),
     )
     outcome = suite.run(settings)
+    outcome.rows = rows.table(outcome)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_bytes(msgspec.json.format(msgspec.json.encode(outcome.as_data())) + b"\n")

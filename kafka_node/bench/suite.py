@@ -25,20 +25,20 @@ from kafka_node import __version__
 from kafka_node.bench import datasets, fsync
 from kafka_node.bench.child import NodeFailure
 from kafka_node.bench.load import LoadResult, LoadSpec, measure_startup, run_load
-from kafka_node.bench.report import Row, Target, rows_as_data
+from kafka_node.bench.report import Row, rows_as_data
 from kafka_node.bench.workload import Workload, parse_mix
 
 SEED_TIME_LIMIT = 20.0
 QUICK_SEED_TIME_LIMIT = 5.0
-SEED_RPCS = ("send", "poll", "commit_offsets")
+SEED_RPCS = ("send", "poll", "commit_offsets", "list_committed_offsets")
+#: In-flight counts reported beside row c's 64.
+OTHER_IN_FLIGHT = (16, 256)
 #: The log sizes compared: big (10 million messages) and small (1,000), keys x messages per key.
 BIG_LOG = (100_000, 100)
 SMALL_LOG = (10, 100)
 #: The log of the wide poll: 2,000 keys of 16 messages, all named by one poll.
 WIDE_LOG = (2_000, 16)
 IN_FLIGHT = 64
-#: Memory is "not growing with the log" when the big log's figure is within this factor of the small's.
-MEMORY_GROWTH_ALLOWED = 1.25
 #: Runs of the seed's workload on several of our nodes: name, node count, further runner flags.
 CLUSTER_RUNS: tuple[tuple[str, int, tuple[str, ...]], ...] = (
     ("ours-2-nodes", 2, ()),
@@ -46,12 +46,6 @@ CLUSTER_RUNS: tuple[tuple[str, int, tuple[str, ...]], ...] = (
     ("ours-3-nodes", 3, ()),
     ("ours-5-nodes", 5, ()),
 )
-#: 5b's latency goal: a send on two nodes at most one forwarding round trip (ms) slower than on one.
-FORWARD_ROUND_TRIP_MS = 0.3
-#: 5c's goal: messages between servers per operation, on two nodes.
-SERVER_MSGS_PER_OP = 1.5
-#: The generator is "not the bottleneck" when its ceiling is at least this many times row b.
-GENERATOR_HEADROOM = 2.0
 
 
 @dataclass(frozen=True)
@@ -61,6 +55,7 @@ class Settings:
     node: str  # the node program (ours: it must take --db, --durability and --max-batch)
     runner: str  # maelstrom-kafka-test
     trivial: list[str]  # the command of the trivial node
+    naive: list[str]  # the command of the naive node (it is given --db PATH)
     cache_dir: Path
     quick: bool = False
     seed_time_limit: float = SEED_TIME_LIMIT
@@ -71,14 +66,14 @@ class Settings:
     wide_polls: int = 50
 
     @classmethod
-    def chosen(cls, node: str, runner: str, trivial: list[str], cache_dir: Path, quick: bool,
+    def chosen(cls, node: str, runner: str, trivial: list[str], naive: list[str], cache_dir: Path, quick: bool,
                seed_time_limit: float | None) -> Settings:
         """The full settings, or the shorter ones of --quick; an explicit seed time limit wins."""
         if quick:
-            return cls(node, runner, trivial, cache_dir, quick=True,
+            return cls(node, runner, trivial, naive, cache_dir, quick=True,
                        seed_time_limit=seed_time_limit or QUICK_SEED_TIME_LIMIT,
                        load_seconds=2.0, warmup=0.5, rounds=1, starts=5, wide_polls=30)
-        return cls(node, runner, trivial, cache_dir, seed_time_limit=seed_time_limit or SEED_TIME_LIMIT)
+        return cls(node, runner, trivial, naive, cache_dir, seed_time_limit=seed_time_limit or SEED_TIME_LIMIT)
 
 
 @dataclass
@@ -211,14 +206,31 @@ class Suite:
         progress(f"fsync of a small WAL append: p50 {self.outcome.fsync_ms[-1]:.3f} ms")
 
     def saturation(self) -> None:
-        """b, c, d, i: durable sends against the default node, durability off, one transaction
-        per request, and the trivial node."""
+        """b, c, d, i, n: durable sends against the default node, durability off, one transaction
+        per request, the trivial node and the naive one; c also with 16 and 256 in flight."""
         sends = Workload(mix=parse_mix("send=1"))
         self.load("trivial", self.settings.trivial, sends)
+        self.load("naive", [*self.settings.naive, "--db", str(self.work / "naive-64.db")], sends)
         for _ in range(self.settings.rounds):
             self.load("durable", self.ours(self.work / "durable.db"), sends)
             self.load("durability-off", self.ours(self.work / "off.db", "--durability", "off"), sends)
             self.load("max-batch-1", self.ours(self.work / "one.db", "--max-batch", "1"), sends)
+            for in_flight in OTHER_IN_FLIGHT:
+                self.load(f"durable-{in_flight}", self.ours(self.work / f"durable-{in_flight}.db"), sends,
+                          in_flight=in_flight)
+                self.load(f"durability-off-{in_flight}", self.ours(self.work / f"off-{in_flight}.db", "--durability", "off"),
+                          sends, in_flight=in_flight)
+
+    def one_in_flight(self) -> None:
+        """m, n: each RPC with one request in flight (a mix of all four over 10 keys), against
+        the trivial node (its polls filled), our node without fsync and durable, and the naive node."""
+        mix = Workload(mix=parse_mix("send=1,poll=1,commit=1,list=1"), keys=10)
+        for round_ in range(self.settings.rounds):
+            self.load("one-trivial", [*self.settings.trivial, "--fill-polls"], mix, in_flight=1)
+            self.load("one-off", self.ours(self.work / f"one-off-{round_}.db", "--durability", "off"), mix, in_flight=1)
+            self.load("one-durable", self.ours(self.work / f"one-durable-{round_}.db"), mix, in_flight=1)
+            self.load("one-naive", [*self.settings.naive, "--db", str(self.work / f"one-naive-{round_}.db")], mix,
+                      in_flight=1)
 
     def wide_poll(self) -> None:
         """h: polls naming all 2,000 keys of a log, one at a time, and polls naming one key."""
@@ -317,144 +329,17 @@ class Suite:
                          f"server msgs-per-op {data['net']['servers'].get('msgs-per-op')} "
                          f"({time.monotonic() - began:.1f} s)")
 
-    # --- the table ----------------------------------------------------------------------
-
-    def rows(self) -> list[Row]:
-        o = self.outcome
-        loads = o.loads
-        rows: list[Row] = []
-
-        def throughput(name: str) -> float | None:
-            return median([r.throughput for r in loads.get(name, [])])
-
-        def latency(name: str, field_name: str) -> float | None:
-            summaries = [r.latency["poll"] for r in loads.get(name, []) if "poll" in r.latency]
-            return median([getattr(summary, field_name) for summary in summaries])
-
-        def memory(name: str, which: str) -> float | None:
-            """The highest reading of any round, in MiB."""
-            readings = [getattr(r.node_memory, which) for r in loads.get(name, []) if r.node_memory]
-            return max(readings) / 1024 if readings else None
-
-        ours_seed = o.seed.get("ours", {}).get("rpc_latency_ms", {})
-        trivial_seed = o.seed.get("trivial", {}).get("rpc_latency_ms", {})
-        fsync_ms = median(o.fsync_ms)
-        for rpc in SEED_RPCS:
-            for q, bound in (("p50", 0.3), ("p99", 1.0)):
-                target = Target(on="measured", bound="<=", value=bound, text=f"<= {bound:g} ms")
-                trivial = trivial_seed.get(rpc, {}).get(q)
-                if (rpc, q) == ("send", "p50"):  # a durable ack: the runner's floor plus one fsync
-                    floor = None if trivial is None or fsync_ms is None else trivial + fsync_ms
-                    target = Target(on="measured", bound="<=", value=floor,
-                                    text="<= trivial + one fsync (j)" + (f" = {floor:.2f} ms" if floor else ""))
-                rows.append(Row(
-                    id="a", figure=f"seed workload: {rpc} {q}", unit="ms",
-                    measured=ours_seed.get(rpc, {}).get(q), baseline=trivial,
-                    baseline_is="trivial node, same runner", target=target,
-                ))
-        durable = throughput("durable")
-        rows += [
-            Row(id="b", figure="saturation: durable sends/s, 64 in flight", unit="/s",
-                measured=durable, baseline=throughput("trivial"), baseline_is="trivial node",
-                target=Target(on="measured", bound=">=", value=50_000, text=">= 50,000 /s")),
-            Row(id="c", figure="saturation relative to durability off", unit="/s",
-                measured=durable, baseline=throughput("durability-off"), baseline_is="--durability off",
-                target=Target(on="ratio", bound=">=", value=0.8, text="ratio >= 0.8")),
-            Row(id="d", figure="group commit's gain: saturation vs one transaction per request", unit="/s",
-                measured=durable, baseline=throughput("max-batch-1"), baseline_is="--max-batch 1",
-                target=Target(on="ratio", text="report it (expect ratio > 10)")),
-            Row(id="e", figure="send/poll/commit requests/s, 10 M stored messages, over all its 100,000 keys",
-                unit="/s", measured=throughput("10M-messages"), baseline=throughput("1k-messages"),
-                baseline_is="1,000 messages, over its 10 keys",
-                target=Target(on="ratio", bound=">=", value=0.8, text="ratio >= 0.8")),
-            Row(id="e", figure="the same over keys 0-9 only (same keys as the baseline)",
-                unit="/s", measured=throughput("10M-messages-10-keys"), baseline=throughput("1k-messages"),
-                baseline_is="1,000 messages, over its 10 keys",
-                target=Target(on="ratio", bound=">=", value=0.8, text="ratio >= 0.8")),
-            Row(id="f", figure="start-up to init_ok, 10 M stored messages (median)", unit="ms",
-                measured=median(o.starts_ms.get("10M", [])), baseline=median(o.starts_ms.get("empty", [])),
-                baseline_is="empty file",
-                target=Target(on="measured", bound="<=", value=200, text="<= 200 ms")),
-        ]
-        for which, label in (("peak_kib", "VmHWM"), ("now_kib", "VmRSS")):
-            rows.append(Row(
-                id="g", figure=f"resident memory, 10 M messages, under the load of e (all keys): {label}", unit="MiB",
-                measured=memory("10M-messages", which), baseline=memory("1k-messages", which),
-                baseline_is="1,000 messages",
-                target=Target(on="measured", bound="<=", value=64, text="<= 64 MiB"),
-                also=[Target(on="ratio", bound="<=", value=MEMORY_GROWTH_ALLOWED,
-                             text=f"ratio <= {MEMORY_GROWTH_ALLOWED:g}")],
-            ))
-        rows += [
-            Row(id="h", figure="one poll naming 2,000 keys x 16 messages: median", unit="ms",
-                measured=latency("poll-2000-keys", "p50_ms"), baseline=latency("poll-1-key", "p50_ms"),
-                baseline_is="poll naming 1 key",
-                target=Target(on="measured", bound="<=", value=20, text="<= 20 ms")),
-            Row(id="h", figure="one poll naming 2,000 keys x 16 messages: p99", unit="ms",
-                measured=latency("poll-2000-keys", "p99_ms"), baseline=latency("poll-1-key", "p99_ms"),
-                baseline_is="poll naming 1 key",
-                target=Target(on="measured", text="report it")),
-            Row(id="i", figure="the generator's ceiling: sends/s against the trivial node", unit="/s",
-                measured=throughput("trivial"), baseline=durable, baseline_is="row b, our node",
-                target=Target(on="ratio", bound=">=", value=GENERATOR_HEADROOM,
-                              text=f"ratio >= {GENERATOR_HEADROOM:g} (not the bottleneck)")),
-            Row(id="j", figure="fsync of a small WAL append (2 frames): the floor of a durable ack, p50",
-                unit="ms", measured=fsync_ms, baseline=None, baseline_is="",
-                target=Target(on="measured", text="report it")),
-        ]
-        rows += self.cluster_rows(ours_seed)
-        return rows
-
-    def cluster_rows(self, ours_seed: dict[str, Any]) -> list[Row]:
-        """k: challenge 5b's goals on two nodes; l: the same figures on three and five."""
-        runs = self.outcome.cluster
-        one_node = ours_seed.get("send", {}).get("p50")
-
-        def send_p50(name: str) -> float | None:
-            return runs.get(name, {}).get("perf", {}).get("rpc_latency_ms", {}).get("send", {}).get("p50")
-
-        def server_msgs(name: str) -> float | None:
-            return runs.get(name, {}).get("net", {}).get("servers", {}).get("msgs-per-op")
-
-        def anomalies(name: str) -> float | None:
-            return float(len(runs[name]["unexplained_anomaly_types"])) if name in runs else None
-
-        bound = None if one_node is None else one_node + FORWARD_ROUND_TRIP_MS
-        rows = [
-            Row(id="k", figure="5b, 2 nodes: send p50", unit="ms", measured=send_p50("ours-2-nodes"),
-                baseline=one_node, baseline_is="row a, 1 node",
-                target=Target(on="measured", bound="<=", value=bound,
-                              text=f"<= 1 node + {FORWARD_ROUND_TRIP_MS:g} ms" + (f" = {bound:.2f} ms" if bound else ""))),
-            Row(id="k", figure="5b, 2 nodes: messages between servers per op", unit="",
-                measured=server_msgs("ours-2-nodes"), baseline=None, baseline_is="",
-                target=Target(on="measured", bound="<=", value=SERVER_MSGS_PER_OP, text=f"<= {SERVER_MSGS_PER_OP:g}")),
-            Row(id="k", figure="5b, 2 nodes, one killed and restarted about every 2 s: anomaly types (both verdicts)",
-                unit="",
-                measured=anomalies("ours-2-nodes-restarting"), baseline=None, baseline_is="",
-                target=Target(on="measured", bound="<=", value=0, text="0 (valid)")),
-        ]
-        for name, count in (("ours-3-nodes", 3), ("ours-5-nodes", 5)):
-            rows += [
-                Row(id="l", figure=f"{count} nodes: send p50", unit="ms", measured=send_p50(name),
-                    baseline=one_node, baseline_is="row a, 1 node", target=Target(on="measured", text="report it")),
-                Row(id="l", figure=f"{count} nodes: messages between servers per op", unit="",
-                    measured=server_msgs(name), baseline=None, baseline_is="",
-                    target=Target(on="measured", text="report it")),
-            ]
-        return rows
-
 
 def run(settings: Settings) -> Outcome:
-    """Measure everything; the rows are filled even when some measurement failed."""
+    """Measure everything, each part even when another failed (`rows.table` makes the table)."""
     began = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="kafka-bench-") as work:
         suite = Suite(settings, Path(work))
-        for part in (suite.fsync, suite.saturation, suite.wide_poll, suite.big_log, suite.fsync, suite.seed_workload,
-                     suite.cluster_workload):
+        for part in (suite.fsync, suite.saturation, suite.one_in_flight, suite.wide_poll, suite.big_log, suite.fsync,
+                     suite.seed_workload, suite.cluster_workload):
             try:
                 part()
             except Exception as error:  # one broken part must not hide the others' figures
                 suite.fail(f"{part.__name__}: {error!r}")
         suite.outcome.seconds = time.monotonic() - began
-        suite.outcome.rows = suite.rows()
         return suite.outcome

@@ -12,7 +12,7 @@ import apsw
 import msgspec
 import pytest
 
-from kafka_node.bench import datasets, fsync, suite
+from kafka_node.bench import datasets, fsync, rows, suite
 from kafka_node.bench.report import TABLE_END, TABLE_START, Row, Target, markdown_table, table_figures, with_table
 from kafka_node.bench.trivial_node import TrivialNode
 from kafka_node.bench.workload import parse_mix
@@ -152,7 +152,7 @@ def test_trivial_node_fills_polls_only_up_to_the_offsets_handed_out():
 
 
 def test_table_shows_each_figure_beside_its_baseline_and_verdict():
-    rows = [
+    shown = [
         Row(id="b", figure="sends", unit="/s", measured=40_000, baseline=80_000, baseline_is="durability off",
             target=Target(on="ratio", bound=">=", value=0.6, text="ratio >= 0.6")),
         Row(id="f", figure="start-up", unit="ms", measured=120.0, baseline=None, baseline_is="empty file",
@@ -161,7 +161,7 @@ def test_table_shows_each_figure_beside_its_baseline_and_verdict():
             target=Target(on="measured", bound="<=", value=64, text="<= 64 MiB"),
             also=[Target(on="ratio", bound="<=", value=1.25, text="ratio <= 1.25")]),
     ]
-    lines = markdown_table(rows).splitlines()
+    lines = markdown_table(shown).splitlines()
     assert lines[0].startswith("| | figure | measured | baseline (same run) | ratio | target | met? |")
     assert lines[2] == "| b | sends | 40,000 /s | 80,000 /s (durability off) | 0.50 | ratio >= 0.6 | **no** |"
     assert lines[3] == "| f | start-up | 120 ms | — (empty file) | — | <= 200 ms | yes |"
@@ -184,8 +184,8 @@ def test_the_performance_table_has_the_rows_the_suite_measures(tmp_path):
     # make bench writes the table into docs/performance.md; this catches a row added, dropped
     # or renamed without the table having been measured again since.
     settings = suite.Settings.chosen(node="maelstrom-kafka", runner="maelstrom-kafka-test", trivial=["true"],
-                                     cache_dir=tmp_path, quick=False, seed_time_limit=None)
-    expected = [(row.id, row.figure) for row in suite.Suite(settings, tmp_path).rows()]
+                                     naive=["true"], cache_dir=tmp_path, quick=False, seed_time_limit=None)
+    expected = [(row.id, row.figure) for row in rows.table(suite.Outcome(settings))]
     assert table_figures((PROJECT_ROOT / "docs" / "performance.md").read_text()) == expected
 
 

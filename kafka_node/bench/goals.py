@@ -1,0 +1,45 @@
+"""The performance goals each row of the table is held to: ratios to a baseline measured in the
+same run wherever one exists, since this machine's disk and CPU speeds drift by the minute."""
+
+from __future__ import annotations
+
+#: The RPCs that change the log, and those that only read it.
+WRITES = ("send", "commit_offsets")
+READS = ("poll", "list_committed_offsets")
+
+#: One request in flight: a write at most this many times the trivial node's round trip with
+#: --durability off; a read at most this many times it, whatever the durability; and every
+#: RPC, durable, no slower than the naive node's.
+WRITE_OVER_TRIVIAL = 2.0
+READ_OVER_TRIVIAL = 1.3
+OVER_NAIVE = 1.0
+
+#: A lone durable send: at most the trivial node's round trip, one fsync (row j) and this (ms).
+LONE_SEND_SLACK_MS = 0.05
+#: A durable write of the seed's workload: at most the runner's floor, one fsync and this (ms).
+SEED_WRITE_SLACK_MS = 0.1
+
+#: Durable sends with 64 in flight: at least this share of the same load without fsync...
+DURABLE_OVER_OFF = 0.8
+#: ... at least this many per second...
+SATURATION_PER_S = 50_000
+#: ... and "far faster" than the naive node under the same load: at least this many times.
+OVER_NAIVE_UNDER_LOAD = 5.0
+
+#: A log of 10 million messages costs at most this share of the throughput of a small one.
+BIG_LOG_OVER_SMALL = 0.8
+#: Start-up to init_ok, and resident memory, whatever the log's size.
+STARTUP_MS = 200
+MEMORY_MIB = 64
+#: Memory is "not growing with the log" when the big log's figure is within this factor of the small's.
+MEMORY_GROWTH_ALLOWED = 1.25
+#: One poll naming 2,000 keys of 16 messages.
+WIDE_POLL_MS = 20
+
+#: The generator is "not the bottleneck" when its ceiling is at least this many times row b.
+GENERATOR_HEADROOM = 2.0
+
+#: 5b's latency goal: a send on two nodes at most one forwarding round trip (ms) slower than on one.
+FORWARD_ROUND_TRIP_MS = 0.3
+#: 5c's goal: messages between servers per operation, on two nodes.
+SERVER_MSGS_PER_OP = 1.5
