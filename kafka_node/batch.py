@@ -12,6 +12,7 @@ from kafka_node.protocol import ErrorCode
 from kafka_node.storage import Storage, StorageError, describe
 from kafka_node.storage.failures import cache_untrustworthy_after, is_whole_database_error
 from kafka_node.storage.log import Log
+from kafka_node.unsynced import Unsynced
 
 logger = logging.getLogger(__name__)
 
@@ -19,28 +20,6 @@ logger = logging.getLogger(__name__)
 Answer = tuple[protocol.Reply, int]
 
 _WRITES = (protocol.Send, protocol.CommitOffsets)
-
-
-class Unsynced:
-    """The keys that commits not yet known to be durable wrote, and the newest such commit
-    of each: what a read of those keys has to wait for, since it may have read their data."""
-
-    def __init__(self) -> None:
-        self._by_key: dict[str, int] = {}
-        self._newest = 0
-
-    def wrote(self, keys: Iterable[str], commit: int) -> None:
-        for key in keys:
-            self._by_key[key] = commit
-        self._newest = commit
-
-    def needed_by(self, keys: Iterable[str], durable: int) -> int:
-        """The commit a read of `keys` waits for (0 if everything it can see is durable)."""
-        if durable >= self._newest:
-            self._by_key.clear()
-            return 0
-        needed = max((self._by_key.get(key, 0) for key in keys), default=0)
-        return needed if needed > durable else 0
 
 
 class _BatchLost(Exception):
@@ -67,15 +46,14 @@ def apply(storage: Storage, requests: list[protocol.Envelope], limits: PollLimit
     log = storage.log
     writes = sum(isinstance(request.body, _WRITES) for request in requests)
     if not writes:
-        durable = storage.durable
-        return [_read(log, request.body, limits, lambda keys: unsynced.needed_by(keys, durable)) for request in requests]
+        reading = _Reading(unsynced, storage.durable)
+        return [_read(log, request.body, limits, reading) for request in requests]
     try:
         log.begin()
     except StorageError as error:  # the write lock is held elsewhere: the reads need none
-        durable = storage.durable
+        reading = _Reading(unsynced, storage.durable)
         return [_refusal(request, ErrorCode.TEMPORARILY_UNAVAILABLE, f"storage error, nothing applied: {describe(error)}")
-                if isinstance(request.body, _WRITES)
-                else _read(log, request.body, limits, lambda keys: unsynced.needed_by(keys, durable))
+                if isinstance(request.body, _WRITES) else _read(log, request.body, limits, reading)
                 for request in requests]
     transaction = _Transaction(log, log.commits + 1, limits, unsynced, storage.durable, savepoints=writes > 1)
     try:
@@ -94,22 +72,39 @@ def apply(storage: Storage, requests: list[protocol.Envelope], limits: PollLimit
             storage.distrust()
         text = f"commit failed, outcome unknown: {describe(error)}"
         return [_refusal(request, ErrorCode.CRASH, text) for request in requests]
-    unsynced.wrote(transaction.written, transaction.commit)
+    unsynced.record(transaction.commit, transaction.sent, transaction.committed, storage.durable)
     return answers
 
 
-class _Transaction:
-    """The requests of one writing transaction, answered in order before its COMMIT."""
+class _Reading:
+    """What a read may see and must wait for: below the offsets commits not yet durable gave
+    (a poll's reply then waits for nothing), and the commits that moved listed offsets."""
+
+    def __init__(self, unsynced: Unsynced, durable: int) -> None:
+        self.unsynced = unsynced
+        self.durable = durable
+
+    def poll(self, keys: Iterable[str]) -> tuple[dict[str, int], int]:
+        """The offsets below which each key is read, and the commit the reply waits for."""
+        return self.unsynced.poll_below(keys, self.durable), 0
+
+    def listing(self, keys: Iterable[str]) -> int:
+        return self.unsynced.listing_waits_for(keys, self.durable)
+
+
+class _Transaction(_Reading):
+    """The requests of one writing transaction, answered in order before its COMMIT. A read
+    of a key this transaction wrote sees it, and its reply waits for this commit."""
 
     def __init__(self, log: Log, commit: int, limits: PollLimits, unsynced: Unsynced, durable: int,
                  savepoints: bool) -> None:
+        super().__init__(unsynced, durable)
         self.log = log
         self.commit = commit  # the number this transaction's COMMIT will have
         self.savepoints = savepoints  # more than one write: each needs a savepoint of its own
         self.limits = limits
-        self.unsynced = unsynced
-        self.durable = durable
-        self.written: set[str] = set()  # keys written so far, which later reads wait on
+        self.sent: dict[str, int] = {}  # key -> the first offset this transaction gave it
+        self.committed: set[str] = set()  # keys whose committed offset it moved
 
     def answers(self, requests: list[protocol.Envelope]) -> list[Answer]:
         answers: list[Answer] = []
@@ -125,7 +120,7 @@ class _Transaction:
             if type(body) is protocol.CommitOffsets:
                 answers += self._commit(request, body)
             else:
-                answers.append(_read(self.log, body, self.limits, self._needed_by, self.log.in_transaction))
+                answers.append(_read(self.log, body, self.limits, self, self.log.in_transaction))
         if run:
             answers += self._sends(run)
         return answers
@@ -134,13 +129,16 @@ class _Transaction:
         def commit() -> list[protocol.Reply]:
             return [handlers.commit_offsets(self.log, body)]
 
-        return self._write([request], commit, body.offsets)
+        return self._write([request], commit)
 
-    def _needed_by(self, keys: Iterable[str]) -> int:
+    def poll(self, keys: Iterable[str]) -> tuple[dict[str, int], int]:
         keys = list(keys)
-        if not self.written.isdisjoint(keys):
-            return self.commit
-        return self.unsynced.needed_by(keys, self.durable)
+        below, _ = super().poll(key for key in keys if key not in self.sent)
+        return below, self.commit if not self.sent.keys().isdisjoint(keys) else 0
+
+    def listing(self, keys: Iterable[str]) -> int:
+        keys = list(keys)
+        return self.commit if not self.committed.isdisjoint(keys) else super().listing(keys)
 
     def _sends(self, run: list[protocol.Envelope]) -> list[Answer]:
         bodies: list[protocol.Send] = [request.body for request in run]  # type: ignore[misc]  # all sends
@@ -149,7 +147,7 @@ class _Transaction:
             return list(handlers.send(self.log, bodies))
 
         if len(run) == 1:
-            return self._write(run, append, [bodies[0].key])
+            return self._write(run, append)
         try:
             with self.log.savepoint():
                 replies = append()
@@ -157,11 +155,10 @@ class _Transaction:
             if is_whole_database_error(error) or not self.log.in_transaction:
                 raise _BatchLost(error) from error
             return [answer for request in run for answer in self._sends([request])]
-        self.written.update(body.key for body in bodies)
+        self._remember(run, replies)
         return [(reply, self.commit) for reply in replies]
 
-    def _write(self, requests: list[protocol.Envelope], write: Callable[[], list[protocol.Reply]],
-               keys: Iterable[str]) -> list[Answer]:
+    def _write(self, requests: list[protocol.Envelope], write: Callable[[], list[protocol.Reply]]) -> list[Answer]:
         """`write()` inside a savepoint (or, as the transaction's one write, without one); if
         it fails, the savepoint (or the transaction) is rolled back and each of `requests` gets
         an error instead: a definite 11 for a storage error, since nothing of it was applied,
@@ -183,9 +180,19 @@ class _Transaction:
             logger.exception("unexpected failure; the request was rolled back")
             code, text = ErrorCode.CRASH, f"internal error: {error!r}"
         else:
-            self.written.update(keys)
+            self._remember(requests, replies)
             return [(reply, self.commit) for reply in replies]
         return [_refusal(request, code, text) for request in requests]
+
+    def _remember(self, requests: list[protocol.Envelope], replies: list[protocol.Reply]) -> None:
+        """Remember what this transaction wrote: the first offset it gave each key it sent to,
+        and the keys whose committed offsets it moved."""
+        for request, reply in zip(requests, replies, strict=True):
+            body = request.body
+            if type(reply) is protocol.SendOk and type(body) is protocol.Send:
+                self.sent.setdefault(body.key, reply.offset)
+            elif type(body) is protocol.CommitOffsets:
+                self.committed.update(body.offsets)
 
     def _undo(self) -> None:
         """Without a savepoint, a failed write is undone with the whole transaction."""
@@ -193,16 +200,16 @@ class _Transaction:
             self.log.rollback()
 
 
-def _read(log: Log, body: protocol.Request, limits: PollLimits, needed_by: Callable[[Iterable[str]], int],
-          in_transaction: bool = False) -> Answer:
-    """A poll's or a listing's answer, which waits for the commits whose data it may have
-    read. A failing statement costs only this request (11); inside a writing transaction, a
-    failure of the database as a whole ends the transaction."""
+def _read(log: Log, body: protocol.Request, limits: PollLimits, reading: _Reading, in_transaction: bool = False) -> Answer:
+    """A poll's or a listing's answer, with the commit it waits for. A failing statement costs
+    only this request (11); inside a writing transaction, a failure of the database as a
+    whole ends the transaction."""
     try:
         if type(body) is protocol.Poll:
-            return handlers.poll(log, body, limits), needed_by(body.offsets)
+            below, needed = reading.poll(body.offsets)
+            return handlers.poll(log, body, limits, below), needed
         assert type(body) is protocol.ListCommittedOffsets, body  # `apply` is given storage requests only
-        return handlers.list_committed_offsets(log, body), needed_by(body.keys)
+        return handlers.list_committed_offsets(log, body), reading.listing(body.keys)
     except StorageError as error:
         if in_transaction and (is_whole_database_error(error) or not log.in_transaction):
             raise _BatchLost(error) from error

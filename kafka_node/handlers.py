@@ -4,6 +4,7 @@ reply says. They hold no state, and a run of consecutive sends is appended by on
 from __future__ import annotations
 
 import itertools
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from kafka_node import protocol
@@ -25,14 +26,15 @@ def send(log: Log, bodies: list[protocol.Send]) -> list[protocol.SendOk]:
     return [protocol.SendOk(in_reply_to=body.msg_id, offset=offset) for body, offset in zip(bodies, offsets, strict=True)]
 
 
-def poll(log: Log, body: protocol.Poll, limits: PollLimits) -> protocol.PollOk:
+def poll(log: Log, body: protocol.Poll, limits: PollLimits, below: Mapping[str, int] | None = None) -> protocol.PollOk:
+    """Messages from each asked offset on (for the keys in `below`, only below their offset there)."""
     offsets, per_key = body.offsets, limits.per_key
     if len(offsets) * per_key > limits.messages:
         # Bound the reply: fewer messages per key, and past the budget, keys left out
         # (a poll may return any prefix of a key's log, including none of it).
         per_key = max(1, limits.messages // len(offsets))
         offsets = dict(itertools.islice(offsets.items(), limits.messages))
-    msgs = log.read_from(offsets, per_key, limits.bytes)
+    msgs = log.read_from(offsets, per_key, limits.bytes, below)
     return protocol.PollOk(in_reply_to=body.msg_id, msgs=protocol.json_text(msgs))
 
 

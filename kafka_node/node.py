@@ -12,6 +12,7 @@ from kafka_node.handlers import PollLimits
 from kafka_node.outbox import Held
 from kafka_node.protocol import ErrorCode
 from kafka_node.storage import LogFile, Storage, UnusableDatabase
+from kafka_node.unsynced import Unsynced
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +42,7 @@ class Node:
         self.refused = False  # init could not open the log: stop, exit status 2
         # Once init names several nodes: the parts of requests owned elsewhere, in flight.
         self.forwarding: cluster.Forwarding | None = None
-        self._unsynced = batch.Unsynced()
+        self._unsynced = Unsynced()
 
     @property
     def storage(self) -> Storage | None:

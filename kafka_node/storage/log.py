@@ -9,6 +9,15 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 import apsw
 import msgspec
 
+#: The ranges a poll reads, from its JSON text (key -> [first offset, count]), in the order asked;
+#: materialized, so that each is computed once and the join walks each key's primary key range.
+_WANTED = """
+WITH wanted AS MATERIALIZED (
+  SELECT id AS position, key, value ->> 0 AS first_offset, (value ->> 0) + (value ->> 1) AS end_offset,
+         '],' || json_quote(key) || ':[' AS head
+  FROM json_each(:ranges)
+)"""
+
 
 class Log:
     """The statements of one open log file, on its connection. Knows keys, offsets and
@@ -123,9 +132,11 @@ class Log:
         self.conn.executemany("INSERT INTO messages (key, log_offset, msg) VALUES (?, ?, ?)", rows)
         return offsets
 
-    def read_from(self, offsets: Mapping[str, int], limit_per_key: int, max_bytes: int) -> bytes:
+    def read_from(self, offsets: Mapping[str, int], limit_per_key: int, max_bytes: int,
+                  below: Mapping[str, int] | None = None) -> bytes:
         """For each key, up to `limit_per_key` messages from its asked offset on, ascending,
-        as the JSON text of a poll reply's `msgs`: {"key": [[offset, msg], ...], ...}.
+        and only below its offset in `below` if it has one, as the JSON text of a poll reply's
+        `msgs`: {"key": [[offset, msg], ...], ...}.
 
         The messages' JSON text adds up to at most `max_bytes`, counted over the keys in the
         order asked: each key gets the prefix of its messages that fits, and the first
@@ -137,8 +148,26 @@ class Log:
         only the messages kept are then read, and SQLite assembles the reply, so a poll
         naming thousands of keys creates no Python object per message.
         """
-        asked = msgspec.json.encode(offsets).decode()
-        total = self.conn.execute(
+        ranges = {key: (first, limit_per_key) for key, first in offsets.items()}
+        capped = False
+        for key, end in (below or {}).items():
+            if key in ranges and (count := min(limit_per_key, end - ranges[key][0])) < limit_per_key:
+                capped = True
+                if count > 0:
+                    ranges[key] = (ranges[key][0], count)
+                else:
+                    del ranges[key]
+        if not ranges:
+            return b"{}"
+        asked = msgspec.json.encode(ranges).decode()
+        total = self._size_of(asked) if capped else self._size_from(offsets, limit_per_key)
+        if total is None:
+            return b"{}"
+        return self._messages_in(asked if total <= max_bytes else self._ranges_within(asked, max_bytes))
+
+    def _size_from(self, offsets: Mapping[str, int], limit_per_key: int) -> int | None:
+        """The JSON text's size of up to `limit_per_key` messages per key from each asked offset."""
+        size: int | None = self.conn.execute(
             """
             SELECT sum(octet_length(messages.msg))
             FROM json_each(:offsets) AS wanted
@@ -146,40 +175,51 @@ class Log:
                          AND messages.log_offset >= wanted.value
                          AND messages.log_offset < wanted.value + :limit
             """,
-            {"offsets": asked, "limit": limit_per_key},
+            {"offsets": msgspec.json.encode(offsets).decode(), "limit": limit_per_key},
         ).get
-        if total is None:
-            return b"{}"
-        if total <= max_bytes:
-            ranges = {key: (first, limit_per_key) for key, first in offsets.items()}
-        else:
-            ranges = self._ranges_within(asked, limit_per_key, max_bytes)
-        return self._messages_in(ranges)
+        return size
 
-    def _ranges_within(self, asked: str, limit_per_key: int, max_bytes: int) -> dict[str, tuple[int, int]]:
-        """Each key's first offset and how many of its messages fit in `max_bytes`, in the
-        order asked (only for a poll whose messages do not all fit: a window over sizes)."""
+    def _size_of(self, ranges: str) -> int | None:
+        """The JSON text's size of the messages in these ranges (of a poll some of whose keys
+        may be read only below an offset)."""
+        size: int | None = self.conn.execute(
+            f"""
+            {_WANTED}
+            SELECT sum(octet_length(messages.msg))
+            FROM wanted
+            CROSS JOIN messages ON messages.key = wanted.key
+                               AND messages.log_offset >= wanted.first_offset
+                               AND messages.log_offset < wanted.end_offset
+            """,
+            {"ranges": ranges},
+        ).get
+        return size
+
+    def _ranges_within(self, asked: str, max_bytes: int) -> str:
+        """The ranges' prefixes (first offset, count) that fit in `max_bytes`, in the order
+        asked (only for a poll whose messages do not all fit: a window over sizes)."""
         rows = self.conn.execute(
-            """
+            f"""
+            {_WANTED}
             SELECT key, first_offset, count(*)
-            FROM (SELECT wanted.id AS position, wanted.key, wanted.value AS first_offset,
+            FROM (SELECT wanted.position, wanted.key, wanted.first_offset,
                          sum(octet_length(messages.msg)) OVER running AS bytes_so_far,
                          row_number() OVER running AS nth
-                  FROM json_each(:offsets) AS wanted
-                  JOIN messages ON messages.key = wanted.key
-                               AND messages.log_offset >= wanted.value
-                               AND messages.log_offset < wanted.value + :limit
-                  WINDOW running AS (ORDER BY wanted.id, messages.log_offset ROWS UNBOUNDED PRECEDING))
+                  FROM wanted
+                  CROSS JOIN messages ON messages.key = wanted.key
+                                     AND messages.log_offset >= wanted.first_offset
+                                     AND messages.log_offset < wanted.end_offset
+                  WINDOW running AS (ORDER BY wanted.position, messages.log_offset ROWS UNBOUNDED PRECEDING))
             WHERE bytes_so_far <= :max_bytes OR nth = 1
             GROUP BY position
             ORDER BY position
             """,
-            {"offsets": asked, "limit": limit_per_key, "max_bytes": max_bytes},
+            {"ranges": asked, "max_bytes": max_bytes},
         )
-        return {key: (first, count) for key, first, count in rows}
+        return msgspec.json.encode({key: (first, count) for key, first, count in rows}).decode()
 
-    def _messages_in(self, ranges: Mapping[str, tuple[int, int]]) -> bytes:
-        """The reply's `msgs` for these ranges (key: first offset, count), in their order.
+    def _messages_in(self, ranges: str) -> bytes:
+        """The reply's `msgs` for these ranges (JSON: key -> [first offset, count]), in their order.
 
         One join, each message appended once to one string: each key's first message brings
         the key (`],"key":[`), so the text needs only its first two bytes dropped and its
@@ -187,12 +227,8 @@ class Log:
         (the primary key's), which is the order group_concat sees them in.
         """
         body = self.conn.execute(
-            """
-            WITH wanted AS MATERIALIZED (
-              SELECT key, value ->> 0 AS first_offset, (value ->> 0) + (value ->> 1) AS end_offset,
-                     '],' || json_quote(key) || ':[' AS head
-              FROM json_each(:ranges)
-            )
+            f"""
+            {_WANTED}
             SELECT CAST(group_concat(printf('%s[%d,%s]', iif(messages.log_offset = wanted.first_offset, wanted.head, ','),
                                             messages.log_offset, messages.msg), '') AS BLOB)
             FROM wanted
@@ -200,7 +236,7 @@ class Log:
                                AND messages.log_offset >= wanted.first_offset
                                AND messages.log_offset < wanted.end_offset
             """,
-            {"ranges": msgspec.json.encode(ranges).decode()},
+            {"ranges": ranges},
         ).get
         if body is None:
             return b"{}"

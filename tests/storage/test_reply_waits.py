@@ -1,6 +1,6 @@
-"""What a reply waits for: an acknowledgement for the sync of its own commit, a read only for the
-syncs of commits whose data it may have read, and nothing for a read of keys no pending commit
-wrote. The real serve loop in this process, on a log whose WAL writes and syncs a test can hold."""
+"""What a reply waits for: an acknowledgement for the sync of its own commit; a poll for nothing
+(it reads only what is durable); a listing for the commit that moved what it lists. The real
+serve loop in this process, on a log whose WAL writes and syncs a test can hold."""
 
 from __future__ import annotations
 
@@ -57,12 +57,14 @@ class GatedVFS(apsw.VFS):
             assert gate.wait(30), f"the test never opened the {what} gate"
 
 
-def test_a_read_waits_for_the_sync_of_what_it_read_and_for_nothing_else(tmp_path):
-    """A send is committed and its sync held; meanwhile a poll of another key is answered at
-    once, and a poll of the sent key only once the sync has made the send durable, with it."""
+def test_a_poll_waits_for_no_sync_and_a_listing_only_for_the_commit_it_lists(tmp_path):
+    """A send and a commit are committed and their sync held; meanwhile polls are answered at
+    once, with what is durable and without the pending message, and so is a listing of
+    another key; the listing of the committed key, and both acknowledgements, wait for the
+    sync. Then the pending message is there for the next poll."""
     vfs = GatedVFS()
     log = log_file(tmp_path / "log.db", vfs.name)
-    order: list[tuple[str, Any]] = []
+    seen: dict[str, Any] = {}
 
     def client(to_node: Any, from_node: Any) -> None:
         try:
@@ -81,26 +83,32 @@ def test_a_read_waits_for_the_sync_of_what_it_read_and_for_nothing_else(tmp_path
 
         vfs.writes_open.clear()
         vfs.syncs_open.clear()
-        to_node.write(line({"type": "send", "key": "a", "msg": "pending", "msg_id": 2}))
-        assert vfs.waiting.get(timeout=10) == "write"  # the send's COMMIT is writing the WAL
-        to_node.write(line({"type": "poll", "offsets": {"b": 0}, "msg_id": 3})
-                      + line({"type": "poll", "offsets": {"a": 0}, "msg_id": 4}))
-        vfs.writes_open.set()  # COMMIT ends with the polls waiting: the sync goes to the syncer's thread
+        to_node.write(line({"type": "send", "key": "a", "msg": "pending", "msg_id": 2})
+                      + line({"type": "commit_offsets", "offsets": {"b": 0}, "msg_id": 3}))
+        assert vfs.waiting.get(timeout=10) == "write"  # their COMMIT is writing the WAL
+        to_node.write(line({"type": "poll", "offsets": {"b": 0, "a": 0}, "msg_id": 4})
+                      + line({"type": "list_committed_offsets", "keys": ["b"], "msg_id": 5})
+                      + line({"type": "list_committed_offsets", "keys": ["c"], "msg_id": 6}))
+        vfs.writes_open.set()  # COMMIT ends with the reads waiting: the sync goes to the syncer's thread
         assert vfs.waiting.get(timeout=10) == "sync"
-        first = replies.get(timeout=10)
-        order.append(("while the sync is held", first))
+        seen["held"] = [replies.get(timeout=10) for _ in range(2)]
         try:
-            early = replies.get(timeout=SETTLE_S)
+            seen["early"] = replies.get(timeout=SETTLE_S)
         except queue.Empty:
-            early = None
-        order.append(("also while the sync is held", early))
+            seen["early"] = None
         vfs.syncs_open.set()
-        order.extend(("after the sync", replies.get(timeout=10)) for _ in range(2))
+        seen["after"] = [replies.get(timeout=10) for _ in range(3)]
+        to_node.write(line({"type": "poll", "offsets": {"a": 0}, "msg_id": 7}))
+        seen["last"] = replies.get(timeout=10)
 
     assert serve_with(log, client) == 0
     log.close()
-    (_, first), (_, early), *after = order
-    assert first == {"type": "poll_ok", "msgs": {"b": [[0, "durable"]]}, "in_reply_to": 3}, "the read of b waited"
-    assert early is None, f"a reply left before the sync it depends on: {early}"
-    assert sorted((reply["in_reply_to"], reply["type"]) for _, reply in after) == [(2, "send_ok"), (4, "poll_ok")]
-    assert next(reply for _, reply in after if reply["in_reply_to"] == 4)["msgs"] == {"a": [[0, "pending"]]}
+    assert sorted(seen["held"], key=lambda reply: reply["in_reply_to"]) == [
+        {"type": "poll_ok", "msgs": {"b": [[0, "durable"]]}, "in_reply_to": 4},
+        {"type": "list_committed_offsets_ok", "offsets": {}, "in_reply_to": 6},
+    ], "a read waited for a sync, or saw what was not durable"
+    assert seen["early"] is None, f"a reply left before the sync it depends on: {seen['early']}"
+    assert sorted((reply["in_reply_to"], reply["type"]) for reply in seen["after"]) == [
+        (2, "send_ok"), (3, "commit_offsets_ok"), (5, "list_committed_offsets_ok")]
+    assert next(reply for reply in seen["after"] if reply["in_reply_to"] == 5)["offsets"] == {"b": 0}
+    assert seen["last"] == {"type": "poll_ok", "msgs": {"a": [[0, "pending"]]}, "in_reply_to": 7}

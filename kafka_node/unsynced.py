@@ -1,0 +1,72 @@
+"""What commits not yet known to be durable wrote, so that reads never wait for their syncs: a
+poll reads each key only below the first offset such a commit gave it; a listing waits for one."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+#: Past this many keys with pending writes, every entry already durable is dropped at once.
+_PRUNE_AT = 4096
+
+
+class Unsynced:
+    """Per key, the commits not yet durable that sent to it (each with the first offset it
+    handed out) or moved its committed offset. Entries go once a sync covers them."""
+
+    def __init__(self) -> None:
+        self._sent: dict[str, list[tuple[int, int]]] = {}  # key -> [(commit, first offset)], oldest first
+        self._committed: dict[str, int] = {}  # key -> the newest commit that moved its committed offset
+        self._newest = 0
+
+    def record(self, commit: int, first_offsets: Mapping[str, int], committed: Iterable[str], durable: int) -> None:
+        """Commit number `commit` sent to the keys of `first_offsets` (from those offsets on) and
+        moved the committed offsets of `committed`."""
+        for key, offset in first_offsets.items():
+            self._sent.setdefault(key, []).append((commit, offset))
+        for key in committed:
+            self._committed[key] = commit
+        self._newest = commit
+        if len(self._sent) + len(self._committed) > _PRUNE_AT:
+            self._prune(durable)
+
+    def poll_below(self, keys: Iterable[str], durable: int) -> dict[str, int]:
+        """For each of `keys` that a commit not yet durable sent to, the first offset it gave:
+        a poll reads below it, so that its reply need wait for no sync."""
+        if self._forgotten(durable) or not self._sent:
+            return {}
+        below = {}
+        for key in keys:
+            pending = self._sent.get(key)
+            if pending is None:
+                continue
+            while pending and pending[0][0] <= durable:
+                pending.pop(0)
+            if pending:
+                below[key] = pending[0][1]
+            else:
+                del self._sent[key]
+        return below
+
+    def listing_waits_for(self, keys: Iterable[str], durable: int) -> int:
+        """The commit a listing of `keys` waits for: the newest not yet durable that moved
+        one of their committed offsets (0: none)."""
+        if self._forgotten(durable) or not self._committed:
+            return 0
+        needed = max((self._committed.get(key, 0) for key in keys), default=0)
+        return needed if needed > durable else 0
+
+    def _forgotten(self, durable: int) -> bool:
+        """Whether nothing is pending any more (everything written is durable)."""
+        if durable < self._newest:
+            return False
+        self._sent.clear()
+        self._committed.clear()
+        return True
+
+    def _prune(self, durable: int) -> None:
+        for key in list(self._sent):
+            self._sent[key] = [entry for entry in self._sent[key] if entry[0] > durable]
+            if not self._sent[key]:
+                del self._sent[key]
+        for key in [key for key, commit in self._committed.items() if commit <= durable]:
+            del self._committed[key]
