@@ -111,12 +111,20 @@ FROZEN = $(UV) pip freeze --quiet --python $(1)/bin/python | grep '==' | tr '=' 
 # text) are left out.
 MUTATION_DIR := store/mutation
 MUTATION_PARTS := core storage decoding cluster
-MUTATION_core := kafka_node/node.py,kafka_node/batch.py,kafka_node/handlers.py,kafka_node/outbox.py,kafka_node/serve.py
+MUTATION_core := kafka_node/node.py,kafka_node/batch.py,kafka_node/handlers.py,kafka_node/outbox.py,kafka_node/serve.py,kafka_node/unsynced.py
 MUTATION_storage := kafka_node/storage/,kafka_node/migrations.py
 MUTATION_decoding := kafka_node/decoding.py,kafka_node/protocol.py,kafka_node/framing.py
 MUTATION_cluster := kafka_node/cluster.py
-# cluster.py is exercised by the cluster tests alone: run them first, not after the others.
-MUTATION_RUNNER_cluster := python -m pytest -x -q -p no:cacheprovider --timeout 120 tests/cluster
+# Each part runs the tests that reach its modules, quickest and most telling first; -x stops at
+# the first failure, so a killed mutant costs seconds.
+MUTATION_PYTEST := python -m pytest -x -q -p no:cacheprovider --timeout 120
+MUTATION_RUNNER_core := $(MUTATION_PYTEST) tests/node/test_unsynced.py tests/storage/test_reply_waits.py \
+	tests/storage/test_faults.py tests/node/test_rpcs.py tests/node/test_bad_input.py tests/storage/test_fault_injection.py \
+	tests/node/test_operations.py tests/storage/test_power_cut.py tests/storage/test_lock_held_elsewhere.py
+MUTATION_RUNNER_storage := $(MUTATION_PYTEST) tests/storage tests/node/test_rpcs.py
+MUTATION_RUNNER_decoding := $(MUTATION_PYTEST) tests/node/test_bad_input.py tests/node/test_rpcs.py \
+	tests/node/test_properties.py tests/node/test_memory_bounds.py tests/cluster
+MUTATION_RUNNER_cluster := $(MUTATION_PYTEST) tests/cluster
 
 mutation: $(UV)
 	rm -rf build
@@ -130,7 +138,7 @@ $(addprefix mutation-,$(MUTATION_PARTS)): mutation-%:
 	ln -s ../migrations $(MUTATION_DIR)/$*/kafka_node/migration_files
 	cd $(MUTATION_DIR)/$* && PATH="$(abspath $(BIN)):$$PATH" PYTHONPATH="$$PWD" \
 		mutmut run --paths-to-mutate $(MUTATION_$*) --disable-mutation-types string \
-		$(if $(MUTATION_RUNNER_$*),--runner "$(MUTATION_RUNNER_$*)") > mutmut.log 2>&1 || true
+		--runner "$(MUTATION_RUNNER_$*)" > mutmut.log 2>&1 || true
 
 mutation-results:
 	@for part in $(MUTATION_PARTS); do \
