@@ -17,6 +17,11 @@ WITH wanted AS MATERIALIZED (
          '],' || json_quote(key) || ':[' AS head
   FROM json_each(:ranges)
 )"""
+#: Each range's messages, walking its key's primary key range in offset order.
+_IN_RANGES = """FROM wanted
+CROSS JOIN messages ON messages.key = wanted.key
+                   AND messages.log_offset >= wanted.first_offset
+                   AND messages.log_offset < wanted.end_offset"""
 
 
 class Log:
@@ -186,10 +191,7 @@ class Log:
             f"""
             {_WANTED}
             SELECT sum(octet_length(messages.msg))
-            FROM wanted
-            CROSS JOIN messages ON messages.key = wanted.key
-                               AND messages.log_offset >= wanted.first_offset
-                               AND messages.log_offset < wanted.end_offset
+            {_IN_RANGES}
             """,
             {"ranges": ranges},
         ).get
@@ -205,10 +207,7 @@ class Log:
             FROM (SELECT wanted.position, wanted.key, wanted.first_offset,
                          sum(octet_length(messages.msg)) OVER running AS bytes_so_far,
                          row_number() OVER running AS nth
-                  FROM wanted
-                  CROSS JOIN messages ON messages.key = wanted.key
-                                     AND messages.log_offset >= wanted.first_offset
-                                     AND messages.log_offset < wanted.end_offset
+                  {_IN_RANGES}
                   WINDOW running AS (ORDER BY wanted.position, messages.log_offset ROWS UNBOUNDED PRECEDING))
             WHERE bytes_so_far <= :max_bytes OR nth = 1
             GROUP BY position
@@ -231,10 +230,7 @@ class Log:
             {_WANTED}
             SELECT CAST(group_concat(printf('%s[%d,%s]', iif(messages.log_offset = wanted.first_offset, wanted.head, ','),
                                             messages.log_offset, messages.msg), '') AS BLOB)
-            FROM wanted
-            CROSS JOIN messages ON messages.key = wanted.key
-                               AND messages.log_offset >= wanted.first_offset
-                               AND messages.log_offset < wanted.end_offset
+            {_IN_RANGES}
             """,
             {"ranges": ranges},
         ).get
