@@ -11,7 +11,15 @@ import sys
 from kafka_node import __version__, argtypes, cluster, serve
 from kafka_node.handlers import PollLimits
 from kafka_node.node import Node
-from kafka_node.storage import NODE_ID_PLACEHOLDER, Durability, LogFile, UnusableDatabase, fresh_database_path
+from kafka_node.storage import (
+    NODE_ID_PLACEHOLDER,
+    Durability,
+    LogFile,
+    StorageError,
+    UnusableDatabase,
+    describe,
+    fresh_database_path,
+)
 
 log = logging.getLogger("kafka_node")
 
@@ -154,6 +162,9 @@ def main(argv: list[str] | None = None) -> int:
             except UnusableDatabase as refusal:
                 log.error("refusing to start: %s", refusal)
                 return EXIT_REFUSED
+            except StorageError as error:
+                log.error("cannot open the log: %s", describe(error))
+                return EXIT_FAILED
         node = Node(log_file, limits, args.max_batch, args.max_line_bytes, args.forward_timeout)
         try:
             return serve.serve(node)

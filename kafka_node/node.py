@@ -11,7 +11,7 @@ from kafka_node import batch, cluster, decoding, framing, protocol
 from kafka_node.handlers import PollLimits
 from kafka_node.outbox import Held
 from kafka_node.protocol import ErrorCode
-from kafka_node.storage import LogFile, Storage, UnusableDatabase
+from kafka_node.storage import LogFile, Storage, StorageError, UnusableDatabase
 from kafka_node.unsynced import Unsynced
 
 log = logging.getLogger(__name__)
@@ -141,7 +141,7 @@ class Node:
         if self.storage is None:
             try:
                 self.log_file.open(body.node_id)
-            except UnusableDatabase as refusal:
+            except (UnusableDatabase, StorageError) as refusal:
                 log.error("refusing to start: %s", refusal)
                 self.refused = True
                 return protocol.Error(in_reply_to=body.msg_id, code=ErrorCode.CRASH, text=f"refusing to start: {refusal}")

@@ -8,6 +8,7 @@ import logging
 import os
 import select
 import signal
+import threading
 import time
 from types import FrameType
 
@@ -53,6 +54,8 @@ class ServeLoop:
         self.node = node
         self.stdin_fd = stdin_fd
         self._alarm = os.pipe()  # written to (by any thread) to wake the loop and stop it
+        self._alarm_lock = threading.Lock()
+        self._alarm_open = True
         self.outbox = Outbox(stdout_fd, on_broken=self._sound_alarm)
         self._read_buffer = bytearray(READ_SIZE)
         self._stopping = False
@@ -78,6 +81,8 @@ class ServeLoop:
                     self._serve(batch)
                     if self.node.stopping or self.outbox.broken is not None:
                         break
+                if self.node.forwarding is not None:  # after every read: a long line may still stream in
+                    self._expire_forwards(check_input=True)
                 if not chunk:
                     break
         finally:
@@ -98,19 +103,15 @@ class ServeLoop:
         if step.forwarded:
             self.outbox.send(step.forwarded)
         storage = self._listening_storage()
-        if storage is None:
-            self.outbox.hold(step.held, 0)
+        self.outbox.hold(step.held)
+        if storage is None or storage.untrusted:  # after a failed COMMIT or sync: no sync, no checkpoint
             return
-        durable, failure = storage.durable, storage.sync_failure
-        self.outbox.hold(step.held, durable, failure)
-        if storage.log.commits > durable and failure is None:
+        if storage.log.commits > storage.durable:
             if self._input_waiting():
                 storage.sync_soon()  # on the syncer's thread, while the next batch is applied
             else:
                 storage.sync_here()  # nothing else to do: spare the thread's wake-up
-        if self.node.forwarding is not None:
-            self._expire_forwards(check_input=True)
-        if self.outbox.broken is None:
+        if self.outbox.broken is None and not storage.untrusted:
             storage.bound_wal()
 
     def _listening_storage(self) -> Storage | None:
@@ -118,6 +119,7 @@ class ServeLoop:
         storage = self.node.storage
         if storage is not None and storage is not self._storage:
             self._storage = storage
+            self.outbox.hears(lambda: (storage.sync_failure, storage.durable))
             storage.on_sync(self._release)
         return storage
 
@@ -127,8 +129,8 @@ class ServeLoop:
         storage = self._storage
         if storage is None:
             return
+        self.outbox.release()
         failure = storage.sync_failure
-        self.outbox.release(storage.durable, failure)
         if failure is not None and not self._sync_failure_told:
             self._sync_failure_told = True
             log.error("a sync of the WAL failed (%s): the outcome of the last batches is unknown", failure)
@@ -155,8 +157,7 @@ class ServeLoop:
         if check_input and self._input_waiting():
             now -= EXPIRY_GRACE
         if held := self.node.expire(now):
-            storage = self.node.storage
-            self.outbox.hold(held, storage.durable if storage else 0, storage.sync_failure if storage else None)
+            self.outbox.hold(held)
 
     def _finish(self) -> None:
         """Write every reply still held once its commit is durable (or failed); answer the
@@ -168,13 +169,17 @@ class ServeLoop:
             self._release()
             storage.on_sync(None)
         if held := self.node.abandon_forwarded():
-            self.outbox.hold(held, storage.durable if storage else 0, storage.sync_failure if storage else None)
-        os.close(self._alarm[0])
-        os.close(self._alarm[1])
+            self.outbox.hold(held)
+        with self._alarm_lock:  # the syncer's thread may still be sounding it
+            os.close(self._alarm[0])
+            os.close(self._alarm[1])
+            self._alarm_open = False
 
     def _sound_alarm(self) -> None:
-        with contextlib.suppress(OSError):
-            os.write(self._alarm[1], b"!")
+        with self._alarm_lock:
+            if self._alarm_open:
+                with contextlib.suppress(OSError):
+                    os.write(self._alarm[1], b"!")
 
     def _input_waiting(self) -> bool:
         return bool(select.select([self.stdin_fd], [], [], 0)[0])

@@ -3,6 +3,7 @@ poll reads each key only below the first offset such a commit gave it; a listing
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterable, Mapping
 
 #: Past this many keys with pending writes, every entry already durable is dropped at once.
@@ -14,20 +15,32 @@ class Unsynced:
     handed out) or moved its committed offset. Entries go once a sync covers them."""
 
     def __init__(self) -> None:
-        self._sent: dict[str, list[tuple[int, int]]] = {}  # key -> [(commit, first offset)], oldest first
+        self._sent: dict[str, deque[tuple[int, int]]] = {}  # key -> (commit, first offset)s, oldest first
         self._committed: dict[str, int] = {}  # key -> the newest commit that moved its committed offset
         self._newest = 0
 
     def record(self, commit: int, first_offsets: Mapping[str, int], committed: Iterable[str], durable: int) -> None:
         """Commit number `commit` sent to the keys of `first_offsets` (from those offsets on) and
-        moved the committed offsets of `committed`."""
+        moved the committed offsets of `committed`; `durable` commits are dropped on the way,
+        so that a key's entries are only those of commits still to be synced."""
+        self._forgotten(durable)
         for key, offset in first_offsets.items():
-            self._sent.setdefault(key, []).append((commit, offset))
+            pending = self._sent.get(key)
+            if pending is None:
+                self._sent[key] = deque([(commit, offset)])
+                continue
+            while pending and pending[0][0] <= durable:
+                pending.popleft()
+            pending.append((commit, offset))
         for key in committed:
             self._committed[key] = commit
         self._newest = commit
         if len(self._sent) + len(self._committed) > _PRUNE_AT:
             self._prune(durable)
+
+    def __len__(self) -> int:
+        """How many entries it holds: at most one per key and commit not yet durable."""
+        return sum(map(len, self._sent.values())) + len(self._committed)
 
     def poll_below(self, keys: Iterable[str], durable: int) -> dict[str, int]:
         """For each of `keys` that a commit not yet durable sent to, the first offset it gave:
@@ -40,7 +53,7 @@ class Unsynced:
             if pending is None:
                 continue
             while pending and pending[0][0] <= durable:
-                pending.pop(0)
+                pending.popleft()
             if pending:
                 below[key] = pending[0][1]
             else:
@@ -65,8 +78,10 @@ class Unsynced:
 
     def _prune(self, durable: int) -> None:
         for key in list(self._sent):
-            self._sent[key] = [entry for entry in self._sent[key] if entry[0] > durable]
-            if not self._sent[key]:
+            pending = self._sent[key]
+            while pending and pending[0][0] <= durable:
+                pending.popleft()
+            if not pending:
                 del self._sent[key]
         for key in [key for key, commit in self._committed.items() if commit <= durable]:
             del self._committed[key]

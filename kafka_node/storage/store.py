@@ -29,7 +29,7 @@ class Storage:
         self.schema_version = schema_version
         self.durability = durability
         self._untrusted = False
-        self._checkpointer = Checkpointer(opening.connect_checkpointer(path, durability, vfs))
+        self._checkpointer = Checkpointer(opening.connect_checkpointer(path, durability, vfs), lambda: self.untrusted)
         conn.set_wal_hook(self._checkpointer.after_commit)
         self._syncer = WalSyncer(path + "-wal", vfs) if durability is Durability.FULL else None
 

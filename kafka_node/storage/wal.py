@@ -43,14 +43,18 @@ class Checkpointer:
     #: How long the writer waits for a complete checkpoint before it carries on without one.
     CATCH_UP_TIMEOUT_S = 10.0
 
-    def __init__(self, conn: apsw.Connection) -> None:
+    def __init__(self, conn: apsw.Connection, halted: Callable[[], bool] = lambda: False) -> None:
         self._conn = conn
+        self._halted = halted  # once the file is not trusted, nothing more is copied into it
         self._due = threading.Event()
         self._caught_up = threading.Event()
-        self._catch_up_wanted = False
+        self._lock = threading.Lock()
+        self._round = 0  # the catch-up being waited for (0: none); each has a number of its own
+        self._rounds = 0
         self._stopping = False
         self.wal_pages = 0
         self._next_at = CHECKPOINT_PAGES  # WAL size that wakes the checkpointer next
+        self._limit = WAL_LIMIT_PAGES  # WAL size past which the writer waits for a catch-up
         self._thread = threading.Thread(target=self._run, name="checkpointer", daemon=True)
         self._thread.start()
 
@@ -59,6 +63,7 @@ class Checkpointer:
         time the WAL has grown by CHECKPOINT_PAGES since it last did."""
         if wal_pages < self.wal_pages:  # the WAL started again from its beginning
             self._next_at = CHECKPOINT_PAGES
+            self._limit = WAL_LIMIT_PAGES
         self.wal_pages = wal_pages
         if wal_pages >= self._next_at:
             self._next_at = wal_pages + CHECKPOINT_PAGES
@@ -67,15 +72,22 @@ class Checkpointer:
 
     @property
     def over_limit(self) -> bool:
-        return self.wal_pages >= WAL_LIMIT_PAGES
+        return self.wal_pages >= self._limit
 
     def catch_up(self) -> None:
         """Wait until a checkpoint has copied the whole WAL; the caller holds no transaction,
-        so the next one starts the WAL again from its beginning."""
-        self._caught_up.clear()
-        self._catch_up_wanted = True
+        so the next one starts the WAL again from its beginning. If none completes in time
+        (a reader keeps an old snapshot open, say), the writer carries on and asks again
+        only once the WAL has grown by WAL_LIMIT_PAGES more."""
+        with self._lock:
+            self._rounds += 1
+            self._round = self._rounds
+            self._caught_up.clear()
         self._due.set()
         if not self._caught_up.wait(self.CATCH_UP_TIMEOUT_S):
+            with self._lock:
+                self._round = 0
+                self._limit = self.wal_pages + WAL_LIMIT_PAGES
             log.warning("the WAL has %d pages and no checkpoint completed within %.0f s",
                         self.wal_pages, self.CATCH_UP_TIMEOUT_S)
 
@@ -85,7 +97,9 @@ class Checkpointer:
             self._due.clear()
             if self._stopping:
                 return
-            wanted = self._catch_up_wanted
+            if self._halted():
+                continue
+            wanted = self._round
             try:
                 wal_frames, copied = self._conn.wal_checkpoint(mode=apsw.SQLITE_CHECKPOINT_PASSIVE)
             except apsw.Error as error:
@@ -93,13 +107,17 @@ class Checkpointer:
                 wal_frames, copied = -1, 0
             if not wanted:
                 continue
-            if copied == wal_frames or wal_frames == -1:  # complete (or failing: do not hold the writer)
-                self._catch_up_wanted = False
-                self.wal_pages = 0
-                self._next_at = CHECKPOINT_PAGES
-                self._caught_up.set()
-            else:  # it began while a batch was committing: the frames since then are still to copy
-                self._due.set()
+            with self._lock:
+                if wanted != self._round:  # that catch-up gave up meanwhile, or another began
+                    continue
+                if copied == wal_frames or wal_frames == -1:  # complete (or failing: do not hold the writer)
+                    self._round = 0
+                    self.wal_pages = 0
+                    self._next_at = CHECKPOINT_PAGES
+                    self._limit = WAL_LIMIT_PAGES
+                    self._caught_up.set()
+                else:  # it began while a batch was committing: the frames since then are still to copy
+                    self._due.set()
 
     def stop(self) -> None:
         self._stopping = True
@@ -159,8 +177,17 @@ class WalSyncer:
         listener: when nothing else is waiting to be done, this spares the wake-up of the
         syncer's thread."""
         self._sync(commit)
-        if self.listener is not None:
-            self.listener()
+        self._tell()
+
+    def _tell(self) -> None:
+        """Tell the listener a sync ended; its failure is logged, never the end of this thread."""
+        listener = self.listener
+        if listener is None:
+            return
+        try:
+            listener()
+        except Exception:
+            log.exception("unexpected failure of what waited for a sync of the WAL")
 
     def _run(self) -> None:
         while True:
@@ -170,8 +197,7 @@ class WalSyncer:
                     return
                 target = self._wanted
             self._sync(target)
-            if self.listener is not None:
-                self.listener()
+            self._tell()
 
     def _sync(self, target: int) -> None:
         """fsync the WAL, covering commits up to `target` (made before this call), unless a

@@ -42,3 +42,14 @@ def test_polls_read_below_every_pending_send_and_listings_wait_for_every_pending
         for key in KEYS:
             waits = max((n for n, _, moved in pending if key in moved), default=0)
             assert unsynced.listing_waits_for([key], durable) == waits
+        assert len(unsynced) <= sum(len(first) for _, first, _ in pending) + len(KEYS), "entries already durable kept"
+
+
+def test_a_key_sent_to_by_every_commit_and_never_polled_holds_only_the_commits_not_yet_durable():
+    """Under nonstop sends the sync is always one commit behind, and nobody polls: the entries
+    must still not pile up (each commit's are dropped once a later one finds it durable)."""
+    unsynced = Unsynced()
+    for commit in range(1, 20_001):
+        unsynced.record(commit, {"hot": 2 * commit}, {"hot"}, durable=commit - 1)
+    assert len(unsynced) <= 2
+    assert unsynced.poll_below(["hot"], 19_999) == {"hot": 40_000}

@@ -11,10 +11,10 @@ import apsw
 import msgspec
 import pytest
 
-from kafka_node.storage import LogFile
+from kafka_node.storage import LogFile, wal
 
 from support.in_process import log_file, serve_batches
-from support.logs import read_whole_log
+from support.logs import digest, read_whole_log
 from support.messages import INIT, line
 
 
@@ -143,6 +143,23 @@ def test_a_failing_statement_costs_only_its_own_request_and_the_batch_commits_on
     sqlite_says = [r.getMessage() for r in caplog.records if r.getMessage().startswith("SQLite (SQLITE_TOOBIG)")]
     assert sqlite_says, "SQLite's own record of the failure is kept"
     assert "SELECT" not in caplog.text and "json_each" not in caplog.text, "the log holds the statement's SQL"
+
+
+def test_after_a_failed_sync_nothing_of_the_wal_is_copied_into_the_file(tmp_path, monkeypatch):
+    """The batch whose sync fails also takes the WAL past its limit: the writer must not then
+    have the untrusted WAL checkpointed into the database file on its way out."""
+    monkeypatch.setattr(wal, "CHECKPOINT_PAGES", 1 << 30)  # no checkpoint but the one at the limit
+    monkeypatch.setattr(wal, "WAL_LIMIT_PAGES", 40)
+    vfs = FaultyVFS()
+    db = tmp_path / "log.db"
+    log = log_file(db, vfs.name)
+    file_before: list[str] = []
+    big_batch = b"".join(sends(["x" * 900], 10 + i, key=str(i)) for i in range(60))
+    status, _ = serve_batches(log, [INIT + sends(["small"], 1), lambda: file_before.append(digest(db)),
+                                    vfs.fails_from_now("one sync"), big_batch], close_input=False)
+    assert status == 1
+    assert digest(db) == file_before[0], "the WAL was checkpointed into the file after the failed sync"
+    log.close()
 
 
 @pytest.mark.parametrize("alone", [True, False], ids=["the batch's one write", "beside another write"])
