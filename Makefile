@@ -1,5 +1,5 @@
 # kafka-node. The two commands of a fresh clone:
-#   make check   the seed's Maelstrom kafka test, our runner against our node (about a minute)
+#   make check   the seed's Maelstrom kafka test, our runner against our node (about 40 s)
 #   make test    the test suite (CI runs `make lint`, then this)
 # Everything is installed into .venv from uv.lock, exactly; only Python 3.11+ and make are
 # needed beforehand (uv itself is installed, at the version below, into .uv/).

@@ -39,8 +39,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         ),
         epilog=(
             "Exit status: 0 after end of input or SIGTERM/SIGINT (the batch in hand is finished "
-            "first); 1 after an I/O error at COMMIT (restart to recover from the disk) or when "
-            "stdout is closed; 2 for bad flags "
+            "first); 1 after an I/O error at COMMIT or a failed sync of the WAL (restart to recover "
+            "from the disk), when stdout is closed, or when the log cannot be opened for a storage "
+            "error; 2 for bad flags "
             "or a database file that is not a kafka-node log, is damaged, or has a newer schema "
             "(the file is left untouched), at start-up or, for a path holding {node_id}, after "
             "answering init with error 13."
@@ -114,7 +115,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         type=argtypes.positive_int,
         default=64 << 20,
         metavar="N",
-        help="input lines longer than this are skipped with a log line (default: 64 MiB)",
+        help=(
+            "input lines longer than this are skipped with a log line, and answered with error 12 "
+            "when they name their asker (default: 64 MiB)"
+        ),
     )
     parser.add_argument(
         "--forward-timeout",
