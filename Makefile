@@ -25,7 +25,7 @@ export UV_PYTHON_DOWNLOADS := never
 UV_SYNC := $(UV) sync --quiet --locked --no-editable --python $(PYTHON)
 
 .PHONY: install install-runtime test lint check check-5b bench restarts soak lock test-latest system-packages \
-	mutation mutation-core mutation-storage mutation-decoding mutation-cluster mutation-results clean
+	mutation mutation-venv mutation-core mutation-storage mutation-decoding mutation-cluster mutation-results clean
 
 $(UV):
 	$(PYTHON) -m venv $(UV_HOME)
@@ -127,23 +127,30 @@ MUTATION_RUNNER_decoding := $(MUTATION_PYTEST) tests/node/test_bad_input.py test
 	tests/node/test_properties.py tests/node/test_memory_bounds.py tests/cluster
 MUTATION_RUNNER_cluster := $(MUTATION_PYTEST) tests/cluster
 
+# Its own venv, so that `make test` (which syncs .venv exactly) can run meanwhile.
+MUTATION_VENV := .venv-mutation
+MUTATION_BIN := $(MUTATION_VENV)/bin
+
 mutation: $(UV)
-	rm -rf build
-	$(UV_SYNC) --extra plots --group test --group lint --group mutation
+	$(MAKE) --no-print-directory mutation-venv
 	$(MAKE) --no-print-directory -j2 $(addprefix mutation-,$(MUTATION_PARTS))
 	$(MAKE) --no-print-directory mutation-results
+
+mutation-venv: $(UV)
+	rm -rf build
+	UV_PROJECT_ENVIRONMENT=$(MUTATION_VENV) $(UV_SYNC) --extra plots --group test --group mutation
 
 $(addprefix mutation-,$(MUTATION_PARTS)): mutation-%:
 	rm -rf $(MUTATION_DIR)/$* && mkdir -p $(MUTATION_DIR)/$*
 	git ls-files -z | xargs -0 cp --parents -t $(MUTATION_DIR)/$*
 	ln -s ../migrations $(MUTATION_DIR)/$*/kafka_node/migration_files
-	cd $(MUTATION_DIR)/$* && PATH="$(abspath $(BIN)):$$PATH" PYTHONPATH="$$PWD" \
+	cd $(MUTATION_DIR)/$* && PATH="$(abspath $(MUTATION_BIN)):$$PATH" PYTHONPATH="$$PWD" \
 		mutmut run --paths-to-mutate $(MUTATION_$*) --disable-mutation-types string \
 		--runner "$(MUTATION_RUNNER_$*)" > mutmut.log 2>&1 || true
 
 mutation-results:
 	@for part in $(MUTATION_PARTS); do \
-		(cd $(MUTATION_DIR)/$$part && PATH="$(abspath $(BIN)):$$PATH" mutmut results); done
+		(cd $(MUTATION_DIR)/$$part && PATH="$(abspath $(MUTATION_BIN)):$$PATH" mutmut results); done
 
 clean:
-	rm -rf $(VENV) $(LATEST_VENV) $(UV_HOME) build *.egg-info store .pytest_cache .hypothesis
+	rm -rf $(VENV) $(LATEST_VENV) $(MUTATION_VENV) $(UV_HOME) build *.egg-info store .pytest_cache .hypothesis
