@@ -43,19 +43,20 @@ class StorageAgainstModel(RuleBasedStateMachine):
         self.committed[key] = max(self.committed.get(key, -1), offset)
 
     @rule(starts=st.dictionaries(KEYS, st.integers(0, 8), max_size=4), limit=st.integers(1, 4),
-          max_bytes=st.integers(1, 40))
-    def poll(self, starts, limit, max_bytes):
-        found = msgspec.json.decode(self.storage.log.read_from(starts, limit, max_bytes))  # as the node reads: no transaction
-        assert found == self.expected_poll(starts, limit, max_bytes)
+          max_bytes=st.integers(1, 40), below=st.dictionaries(KEYS, st.integers(0, 10), max_size=3))
+    def poll(self, starts, limit, max_bytes, below):
+        # As the node reads: no transaction; `below` as for keys commits not yet durable wrote.
+        found = msgspec.json.decode(self.storage.log.read_from(starts, limit, max_bytes, below))
+        assert found == self.expected_poll(starts, limit, max_bytes, below)
 
-    def expected_poll(self, starts, limit, max_bytes):
+    def expected_poll(self, starts, limit, max_bytes, below):
         """The model's answer: per key in the order asked, the messages from its offset on, at
-        most `limit`, while their JSON text adds up to at most `max_bytes`; the first message
-        of the reply counts as fitting whatever its size."""
+        most `limit` and only below its offset in `below`, while their JSON text adds up to at
+        most `max_bytes`; the first message of the reply counts as fitting whatever its size."""
         expected: dict[str, list] = {}
         used = 0
         for key, start in starts.items():
-            for offset in range(start, min(start + limit, len(self.logs.get(key, [])))):
+            for offset in range(start, min(start + limit, len(self.logs.get(key, [])), below.get(key, 1 << 30))):
                 value = self.logs[key][offset]
                 size = len(msgspec.json.encode(value))
                 if expected and used + size > max_bytes:
