@@ -43,7 +43,7 @@ class Checkpointer:
     #: How long the writer waits for a complete checkpoint before it carries on without one.
     CATCH_UP_TIMEOUT_S = 10.0
 
-    def __init__(self, conn: apsw.Connection, halted: Callable[[], bool] = lambda: False) -> None:
+    def __init__(self, conn: apsw.Connection, halted: Callable[[], bool]) -> None:
         self._conn = conn
         self._halted = halted  # once the file is not trusted, nothing more is copied into it
         self._due = threading.Event()

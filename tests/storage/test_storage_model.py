@@ -8,6 +8,7 @@ import tempfile
 from pathlib import Path
 
 import msgspec
+import pytest
 from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
@@ -89,3 +90,29 @@ class StorageAgainstModel(RuleBasedStateMachine):
 
 StorageAgainstModel.TestCase.settings = settings(max_examples=40, stateful_step_count=25, deadline=None)
 test_storage_matches_the_model_across_reopens = StorageAgainstModel.TestCase
+
+
+@pytest.mark.parametrize(
+    ("start", "limit", "below", "expected_offsets"),
+    [
+        (1, 4, 2, [1]),  # one message left below the bound
+        (1, 4, 4, [1, 2, 3]),  # the bound cuts the limit short
+        (1, 2, 9, [1, 2]),  # the limit comes first
+        (3, 4, 3, None),  # nothing below the bound: the key is left out
+        (3, 4, 1, None),
+    ],
+)
+def test_a_poll_reads_a_key_only_below_its_bound(tmp_path, start, limit, below, expected_offsets):
+    """Each bound case once, as the random sequences above reach some of them only rarely."""
+    storage = Storage.open(str(tmp_path / "log.db"), Durability.NORMAL)
+    try:
+        with storage.log.transaction():
+            storage.log.append_many([("k", str(value)) for value in range(10, 15)])
+            storage.log.append_many([("other", "0")])
+        found = msgspec.json.decode(storage.log.read_from({"k": start, "other": 0}, limit, 1 << 20, {"k": below}))
+    finally:
+        storage.close()
+    expected = {"other": [[0, 0]]}
+    if expected_offsets is not None:
+        expected = {"k": [[offset, 10 + offset] for offset in expected_offsets], **expected}
+    assert found == expected
