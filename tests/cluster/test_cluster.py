@@ -113,6 +113,17 @@ def test_a_send_for_a_key_owned_elsewhere_is_forwarded_and_its_reply_relayed(clu
     assert len(stored_messages(tmp_path / "n0.db")) == 0
 
 
+def test_an_init_again_keeps_the_node_in_its_cluster(cluster):
+    nodes = cluster()
+    again = nodes.ask("n0", {"type": "init", "node_id": "n0", "node_ids": IDS})
+    assert again["body"]["type"] == "init_ok"
+    key = key_owned_by("n1")
+    msg_id = nodes.send("n0", {"type": "send", "key": key, "msg": 1})
+    assert nodes.relay("n0")["dest"] == "n1", "still forwarded to the key's owner"
+    nodes.relay("n1")
+    assert nodes.nodes["n0"].read_message()["body"] == {"type": "send_ok", "in_reply_to": msg_id, "offset": 0}
+
+
 def test_a_key_owned_here_is_answered_here_without_a_message_to_another_node(cluster):
     nodes = cluster()
     key = key_owned_by("n0")
