@@ -8,7 +8,7 @@ import logging
 import os
 import sys
 
-from kafka_node import __version__, argtypes, cluster, serve
+from kafka_node import __version__, argtypes, cluster, framing, serve
 from kafka_node.handlers import PollLimits
 from kafka_node.node import Node
 from kafka_node.storage import (
@@ -113,7 +113,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--max-line-bytes",
         type=argtypes.positive_int,
-        default=64 << 20,
+        default=framing.DEFAULT_MAX_LINE_BYTES,
         metavar="N",
         help=(
             "input lines longer than this are skipped with a log line, and answered with error 12 "

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+#: The longest input line the node reads unless told otherwise (`--max-line-bytes`).
+DEFAULT_MAX_LINE_BYTES = 64 << 20
+
 #: How much of an over-long line is kept to find who sent it.
 OVERSIZED_HEAD_BYTES = 64 << 10
 

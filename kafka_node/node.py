@@ -32,7 +32,7 @@ class Node:
     or at init when its path names the node's id)."""
 
     def __init__(self, log_file: LogFile, poll_limits: PollLimits | None = None, max_batch: int | None = None,
-                 max_line_bytes: int = 64 << 20, forward_timeout: float = cluster.FORWARD_TIMEOUT) -> None:
+                 max_line_bytes: int = framing.DEFAULT_MAX_LINE_BYTES, forward_timeout: float = cluster.FORWARD_TIMEOUT) -> None:
         self.log_file = log_file
         self.poll_limits = poll_limits or PollLimits()
         self.max_batch = max_batch
