@@ -61,6 +61,10 @@ class Storage:
         if self._checkpointer.over_limit:
             self._checkpointer.catch_up()
 
+    @property
+    def checkpointer(self) -> Checkpointer:
+        return self._checkpointer
+
     # --- durability: what has reached the disk ------------------------------------------
 
     @property

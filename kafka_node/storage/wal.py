@@ -52,6 +52,8 @@ class Checkpointer:
         self._round = 0  # the catch-up being waited for (0: none); each has a number of its own
         self._rounds = 0
         self._stopping = False
+        self.catch_up_timeout_s = self.CATCH_UP_TIMEOUT_S
+        self.checkpoints = 0  # checkpoints run, complete or not
         self.wal_pages = 0
         self._next_at = CHECKPOINT_PAGES  # WAL size that wakes the checkpointer next
         self._limit = WAL_LIMIT_PAGES  # WAL size past which the writer waits for a catch-up
@@ -84,12 +86,12 @@ class Checkpointer:
             self._round = self._rounds
             self._caught_up.clear()
         self._due.set()
-        if not self._caught_up.wait(self.CATCH_UP_TIMEOUT_S):
+        if not self._caught_up.wait(self.catch_up_timeout_s):
             with self._lock:
                 self._round = 0
                 self._limit = self.wal_pages + WAL_LIMIT_PAGES
             log.warning("the WAL has %d pages and no checkpoint completed within %.0f s",
-                        self.wal_pages, self.CATCH_UP_TIMEOUT_S)
+                        self.wal_pages, self.catch_up_timeout_s)
 
     def _run(self) -> None:
         while True:
@@ -102,6 +104,7 @@ class Checkpointer:
             wanted = self._round
             try:
                 wal_frames, copied = self._conn.wal_checkpoint(mode=apsw.SQLITE_CHECKPOINT_PASSIVE)
+                self.checkpoints += 1
             except apsw.Error as error:
                 log.warning("checkpoint failed (it will be retried): %s", error)
                 wal_frames, copied = -1, 0
