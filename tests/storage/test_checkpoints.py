@@ -114,3 +114,19 @@ def test_a_reader_keeping_an_old_snapshot_holds_the_writer_back_once_for_the_cat
         reader.close()
         storage.close()
     assert timeouts
+
+
+def test_nothing_is_checkpointed_once_the_file_is_untrusted(tmp_path):
+    """After a failed COMMIT or sync, the WAL may hold what is not on disk as the connection
+    believes: the checkpointer, though woken, copies nothing more into the database file."""
+    db = tmp_path / "log.db"
+    storage = Storage.open(str(db), Durability.NORMAL)
+    try:
+        storage.distrust()
+        size_before = db.stat().st_size
+        commit_pages(storage, 3_000)  # past the checkpoint mark, which wakes the checkpointer
+        time.sleep(0.5)
+        assert storage.checkpointer.checkpoints == 0
+        assert db.stat().st_size == size_before
+    finally:
+        storage.close()
