@@ -25,9 +25,7 @@ class Storage:
     def __init__(self, conn: apsw.Connection, path: str, schema_version: int, durability: Durability,
                  vfs: str | None = None) -> None:
         self.log = Log(conn)
-        self.path = path
         self.schema_version = schema_version
-        self.durability = durability
         self._untrusted = False
         self._checkpointer = Checkpointer(opening.connect_checkpointer(path, durability, vfs), lambda: self.untrusted)
         conn.set_wal_hook(self._checkpointer.after_commit)
