@@ -25,7 +25,8 @@ export UV_PYTHON_DOWNLOADS := never
 UV_SYNC := $(UV) sync --quiet --locked --no-editable --python $(PYTHON)
 
 .PHONY: install install-runtime test lint check check-5b bench restarts soak lock test-latest system-packages \
-	mutation mutation-venv mutation-core mutation-storage mutation-decoding mutation-cluster mutation-results clean
+	mutation mutation-venv mutation-core mutation-storage mutation-decoding mutation-cluster mutation-results clean \
+	mutation-resume-core mutation-resume-storage mutation-resume-decoding mutation-resume-cluster
 
 $(UV):
 	$(PYTHON) -m venv $(UV_HOME)
@@ -140,13 +141,23 @@ mutation-venv: $(UV)
 	rm -rf build
 	UV_PROJECT_ENVIRONMENT=$(MUTATION_VENV) $(UV_SYNC) --extra plots --group test --group mutation
 
+# mutmut in part $(1)'s copy; mutmut 2 goes on from its record of the mutants already judged.
+MUTMUT_RUN = cd $(MUTATION_DIR)/$(1) && PATH="$(abspath $(MUTATION_BIN)):$$PATH" PYTHONPATH="$$PWD" \
+	mutmut run --paths-to-mutate $(MUTATION_$(1)) --disable-mutation-types string,fstring \
+	--runner "$(MUTATION_RUNNER_$(1))" >> mutmut.log 2>&1 || true
+
 $(addprefix mutation-,$(MUTATION_PARTS)): mutation-%:
 	rm -rf $(MUTATION_DIR)/$* && mkdir -p $(MUTATION_DIR)/$*
 	git ls-files -z | xargs -0 cp --parents -t $(MUTATION_DIR)/$*
 	ln -s ../migrations $(MUTATION_DIR)/$*/kafka_node/migration_files
-	cd $(MUTATION_DIR)/$* && PATH="$(abspath $(MUTATION_BIN)):$$PATH" PYTHONPATH="$$PWD" \
-		mutmut run --paths-to-mutate $(MUTATION_$*) --disable-mutation-types string \
-		--runner "$(MUTATION_RUNNER_$*)" > mutmut.log 2>&1 || true
+	$(call MUTMUT_RUN,$*)
+
+# `make mutation-resume-core` (or another part) goes on in the part's copy after mutmut 2
+# stopped ("Attribute Mutant.line is required", or a kill), first putting back a module it
+# left mutated.
+$(addprefix mutation-resume-,$(MUTATION_PARTS)): mutation-resume-%:
+	find $(MUTATION_DIR)/$* -name '*.py.bak' -exec sh -c 'mv "$$1" "$${1%.bak}"' _ {} \;
+	$(call MUTMUT_RUN,$*)
 
 mutation-results:
 	@for part in $(MUTATION_PARTS); do \
