@@ -61,6 +61,8 @@ class Storage:
 
     @property
     def checkpointer(self) -> Checkpointer:
+        """The file's one checkpointer: how many checkpoints it ran, and how long the writer
+        waits for a catch-up."""
         return self._checkpointer
 
     # --- durability: what has reached the disk ------------------------------------------

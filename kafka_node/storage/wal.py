@@ -53,7 +53,7 @@ class Checkpointer:
         self._rounds = 0
         self._stopping = False
         self.catch_up_timeout_s = self.CATCH_UP_TIMEOUT_S
-        self.checkpoints = 0  # checkpoints run, complete or not
+        self.checkpoints = 0  # checkpoints that ran, complete or not (failed ones not counted)
         self.wal_pages = 0
         self._next_at = CHECKPOINT_PAGES  # WAL size that wakes the checkpointer next
         self._limit = WAL_LIMIT_PAGES  # WAL size past which the writer waits for a catch-up
