@@ -123,7 +123,7 @@ MUTATION_RUNNER_core := $(MUTATION_PYTEST) tests/node/test_unsynced.py tests/sto
 	tests/storage/test_faults.py tests/node/test_rpcs.py tests/node/test_bad_input.py tests/storage/test_fault_injection.py \
 	tests/node/test_operations.py tests/storage/test_power_cut.py tests/storage/test_lock_held_elsewhere.py \
 	tests/storage/test_checkpoints.py tests/node/test_idle.py tests/cluster -k 'not pass_the_workload'
-MUTATION_RUNNER_storage := $(MUTATION_PYTEST) tests/storage tests/node/test_rpcs.py tests/node/test_idle.py
+MUTATION_RUNNER_storage := $(MUTATION_PYTEST) tests/storage tests/node/test_rpcs.py tests/node/test_operations.py tests/node/test_idle.py
 MUTATION_RUNNER_decoding := $(MUTATION_PYTEST) tests/node/test_bad_input.py tests/node/test_rpcs.py \
 	tests/node/test_properties.py tests/node/test_memory_bounds.py tests/cluster
 MUTATION_RUNNER_cluster := $(MUTATION_PYTEST) tests/cluster

@@ -72,6 +72,11 @@ class Storage:
         """How many of the commits so far are known to be on disk (all, without FULL)."""
         return self._syncer.durable if self._syncer else self.log.commits
 
+    @property
+    def syncs_after_commit(self) -> bool:
+        """Whether the WAL syncer makes each COMMIT durable (durability FULL)."""
+        return self._syncer is not None
+
     def on_sync(self, listener: Callable[[], None] | None) -> None:
         """Call `listener` after each sync of the WAL (good or failed), on the thread that made
         it, until replaced; never called without FULL, where every COMMIT is as durable as it
