@@ -20,7 +20,6 @@ def _nothing_to_wait_for() -> tuple[BaseException | None, int]:
     return None, 0
 
 
-
 class Held(NamedTuple):
     """A reply, the commit that must be durable before it may leave (0: none), and what is
     sent instead if a sync fails before that commit is durable."""

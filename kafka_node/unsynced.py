@@ -29,8 +29,7 @@ class Unsynced:
             if pending is None:
                 self._sent[key] = deque([(commit, offset)])
                 continue
-            while pending and pending[0][0] <= durable:
-                pending.popleft()
+            _drop_synced(pending, durable)
             pending.append((commit, offset))
         for key in committed:
             self._committed[key] = commit
@@ -52,8 +51,7 @@ class Unsynced:
             pending = self._sent.get(key)
             if pending is None:
                 continue
-            while pending and pending[0][0] <= durable:
-                pending.popleft()
+            _drop_synced(pending, durable)
             if pending:
                 below[key] = pending[0][1]
             else:
@@ -79,9 +77,14 @@ class Unsynced:
     def _prune(self, durable: int) -> None:
         for key in list(self._sent):
             pending = self._sent[key]
-            while pending and pending[0][0] <= durable:
-                pending.popleft()
+            _drop_synced(pending, durable)
             if not pending:
                 del self._sent[key]
         for key in [key for key, commit in self._committed.items() if commit <= durable]:
             del self._committed[key]
+
+
+def _drop_synced(pending: deque[tuple[int, int]], durable: int) -> None:
+    """Drop a key's oldest entries while a sync covers them."""
+    while pending and pending[0][0] <= durable:
+        pending.popleft()
