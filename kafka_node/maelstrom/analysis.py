@@ -150,7 +150,8 @@ class Analysis:
     """Every index the anomaly searches share, built once from the history."""
 
     def __init__(self, history: Sequence[Op]) -> None:
-        ops = [op if op.index >= 0 else msgspec.structs.replace(op, index=i) for i, op in enumerate(history)]
+        ops = [op if op.index >= 0 else msgspec.structs.replace(op, index=i) for i, op in enumerate(history)
+               if type(op.process) is int]  # Jepsen's analysis takes the client ops only
         self.last_op = ops[-1] if ops else None
         self.txns = [txn_of(invocation, op) for invocation, op in pairs(ops)]
         self.reads_by_type: dict[str, dict[str, set[Token]]] = {OK: {}, INFO: {}, FAIL: {}}

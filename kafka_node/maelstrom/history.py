@@ -26,7 +26,7 @@ class Op(msgspec.Struct, kw_only=True, omit_defaults=True):
 
     index: int = -1
     time: int = 0
-    process: int
+    process: int | str  # a client's number, or "nemesis"
     client: str | None = None
     node: str | None = None  # the node the client is bound to
     type: str
@@ -57,6 +57,13 @@ class History:
         self.ops.append(op)
         return op
 
+    def nemesis(self, f: str, value: Any) -> Op:
+        """Half a step of a fault (a partition, a restart), recorded as Jepsen records the
+        nemesis': an :info op for what it is asked, then another for what was done."""
+        op = Op(index=len(self.ops), time=self.now(), process="nemesis", type=INFO, f=f, value=value)
+        self.ops.append(op)
+        return op
+
     def complete(self, invocation: Op, type: str, value: Any, error: str | None = None) -> Op:
         op = Op(
             index=len(self.ops), time=self.now(), process=invocation.process, client=invocation.client,
@@ -73,10 +80,22 @@ def key_order(key: str) -> tuple:
     return (0, int(key), "") if key.isascii() and key.isdigit() else (1, 0, key)
 
 
+def is_client_op(op: Op) -> bool:
+    """A client's operation, as opposed to the nemesis' (whose process is a name)."""
+    return type(op.process) is int
+
+
+def client_ops(ops: Iterable[Op]) -> list[Op]:
+    return [op for op in ops if type(op.process) is int]
+
+
 def pairs(ops: Iterable[Op]) -> Iterator[tuple[Op | None, Op]]:
-    """Each completion with its invocation (None when the history lacks it), in history order."""
-    pending: dict[int, Op] = {}
+    """Each client completion with its invocation (None when the history lacks it), in history
+    order; the nemesis' operations are left out."""
+    pending: dict[int | str, Op] = {}
     for op in ops:
+        if type(op.process) is not int:
+            continue
         if op.type == INVOKE:
             pending[op.process] = op
         else:

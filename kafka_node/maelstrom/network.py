@@ -1,17 +1,20 @@
 """Maelstrom's simulated network: requests from the runner's clients encoded as Maelstrom
 sends them, every stdout line validated and routed by its dest (clients, nodes, services),
-replies matched to requests by in_reply_to, RPC timeouts, latency, message counts."""
+replies matched to requests by in_reply_to, RPC timeouts, latency, partitions, counts."""
 
 from __future__ import annotations
 
 import asyncio
 import itertools
+import time
 from collections import Counter, defaultdict
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import msgspec
 
 from kafka_node.clientkit.framing import encode_line
+from kafka_node.maelstrom.journal import JOURNAL_LIMIT, Journal, Message
 from kafka_node.maelstrom.process import NodeProcess
 
 NODE_ID = "n0"
@@ -113,20 +116,28 @@ class Network:
     requests to the node a client is bound to and replies back (matched by in_reply_to),
     messages between nodes and to and from services, delayed by `latency` seconds when
     neither end is a client. A message for a node that is down waits for it to come back;
-    one for an id nobody has is counted and kept as an example."""
+    one for an id nobody has is counted and kept as an example. While `grudge` names a
+    message's sender among those its receiver drops (only nodes are ever partitioned, as in
+    Maelstrom), the message is dropped and counted."""
 
     def __init__(self, timeout: float = RPC_TIMEOUT, latency: float = 0.0,
-                 services: dict[str, Any] | None = None) -> None:
+                 services: dict[str, Any] | None = None, clock: Callable[[], float] = time.monotonic,
+                 journal_limit: int = JOURNAL_LIMIT) -> None:
         self.timeout = timeout
         self.latency = latency
         self.services = services or {}
+        self.clock = clock
+        self.journal = Journal(journal_limit)
+        self.grudge: Mapping[str, frozenset[str]] = {}  # receiver -> senders whose messages it drops
+        self.dropped = 0
         self.nodes: dict[str, NodeProcess | None] = {}
         self.ready: dict[str, asyncio.Event] = {}  # cleared while a node starts or restarts
         self.gone: dict[str, str | None] = {}  # node -> why requests to it cannot be delivered
         self.counts: Counter[str] = Counter()  # what the runner saw of clients' traffic
         self.stats = NetStats()
         self.unknown_destinations: list[dict[str, Any]] = []
-        self._waiting: dict[str, list[bytes]] = defaultdict(list)  # node -> lines held while it is down
+        # node -> lines held while it is down, with their journal entries
+        self._waiting: dict[str, list[tuple[bytes, Message | None]]] = defaultdict(list)
         # (client, msg_id) -> the node asked, and the future its reply resolves
         self._pending: dict[tuple[str, int], tuple[str, asyncio.Future[tuple[Head, msgspec.Raw]]]] = {}
         self._msg_ids: dict[str, itertools.count] = {}
@@ -143,9 +154,9 @@ class Network:
     def up(self, node_id: str) -> None:
         """The node answered init: deliver what waited for it, and let clients in."""
         node = self.nodes[node_id]
-        for line in self._waiting.pop(node_id, []):
-            if node is not None:
-                node.write(line)
+        for line, entry in self._waiting.pop(node_id, []):
+            if node is not None and node.write(line) and entry:
+                entry.received = self.clock()
         self.ready[node_id].set()
 
     def _encode(self, src: str, dest: str, body: Any) -> bytes:
@@ -164,7 +175,10 @@ class Network:
         self._pending[client, msg_id] = (node_id, future)
         limit = timeout or self.timeout
         try:
-            if not node.write(self._encode(client, node_id, {**body, "msg_id": msg_id})):
+            request = {**body, "msg_id": msg_id}
+            line = self._encode(client, node_id, request)
+            self._journal_delivered(client, node_id, body["type"], request)
+            if not node.write(line):
                 raise NodeLost(self.gone.get(node_id) or "the node's stdin is closed")
             self.counts["sent"] += 1
             self.stats.sent(client, node_id)
@@ -181,13 +195,18 @@ class Network:
         """Take one message a node printed to wherever its `dest` says."""
         dest = envelope.dest
         self.stats.sent(src, dest)
+        entry = self.journal.sent(src, dest, head.type, bytes(envelope.body), self.clock())
         if is_client(dest):
+            if entry:
+                entry.received = entry.sent
             self._deliver_to_client(envelope, head)
         elif dest in self.nodes:
-            self._later(lambda: self._deliver_to_node(src, dest, self._encode(envelope.src, dest, envelope.body)),
-                        src, dest)
+            if self._drops(src, dest, entry):
+                return
+            self._later(lambda: self._deliver_to_node(src, dest, self._encode(envelope.src, dest, envelope.body),
+                                                      entry), src, dest)
         elif dest in self.services:
-            self._later(lambda: self._serve(src, dest, envelope.body), src, dest)
+            self._later(lambda: self._serve(src, dest, envelope.body, entry), src, dest)
         else:
             self.counts["unknown destination"] += 1
             if len(self.unknown_destinations) < 32:
@@ -209,15 +228,33 @@ class Network:
         self.stats.received(envelope.src, envelope.dest)
         future.set_result((head, envelope.body))
 
-    def _deliver_to_node(self, src: str, dest: str, line: bytes) -> None:
+    def _drops(self, src: str, dest: str, entry: Message | None) -> bool:
+        """Whether a partition drops this message from `src` to `dest` (counted if so)."""
+        if src not in self.grudge.get(dest, ()):
+            return False
+        self.dropped += 1
+        if entry:
+            entry.dropped = True
+        return True
+
+    def _journal_delivered(self, src: str, dest: str, type: str, body: dict[str, Any]) -> None:
+        """Journal a message that arrives as it is sent (to or from a client)."""
+        if entry := self.journal.sent(src, dest, type, body, self.clock()):
+            entry.received = entry.sent
+
+    def _deliver_to_node(self, src: str, dest: str, line: bytes, entry: Message | None = None) -> None:
         node = self.nodes.get(dest)
         if node is None or self.gone.get(dest) or not self.ready[dest].is_set():
-            self._waiting[dest].append(line)
+            self._waiting[dest].append((line, entry))
         elif node.write(line):
             self.stats.received(src, dest)
+            if entry:
+                entry.received = self.clock()
 
-    def _serve(self, src: str, service: str, raw: msgspec.Raw) -> None:
+    def _serve(self, src: str, service: str, raw: msgspec.Raw, entry: Message | None = None) -> None:
         self.stats.received(src, service)
+        if entry:
+            entry.received = self.clock()
         try:
             body = msgspec.json.decode(raw)
         except msgspec.DecodeError:
@@ -229,7 +266,9 @@ class Network:
             return  # Maelstrom's service thread throws and answers nothing
         reply["in_reply_to"] = body.get("msg_id")
         self.stats.sent(service, src)
-        self._later(lambda: self._deliver_to_node(service, src, self._encode(service, src, reply)), service, src)
+        line = self._encode(service, src, reply)
+        answer = self.journal.sent(service, src, str(reply.get("type")), reply, self.clock())
+        self._later(lambda: self._deliver_to_node(service, src, line, answer), service, src)
 
     def forget_client(self, client: str) -> None:
         self._msg_ids.pop(client, None)
