@@ -32,3 +32,17 @@ def non_negative_float(text: str) -> float:
     if not value >= 0:
         raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
     return value
+
+
+def availability(text: str) -> float | str:
+    """Maelstrom's --availability: "total", or the fraction of operations (0 to 1) that must
+    succeed."""
+    if text == "total":
+        return "total"
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be 'total' or a number from 0 to 1, got {text!r}") from None
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"must be 'total' or a number from 0 to 1, got {text}")
+    return value

@@ -13,7 +13,7 @@ import msgspec
 
 from kafka_node.maelstrom import stricter
 from kafka_node.maelstrom.analysis import Analysis, Case, Token, op_ref, plain, sorted_values
-from kafka_node.maelstrom.history import FAIL, INFO, OK, Op, key_order
+from kafka_node.maelstrom.history import FAIL, INFO, INVOKE, OK, Op, key_order
 
 #: The anomaly types Maelstrom reports for a single-operation kafka history, each of which
 #: makes its verdict invalid (jepsen.tests.kafka's error types less those it allows, what its
@@ -21,8 +21,11 @@ from kafka_node.maelstrom.history import FAIL, INFO, OK, Op, key_order
 MAELSTROM_TYPES = (
     "inconsistent-offsets", "duplicate", "lost-write", "unseen", "nonmonotonic-send",
     "poll-skip", "nonmonotonic-poll", "int-poll-skip", "int-nonmonotonic-poll", "G1a",
-    "G1c-realtime", "strong-PL-2-cycle-exists", "empty-transaction-graph", "stats",
+    "G1c-realtime", "strong-PL-2-cycle-exists", "empty-transaction-graph", "stats", "availability",
 )
+#: Maelstrom's checkers composed beside the workload's: either fails the verdict even when the
+#: workload's analysis is unknown (Jepsen: false beats unknown).
+BESIDE_THE_WORKLOAD = ("stats", "availability")
 ANOMALY_TYPES = MAELSTROM_TYPES + stricter.STRICTER_TYPES
 #: Maelstrom's verdict when its analysis stops with an error (Jepsen's :valid? :unknown).
 UNKNOWN = "unknown"
@@ -49,6 +52,15 @@ class Verdict(msgspec.Struct):
     anomalies: dict[str, list[Case]]
     analysis_errors: list[Case]
     stats: dict[str, dict[str, int]]  # f -> completion type -> count
+    availability: dict[str, Any] | None = None  # with --availability: expected, ok_fraction, valid
+
+    @property
+    def validity(self) -> bool | str:
+        """Jepsen's three-valued :valid? of both verdicts: False if either fails, else
+        "unknown" if Maelstrom's analysis would stop with an error, else True."""
+        if self.maelstrom_valid is False or not self.stricter_valid:
+            return False
+        return self.maelstrom_valid
 
     @property
     def maelstrom_types(self) -> list[str]:
@@ -69,9 +81,11 @@ class Verdict(msgspec.Struct):
         return bool(cases) and all(case.get("key_in_final_assign") is False for case in cases)
 
 
-def check(history: Sequence[Op], *, committed_offsets: bool = False) -> Verdict:
+def check(history: Sequence[Op], *, committed_offsets: bool = False,
+          availability: float | str | None = None) -> Verdict:
     """Both verdicts on `history`. With `committed_offsets`, the stricter checks include
-    committed-offset-regression (meaningful across node restarts)."""
+    committed-offset-regression (meaningful across node restarts); with `availability`
+    ("total" or a fraction), Maelstrom's availability checker is composed in."""
     analysis = Analysis(history)
     found: dict[str, list[Case]] = {
         "inconsistent-offsets": analysis.inconsistencies,
@@ -91,7 +105,24 @@ def check(history: Sequence[Op], *, committed_offsets: bool = False) -> Verdict:
     stats, unsuccessful = stats_of(analysis)
     found["stats"] = unsuccessful
     found |= stricter.check(analysis, committed_offsets=committed_offsets)
-    return verdict_of({name: cases for name, cases in found.items() if cases}, analysis_errors(analysis), stats)
+    available = None
+    if availability is not None:
+        available = availability_of(history, availability)
+        found["availability"] = [] if available["valid"] else [available]
+    verdict = verdict_of({name: cases for name, cases in found.items() if cases}, analysis_errors(analysis), stats)
+    verdict.availability = available
+    return verdict
+
+
+def availability_of(history: Sequence[Op], expected: float | str) -> dict[str, Any]:
+    """Maelstrom's availability checker: the fraction of invocations that completed ok (over
+    the whole history, final polls included; 1 without any), at least `expected`, or all of
+    them when `expected` is "total"."""
+    invoked = sum(1 for op in history if op.type == INVOKE)
+    ok = sum(1 for op in history if op.type == OK)
+    fraction = ok / invoked if invoked else 1.0
+    valid = fraction == 1 if expected == "total" else float(expected) <= fraction
+    return {"expected": expected, "ok_fraction": round(fraction, 6), "ok": ok, "invoked": invoked, "valid": valid}
 
 
 def verdict_of(anomalies: dict[str, list[Case]], errors: list[Case], stats: dict[str, dict[str, int]]) -> Verdict:
@@ -99,8 +130,9 @@ def verdict_of(anomalies: dict[str, list[Case]], errors: list[Case], stats: dict
     beats unknown beats true; an analysis error makes the workload checker unknown."""
     ordered = {name: anomalies[name] for name in [*ANOMALY_TYPES, *sorted(anomalies)] if name in anomalies}
     workload: bool | str = UNKNOWN if errors else not any(
-        name in MAELSTROM_TYPES and name != "stats" for name in ordered)
-    maelstrom: bool | str = False if workload is False or "stats" in ordered else workload
+        name in MAELSTROM_TYPES and name not in BESIDE_THE_WORKLOAD for name in ordered)
+    maelstrom: bool | str = (False if workload is False or any(name in ordered for name in BESIDE_THE_WORKLOAD)
+                             else workload)
     stricter_ok = not any(name not in MAELSTROM_TYPES for name in ordered)
     return Verdict(valid=maelstrom is True and stricter_ok, maelstrom_valid=maelstrom, stricter_valid=stricter_ok,
                    anomalies=ordered, analysis_errors=errors, stats=stats)
@@ -111,7 +143,9 @@ def with_stricter(verdict: Verdict, name: str, cases: list[Case]) -> Verdict:
     aborted the test, or accepted hostile input)."""
     if not cases:
         return verdict
-    return verdict_of({**verdict.anomalies, name: cases}, verdict.analysis_errors, verdict.stats)
+    found = verdict_of({**verdict.anomalies, name: cases}, verdict.analysis_errors, verdict.stats)
+    found.availability = verdict.availability
+    return found
 
 
 # --- what makes Jepsen's analysis stop (Maelstrom's "unknown") ------------------------------
@@ -321,7 +355,7 @@ def poll_skips_and_nonmonotonic_polls(analysis: Analysis) -> dict[str, list[Case
     that failed or timed out are judged when they carry reads, but never remembered."""
     skips: list[Case] = []
     backwards: list[Case] = []
-    memory: dict[int, dict[str, Any]] = defaultdict(dict)  # process -> key -> last ok reading txn
+    memory: dict[int | str, dict[str, Any]] = defaultdict(dict)  # process -> key -> last ok reading txn
     for txn in analysis.txns:
         op, last = txn.op, memory[txn.op.process]
         if op.f in ("assign", "subscribe"):
@@ -361,7 +395,7 @@ def nonmonotonic_sends(analysis: Analysis) -> list[Case]:
     (jepsen: nonmonotonic-send-cases). Indeterminate sends count (their value may be known from
     a poll); an ok or info assign forgets the keys it does not assign."""
     cases = []
-    memory: dict[int, dict[str, Any]] = defaultdict(dict)
+    memory: dict[int | str, dict[str, Any]] = defaultdict(dict)
     for txn in analysis.txns:
         op, last = txn.op, memory[txn.op.process]
         if op.type not in (OK, INFO):

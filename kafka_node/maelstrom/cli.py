@@ -1,36 +1,32 @@
 """The `maelstrom-kafka-test` command: `test` (the default) runs the workload with Maelstrom's
-flags into a run directory under --store; `check PATH` judges a stored history. Exit statuses;
-the work is done by `runner`, `checker` and `report`."""
+flags into a run directory under --store; `check PATH` judges a stored history; `serve` shows
+the store on a web page. The work is done by `runner`, `checker`, `run_files` and `web`."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import random
 import shlex
 import shutil
 import signal
 import sys
+import traceback
 from datetime import datetime
 from pathlib import Path
 
 from kafka_node import argtypes
-from kafka_node.maelstrom import report
-from kafka_node.maelstrom.checker import MAELSTROM_TYPES, Verdict, check, with_stricter
-from kafka_node.maelstrom.edn_history import read_edn
-from kafka_node.maelstrom.history import HistoryError, Op, read_jsonl, write_jsonl
+from kafka_node.maelstrom import exit_status, report, run_files, web
+from kafka_node.maelstrom.check_command import check_main, with_runner_findings
+from kafka_node.maelstrom.checker import MAELSTROM_TYPES, check
 from kafka_node.maelstrom.hostile import HOSTILE_ACCEPTED, HOSTILE_CLIENT, write_lines
+from kafka_node.maelstrom.nemesis import NEMESIS_INTERVAL
 from kafka_node.maelstrom.network import RPC_TIMEOUT
 from kafka_node.maelstrom.process import NodeStartError
+from kafka_node.maelstrom.progress import close_run_log, open_run_log
 from kafka_node.maelstrom.runner import FINAL_TIME_LIMIT, RunConfig, Runner, RunRecord
-from kafka_node.maelstrom.stricter import ABORTED, STRICTER_TYPES, UNKNOWN_DESTINATION
-
-EXIT_VALID = 0
-EXIT_INVALID = 1  # either verdict failed (Maelstrom's "unknown" included)
-EXIT_USAGE = 2  # bad flags, a node that could not be started, or (check) an unreadable history
-EXIT_INTERRUPTED = 130  # SIGINT or SIGTERM; what was recorded until then is still written
+from kafka_node.maelstrom.stricter import STRICTER_TYPES
 
 
 def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
@@ -39,7 +35,7 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     if "--" in argv:
         cut = argv.index("--")
         argv, node_args = argv[:cut], argv[cut + 1:]
-    parser = argparse.ArgumentParser(
+    parser = exit_status.Parser(
         prog="maelstrom-kafka-test",
         usage="%(prog)s --bin PATH [options] [-- node args...]",
         description=(
@@ -50,17 +46,18 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
             "node-logs/<node id>.log in the run directory."
         ),
         epilog=(
-            "Writes store/kafka/<time>/ (history.jsonl, results.json, node-logs/, memory.csv, "
-            "latency-raw.png, rate.png, and hostile.jsonl with --hostile-every) and points store/latest "
-            "at it. Two verdicts: Maelstrom's (the anomalies Maelstrom's kafka checker reports: "
+            "Writes store/kafka/<time>/ (results.json and results.edn, history.jsonl, history.edn and "
+            "history.txt, timeline.html, messages.svg, latency-raw.png, latency-quantiles.png, rate.png, "
+            "jepsen.log, node-logs/, memory.csv, and hostile.jsonl with --hostile-every) and points "
+            "store/latest at it; `maelstrom-kafka-test serve` shows the store in a browser. Two verdicts: "
+            "Maelstrom's (the anomalies Maelstrom's kafka checker reports: "
             f"{', '.join(MAELSTROM_TYPES)}; or 'unknown' where its analysis would stop with an error) and "
             f"our stricter checks ({', '.join(STRICTER_TYPES)}; committed-offset-regression only with "
             f"--restart-every, {HOSTILE_ACCEPTED} only with --hostile-every, see there). "
             "A node that prints anything but a message on stdout, or exits without being killed, "
-            "aborts the test. Exit status: 0 if both verdicts pass, 1 if either fails or the test "
-            "was aborted, 2 for bad flags or a node that could not be started, 130 if "
-            "interrupted (the history recorded so far is still written). "
-            "`maelstrom-kafka-test check --help` judges a stored history without running anything."
+            f"aborts the test. {exit_status.DESCRIBED} The history recorded until an interruption is "
+            "still written. `maelstrom-kafka-test check --help` judges a stored history without running "
+            "anything; `maelstrom-kafka-test serve --help` shows the store on a web page."
         ),
     )
     parser.add_argument("--bin", required=True, metavar="PATH", help="the node program to test")
@@ -89,6 +86,17 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     parser.add_argument("--no-commit-check", action="store_true",
                         help="with --restart-every, skip the committed-offset check: for nodes whose "
                              "commits are last-write-wins, as Maelstrom allows")
+    parser.add_argument("--nemesis", choices=["partition"], default=None,
+                        help="faults to inject, as Maelstrom's: partition cuts the network between nodes "
+                             "(clients and services stay reachable) with Jepsen's partition specs (one node "
+                             "isolated, a third, a majority, a ring of majorities), then heals it, in turn; "
+                             "all heals before the recovery pause")
+    parser.add_argument("--nemesis-interval", type=argtypes.positive_float, default=NEMESIS_INTERVAL,
+                        metavar="SECONDS", help=f"mean seconds between two nemesis operations (default "
+                                                f"{NEMESIS_INTERVAL:g})")
+    parser.add_argument("--availability", type=argtypes.availability, default=None, metavar="total|FRACTION",
+                        help="also check, as Maelstrom's availability checker, that this fraction of operations "
+                             "(0 to 1) completed ok, or all of them with total (default: no such check)")
     parser.add_argument("--seed", type=int, default=None, help="seed of the workload's random choices")
     parser.add_argument("--store", default="store", metavar="DIR", help="where run directories go (default store/)")
     advanced = parser.add_argument_group("advanced (not Maelstrom flags)")
@@ -167,9 +175,16 @@ def run_until_interrupted(runner: Runner) -> tuple[RunRecord, str | None]:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == ["check"]:
-        return check_main(argv[1:])
-    return test_main(argv[1:] if argv[:1] == ["test"] else argv)
+    try:
+        if argv[:1] == ["check"]:
+            return check_main(argv[1:])
+        if argv[:1] == ["serve"]:
+            return web.serve_main(argv[1:])
+        return test_main(argv[1:] if argv[:1] == ["test"] else argv)
+    except Exception:  # the runner's own failure: said as such, with Jepsen's status
+        print("maelstrom-kafka-test: the runner itself failed (a bug of the runner, not of the node):\n"
+              + traceback.format_exc(), file=sys.stderr)
+        return exit_status.CRASHED
 
 
 def test_main(argv: list[str]) -> int:
@@ -179,7 +194,7 @@ def test_main(argv: list[str]) -> int:
         program = node_program(args.bin)
     except ValueError as error:
         print(f"maelstrom-kafka-test: {error}", file=sys.stderr)
-        return EXIT_USAGE
+        return exit_status.BAD_ARGUMENTS
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(2**32)
     run_dir = new_run_dir(Path(args.store))
     command = [program, *node_args]
@@ -188,7 +203,8 @@ def test_main(argv: list[str]) -> int:
         time_limit=args.time_limit, rate=args.rate, max_writes_per_key=args.max_writes_per_key,
         recovery_time=args.recovery_time, restart_every=args.restart_every, seed=seed,
         rpc_timeout=args.rpc_timeout, hostile_every=args.hostile_every, memory_path=run_dir / "memory.csv",
-        node_count=args.node_count, latency=args.latency / 1000,
+        node_count=args.node_count, latency=args.latency / 1000, nemesis=args.nemesis,
+        nemesis_interval=args.nemesis_interval,
     )
     config.log_dir.mkdir()
     commit_check = bool(args.restart_every) and not args.no_commit_check
@@ -198,130 +214,58 @@ def test_main(argv: list[str]) -> int:
         "time_limit": args.time_limit, "rate": args.rate, "max_writes_per_key": args.max_writes_per_key,
         "recovery_time": args.recovery_time, "final_time_limit": FINAL_TIME_LIMIT,
         "restart_every": args.restart_every, "commit_check": commit_check, "rpc_timeout": args.rpc_timeout,
-        "hostile_every": args.hostile_every, "seed": seed, "cwd": os.getcwd(),
+        "hostile_every": args.hostile_every, "nemesis": args.nemesis, "nemesis_interval": args.nemesis_interval,
+        "availability": args.availability, "seed": seed, "cwd": os.getcwd(),
     }
+    run_log = open_run_log(run_dir / "jepsen.log")
     try:
-        record, interrupted = run_until_interrupted(Runner(config))
+        return run_and_report(Runner(config), run_dir, described)
+    finally:
+        close_run_log(run_log)
+
+
+def run_and_report(runner: Runner, run_dir: Path, described: dict) -> int:
+    """Run the test, write the run directory's files and print the summary; the exit status."""
+    report.log_settings(described)
+    try:
+        record, interrupted = run_until_interrupted(runner)
     except NodeStartError as error:
-        print(f"maelstrom-kafka-test: the node could not be started: {error} (see {config.log_dir})",
+        print(f"maelstrom-kafka-test: the node could not be started: {error} (see {runner.config.log_dir})",
               file=sys.stderr)
-        report.write_results(run_dir / "results.json", {
-            "valid": False, "aborted": f"the node could not be started: {error}", "run": described})
-        return EXIT_USAGE
+        run_files.write_results({"valid": False, "aborted": f"the node could not be started: {error}",
+                                 "run": described}, run_dir)
+        return exit_status.CRASHED
     if interrupted:
         record.aborted = record.aborted or interrupted
         print(f"maelstrom-kafka-test: {interrupted}; the node was killed (partial run in {run_dir})",
               file=sys.stderr)
     ops = record.history.ops
-    write_jsonl(ops, run_dir / "history.jsonl")
-    verdict = check(ops, committed_offsets=commit_check)
+    run_files.write_history(ops, run_dir)
+    verdict = check(ops, committed_offsets=described["commit_check"], availability=described["availability"])
     verdict = with_runner_findings(verdict, record.aborted, record.hostile.accepted if record.hostile else [],
                                    record.net.unknown_destinations)
     notes = []
-    if note := report.plot(ops, record.restarts, run_dir):
+    if note := run_files.write_pictures(ops, record.net.journal, run_dir):
         notes.append(note)
     if note := record.memory.get("note"):
         notes.append(note)
     described |= {"phases": record.phases, "restarts": record.restarts, "node_exits": record.node_exits,
                   "net_counts": record.net_counts, "memory": record.memory, "notes": notes}
+    if runner.nemesis:
+        described["partitions"] = report.partitions_data(record.partitions, record.net.dropped)
     if record.hostile:
         write_lines(record.hostile, run_dir / "hostile.jsonl")
         described["hostile"] = record.hostile.described()
     perf = report.performance(ops, record.latencies.by_rpc, record.phases)
     data = report.results(verdict, perf, described, record.aborted)
     data["net"] = record.net.stats.described(sum(1 for op in ops if op.type == "invoke"))
-    report.write_results(run_dir / "results.json", data)
-    print(report.summary(data, run_dir))
+    run_files.write_results(data, run_dir)
+    summary = report.summary(data, run_dir)
+    report.log_summary(summary)
+    print(summary)
     if interrupted:
-        return EXIT_INTERRUPTED
-    return EXIT_VALID if data["valid"] else EXIT_INVALID
-
-
-def with_runner_findings(verdict: Verdict, aborted: str | None, hostile_accepted: list[dict],
-                         unknown_destinations: list[dict]) -> Verdict:
-    """The verdict, with what only the runner saw: an aborted test, hostile input accepted,
-    messages to an id that no client, node or service has (Maelstrom's network refuses them,
-    and stops reading the node that sent one)."""
-    verdict = with_stricter(verdict, HOSTILE_ACCEPTED, hostile_accepted)
-    verdict = with_stricter(verdict, UNKNOWN_DESTINATION, unknown_destinations)
-    return with_stricter(verdict, ABORTED, [{"reason": aborted}] if aborted else [])
-
-
-# --- check: judge a stored history ------------------------------------------------------------
-
-def parse_check_args(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="maelstrom-kafka-test check",
-        description=(
-            "Judge a stored kafka history without running anything: Maelstrom's verdict and our "
-            "stricter checks, as after a run. PATH is a run directory (e.g. store/latest), this "
-            "runner's history.jsonl, or Maelstrom's own history.edn (from its store directory)."
-        ),
-        epilog=(
-            "A run directory is judged from its history.jsonl, with the findings only the runner "
-            "could see (an aborted test, hostile input accepted) and the commit check setting taken "
-            "from its results.json. Maelstrom's history.edn records neither the offsets a poll asked "
-            "for nor committed offsets, so the stricter checks that need them are skipped. "
-            "Exit status: 0 if both verdicts pass, 1 if either fails (Maelstrom's 'unknown' "
-            "included), 2 if the history cannot be read."
-        ),
-    )
-    parser.add_argument("path", metavar="PATH", help="run directory, history.jsonl or history.edn")
-    parser.add_argument("--json", action="store_true",
-                        help="print one JSON object (valid, maelstrom, stricter, anomalies, ...) instead of a summary")
-    return parser.parse_args(argv)
-
-
-def check_main(argv: list[str]) -> int:
-    args = parse_check_args(argv)
-    try:
-        path, ops, run_results = read_stored(Path(args.path))
-    except (HistoryError, OSError) as error:
-        print(f"maelstrom-kafka-test check: {error}", file=sys.stderr)
-        return EXIT_USAGE
-    run = run_results.get("run", {}) if run_results else {}
-    verdict = check(ops, committed_offsets=bool(run.get("commit_check")))
-    if run_results:
-        found = run_results.get("anomalies", {})
-        verdict = with_runner_findings(verdict, run_results.get("aborted"), found.get(HOSTILE_ACCEPTED, []),
-                                       found.get(UNKNOWN_DESTINATION, []))
-    data = {"history": str(path), "operations": len(ops), **report.verdict_data(verdict)}
-    if args.json:
-        print(json.dumps(data, ensure_ascii=False))
-    else:
-        print("\n".join([f"history: {path} ({len(ops)} operations)", "",
-                         *report.stats_table(data["stats"]), "", *report.verdict_lines(data)]))
-    return EXIT_VALID if verdict.valid else EXIT_INVALID
-
-
-def read_stored(path: Path) -> tuple[Path, list[Op], dict | None]:
-    """The history file PATH names, its operations, and the results.json of the run directory
-    it names (if any)."""
-    run_results = None
-    if path.is_dir():
-        candidates = [path / "history.jsonl", path / "history.edn"]
-        found = next((p for p in candidates if p.is_file()), None)
-        if found is None:
-            raise HistoryError(path, None, "a directory with neither history.jsonl nor history.edn")
-        results = path / "results.json"
-        if found.name == "history.jsonl" and results.is_file():
-            try:
-                run_results = json.loads(results.read_text())
-            except ValueError as error:
-                raise HistoryError(results, None, f"not JSON: {error}") from None
-        path = found
-    elif not path.exists():
-        raise HistoryError(path, None, "no such file or directory")
-    return path, read_edn(path) if _is_edn(path) else read_jsonl(path), run_results
-
-
-def _is_edn(path: Path) -> bool:
-    """history.edn by its name, or by its first character (`{:`, `#`, `[`) otherwise."""
-    if path.suffix in (".edn", ".jsonl"):
-        return path.suffix == ".edn"
-    with open(path, "rb") as stream:
-        head = stream.read(64).lstrip()
-    return head[:1] in (b"#", b"[") or head[:2] == b"{:"
+        return exit_status.INTERRUPTED
+    return exit_status.of(data["validity"])
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
-"""Reads the history.edn that Maelstrom (Jepsen's store) writes for a kafka test into this
-project's operations, so the checker can judge a real Maelstrom run: one operation per line,
-each an EDN map or a #jepsen.history.Op{...} record, or one vector holding them all."""
+"""Reads the history.edn that Maelstrom (Jepsen's store) writes for a kafka test, or this
+runner writes, into this project's operations: one operation per line, each an EDN map or a
+#jepsen.history.Op{...} record, or one vector holding them all."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import edn_format
 from edn_format import ImmutableList, Keyword, Symbol
 
 from kafka_node.maelstrom.history import HistoryError, Op
+from kafka_node.maelstrom.jepsen_store import EXTRA_FIELDS
 
 #: Tags whose element is read as it is: Jepsen's op record, and what Clojure prints for
 #: objects and exceptions that may appear inside an :exception.
@@ -82,8 +83,17 @@ def op_of(record: Any) -> Op | None:
     kind, f = _name(fields.get("type")), _name(fields.get("f"))
     if kind not in _TYPES or not isinstance(f, str):
         raise ValueError(f"an operation needs :type (one of {sorted(_TYPES)}) and :f, got {_brief(record)}")
+    value = _value(f, fields)
+    extras = {name: plain(fields[name.replace("_", "-")]) for name in EXTRA_FIELDS if name.replace("_", "-") in fields}
+    if extras:  # what this runner adds to each op of the history.edn it writes
+        value = {**(value if isinstance(value, dict) else {}), **extras}
     return Op(index=_int(fields.get("index"), -1), time=_int(fields.get("time"), 0), process=process,
-              type=kind, f=f, value=_value(f, fields), error=_error(fields.get("error")))
+              client=_text(fields.get("client")), node=_text(fields.get("node")),
+              type=kind, f=f, value=value, error=_error(fields.get("error")))
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
 
 
 def _int(value: Any, default: int) -> int:

@@ -1,8 +1,9 @@
-"""What a run reports: performance figures, results.json, the latency and rate plots (when
-matplotlib is installed) and the summary printed at the end, anomalies described in words."""
+"""What a run reports: performance figures, results.json, and the summary printed at the end,
+anomalies described in words."""
 
 from __future__ import annotations
 
+import logging
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,8 @@ from kafka_node.maelstrom.checker import UNKNOWN, Verdict
 from kafka_node.maelstrom.client import ERROR_NAMES
 from kafka_node.maelstrom.history import FAIL, INFO, OK, Op, pairs
 from kafka_node.maelstrom.hostile import HOSTILE_ACCEPTED
+
+log = logging.getLogger("kafka_node.maelstrom.run")
 
 #: Jepsen's last line for each verdict (jepsen/src/jepsen/core.clj), and ours.
 GOOD = "Everything looks good! ヽ(‘ー`)ノ"
@@ -62,6 +65,7 @@ def verdict_data(verdict: Verdict) -> dict[str, Any]:
     `Verdict.unseen_only_untracked_keys`)."""
     return {
         "valid": verdict.valid,
+        "validity": verdict.validity,
         "maelstrom": {"valid": verdict.maelstrom_valid, "anomaly_types": verdict.maelstrom_types,
                       "analysis_errors": verdict.analysis_errors[:KEPT_CASES],
                       "unseen_only_untracked_keys": verdict.unseen_only_untracked_keys},
@@ -70,11 +74,29 @@ def verdict_data(verdict: Verdict) -> dict[str, Any]:
         "anomaly_counts": {name: len(cases) for name, cases in verdict.anomalies.items()},
         "anomalies": {name: cases[:KEPT_CASES] for name, cases in verdict.anomalies.items()},
         "stats": verdict.stats,
+        **({"availability": verdict.availability} if verdict.availability else {}),
     }
 
 
 def results(verdict: Verdict, perf: dict[str, Any], run: dict[str, Any], aborted: str | None) -> dict[str, Any]:
     return {**verdict_data(verdict), "aborted": aborted, "perf": perf, "run": run}
+
+
+def partitions_data(periods: list[Any], dropped: int) -> dict[str, Any]:
+    """What results.json says of the partitions: how many, how many cut anything (a third of
+    three nodes is none), the messages they dropped, and each period."""
+    return {"count": len(periods), "cutting": sum(1 for p in periods if p.cut), "dropped_messages": dropped,
+            "periods": [{"start": p.start, "end": p.end, "spec": p.spec, "grudge": p.grudge, "dropped": p.dropped}
+                        for p in periods]}
+
+
+def log_settings(run: dict[str, Any]) -> None:
+    log.info("test: %s", msgspec.json.encode(run).decode())
+
+
+def log_summary(summary: str) -> None:
+    for line in summary.splitlines():
+        log.info("%s", line)
 
 
 def write_results(path: Path, data: dict[str, Any]) -> None:
@@ -98,6 +120,12 @@ def summary(data: dict[str, Any], run_dir: Path) -> str:
         lines += net_lines(net)
     if run.get("restart_every"):
         lines.append(f"\nnode restarts (SIGKILL): {len(run['restarts'])}")
+    if partitions := run.get("partitions"):
+        lines.append(f"\npartitions: {partitions['count']} ({partitions['cutting']} cutting any link), "
+                     f"{partitions['dropped_messages']} messages dropped; healed at the end of the main phase")
+    if availability := data.get("availability"):
+        lines.append(f"availability: {availability['ok_fraction']:.4f} of operations ok "
+                     f"({availability['ok']} of {availability['invoked']}); asked: {availability['expected']}")
     if hostile := run.get("hostile"):
         lines.append(hostile_summary(hostile))
     if (memory := run.get("memory")) and "rss_mib" in memory:
@@ -266,71 +294,10 @@ def describe(name: str, case: dict[str, Any]) -> str:
         return case["reason"]
     if name == "unknown-destination":
         return f"{case['src']} sent a message to {case['dest']!r}, which no client, node or service is: {case['line']}"
+    if name == "availability":
+        wanted = "all of them" if case["expected"] == "total" else f"at least {float(case['expected']):g}"
+        return (f"only {case['ok']} of {case['invoked']} operations completed ok ({case['ok_fraction']:.4f}); "
+                f"--availability asks for {wanted}")
     if name == "stats":
         return f"no successful {case['f']} ({case.get(OK, 0)} ok, {case.get(FAIL, 0)} fail, {case.get(INFO, 0)} info)"
     return msgspec.json.encode(case).decode()
-
-
-# --- plots ---------------------------------------------------------------------------------
-
-#: Colour per operation and marker per outcome, shared by both figures.
-COLORS = {"send": "tab:blue", "poll": "tab:green", "assign": "tab:orange"}
-MARKERS = {OK: "o", FAIL: "x", INFO: "^"}
-LINESTYLES = {OK: "-", FAIL: ":", INFO: "--"}
-
-
-def plot(ops: list[Op], restarts: list[float], run_dir: Path) -> str | None:
-    """Draw latency-raw.png and rate.png; a note instead when matplotlib is missing."""
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return "plots skipped: matplotlib is not installed (pip install 'kafka-node[plots]')"
-    completions = [(inv, op) for inv, op in pairs(ops) if inv is not None and op.f != "crash"]
-    for draw, name in ((plot_latency, "latency-raw.png"), (plot_rate, "rate.png")):
-        fig, ax = plt.subplots(figsize=(10, 5))
-        draw(ax, completions, restarts)
-        fig.savefig(run_dir / name, dpi=100, bbox_inches="tight")
-        plt.close(fig)
-    return None
-
-
-def plot_latency(ax: Any, completions: list[tuple[Op, Op]], restarts: list[float]) -> None:
-    """Maelstrom's latency-raw: each operation's latency at its start, by type and outcome."""
-    groups: dict[tuple[str, str], list[tuple[float, float]]] = defaultdict(list)
-    for inv, op in completions:
-        groups[op.f, op.type].append((inv.time / 1e9, max(1e-3, (op.time - inv.time) / 1e6)))
-    for (f, kind), points in sorted(groups.items()):
-        xs, ys = zip(*points, strict=True)
-        ax.scatter(xs, ys, s=4 if kind == OK else 24, marker=MARKERS.get(kind, "."),
-                   color=COLORS.get(f, "tab:gray"), label=f"{f} {kind}", alpha=0.6, linewidths=0.5)
-    _decorate(ax, restarts, "Latency (ms)", "kafka latency (raw)", log=True)
-
-
-def plot_rate(ax: Any, completions: list[tuple[Op, Op]], restarts: list[float]) -> None:
-    """Maelstrom's rate: completions per second over time, by type and outcome."""
-    end = max((op.time for _, op in completions), default=0) / 1e9
-    width = max(1.0, end / 200)
-    buckets: dict[tuple[str, str], dict[int, int]] = defaultdict(lambda: defaultdict(int))
-    for _, op in completions:
-        buckets[op.f, op.type][int(op.time / 1e9 / width)] += 1
-    for (f, kind), counts in sorted(buckets.items()):
-        xs = [i * width for i in range(int(end / width) + 1)]
-        ax.step(xs, [counts.get(i, 0) / width for i in range(len(xs))], where="post",
-                color=COLORS.get(f, "tab:gray"), linestyle=LINESTYLES.get(kind, "-"), label=f"{f} {kind}",
-                linewidth=1)
-    _decorate(ax, restarts, "Throughput (op/s)", "kafka rate", log=False)
-
-
-def _decorate(ax: Any, restarts: list[float], ylabel: str, title: str, log: bool) -> None:
-    for at in restarts:
-        ax.axvline(at, color="tab:red", linestyle=":", linewidth=0.8)
-    if log:
-        ax.set_yscale("log")
-    ax.set_xlabel("Time (s)")
-    ax.set_ylabel(ylabel)
-    ax.set_title(title + (" (dotted red: node restarts)" if restarts else ""))
-    ax.grid(True, alpha=0.3)
-    if ax.get_legend_handles_labels()[0]:
-        ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8)

@@ -8,28 +8,25 @@ from __future__ import annotations
 
 import asyncio
 import bisect
-import contextlib
 import json
-import os
 import re
 import signal
 import subprocess
 import sys
 from collections import defaultdict
-from collections.abc import Callable
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
+from xml.etree import ElementTree
 
+import edn_format
 import pytest
 
-from kafka_node.maelstrom import report
+from kafka_node.maelstrom import messages_svg, plots, report, run_files, timeline
 from kafka_node.maelstrom.checker import check
 from kafka_node.maelstrom.history import read_jsonl
 from kafka_node.maelstrom.network import Network, RpcTimeout
 from kafka_node.maelstrom.process import NodeProcess
 
-from support.maelstrom_edn import write_edn
+from support.runs import Finished, Run
 from support.scripts import broken_node, installed_script
 from support.verdicts import assert_correct_node_verdict
 
@@ -95,73 +92,6 @@ RUNS: dict[str, list[str]] = {
 #: Runs started when their first test needs them, not with the rest: those measuring our node
 #: under load, and the one a test interrupts, whose time limit must not run out before then.
 LAZY = {"ours-restarting", "ours-seed", "ours-interrupted"}
-#: The runner's progress line on stderr (without a terminal, one about every 5 s).
-PROGRESS = re.compile(r"^(?P<phase>\w+)\s+(?P<seconds>[\d.]+) s\s+(?P<ops>\d+) ops .*\bok (?P<ok>\d+)\b")
-
-
-@dataclass
-class Finished:
-    status: int
-    stdout: str
-    stderr: str
-    run_dir: Path
-    results: dict[str, Any]
-
-
-class Run:
-    """One `maelstrom-kafka-test` child, started at once (or, if `lazy`, when a test first
-    needs it) and awaited when a test needs it."""
-
-    def __init__(self, flags: list[str], cwd: Path, lazy: bool = False) -> None:
-        self.cwd = cwd
-        self.flags = flags
-        self.store = cwd / (flags[flags.index("--store") + 1] if "--store" in flags else "store")
-        self.proc: subprocess.Popen | None = None
-        self._stderr_read: list[str] = []  # progress lines a test has read before finish()
-        if not lazy:
-            self.start()
-        self._finished: Finished | None = None
-
-    def start(self) -> None:
-        self.proc = subprocess.Popen(
-            [installed_script("maelstrom-kafka-test"), *(f.replace("{dir}", str(self.cwd)) for f in self.flags)],
-            cwd=self.cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-            env={**os.environ, "TMPDIR": str(self.cwd)},  # where a node without --db makes its file
-        )
-
-    def progress(self, ready: Callable[[re.Match], bool]) -> re.Match:
-        """Start the run if it is lazy, and read its progress lines until `ready(line)` holds for
-        one (a PROGRESS match); that line. A run that ends first fails the test."""
-        if self.proc is None:
-            self.start()
-        assert self.proc is not None and self.proc.stderr is not None
-        for line in self.proc.stderr:
-            self._stderr_read.append(line)
-            if (seen := PROGRESS.match(line)) and ready(seen):
-                return seen
-        pytest.fail("the run ended before its progress showed what was awaited:\n" + "".join(self._stderr_read))
-
-    def finish(self) -> Finished:
-        if self.proc is None:
-            self.start()
-        if self._finished is None:
-            stdout, stderr = self.proc.communicate(timeout=120)
-            stderr = "".join(self._stderr_read) + stderr
-            run_dir = (self.store / "latest").resolve()
-            results = json.loads((run_dir / "results.json").read_text())
-            self._finished = Finished(self.proc.returncode, stdout, stderr, run_dir, results)
-        return self._finished
-
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(30)
-        stray = self.cwd / "stray.pid"  # left by leaves_a_child.py: ours to end
-        if stray.exists():
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(int(stray.read_text()), signal.SIGKILL)
-
-
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     """Every run of this module, started together so they overlap (each takes 5-15 s); those
@@ -602,13 +532,24 @@ def test_a_run_without_hostile_input_still_samples_memory(runs):
     (["--bin", "/nonexistent/node"], "no such file"),
     (["--concurrency", "3x", "--bin", sys.executable], "--concurrency"),
     (["--time-limit", "0", "--bin", sys.executable], "--time-limit"),
-    (["--time-limit", "1", "--bin", sys.executable, "--", "-c", "raise SystemExit(3)"], "could not be started"),
+    (["--availability", "1.5", "--bin", sys.executable], "--availability"),
+    (["--nemesis", "kill", "--bin", sys.executable], "--nemesis"),
+    (["--nemesis-interval", "0", "--bin", sys.executable], "--nemesis-interval"),
 ])
-def test_usage_errors_and_unstartable_nodes_exit_2(tmp_path, flags, message):
+def test_bad_arguments_exit_254_as_jepsens(tmp_path, flags, message):
     done = subprocess.run([installed_script("maelstrom-kafka-test"), *flags], cwd=tmp_path,
                           capture_output=True, text=True, timeout=60)
-    assert done.returncode == 2, done
+    assert done.returncode == 254, done
     assert message in done.stderr
+
+
+def test_a_node_that_cannot_be_started_exits_255_as_a_crash_of_the_test(tmp_path):
+    done = subprocess.run([installed_script("maelstrom-kafka-test"), "--time-limit", "1", "--bin", sys.executable,
+                           "--", "-c", "raise SystemExit(3)"], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 255, done
+    assert "could not be started" in done.stderr
+    results = json.loads((tmp_path / "store" / "latest" / "results.json").read_text())
+    assert results["valid"] is False and "could not be started" in results["aborted"]
 
 
 def test_help_says_the_commit_check_is_stricter_than_maelstrom_and_how_to_skip_it():
@@ -621,19 +562,22 @@ def test_help_says_the_commit_check_is_stricter_than_maelstrom_and_how_to_skip_i
 
 
 def test_plots_are_skipped_with_a_note_without_matplotlib(runs, tmp_path, monkeypatch):
-    from kafka_node.maelstrom import report
-
     ops = read_jsonl(runs["ours"].finish().run_dir / "history.jsonl")
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # makes `import matplotlib` fail
-    note = report.plot(ops, [], tmp_path)
+    note = plots.plot(ops, tmp_path)
     assert note and "matplotlib is not installed" in note
     assert not list(tmp_path.glob("*.png"))
 
 
 # --- last: a run of the seed's size, alone --------------------------------------------------
 
-def test_a_seed_sized_run_is_judged_again_by_check_with_the_same_verdict(runs, tmp_path):
+def test_a_seed_sized_run_is_judged_again_by_check_with_the_same_verdict(runs):
     done = runs["ours-seed"].finish()
+    # Judged again from history.jsonl and from the history.edn the run wrote, as Jepsen's store
+    # writes it (side by side, while the rest is checked: 40,000 operations of EDN take 10 s).
+    checks = {name: subprocess.Popen([installed_script("maelstrom-kafka-test"), "check", str(path), "--json"],
+                                     stdout=subprocess.PIPE, text=True)
+              for name, path in (("jsonl", done.run_dir), ("edn", done.run_dir / "history.edn"))}
     assert_correct_node_verdict(done.results, status=done.status, stdout=done.stdout)
     assert (done.results["run"]["time_limit"], done.results["run"]["rate"]) == (20, 1000)
     assert done.results["stats"]["send"]["ok"] > 3000
@@ -643,16 +587,61 @@ def test_a_seed_sized_run_is_judged_again_by_check_with_the_same_verdict(runs, t
     kept = sum(1 for op in ops if op.f == "assign" and op.type == "ok" and not op.value["seek_to_beginning"]
                for key, start in op.value["start"].items() if start != 0)
     assert kept >= 5
-    again = subprocess.run([installed_script("maelstrom-kafka-test"), "check", str(done.run_dir), "--json"],
-                           capture_output=True, text=True, timeout=120)
-    judged = json.loads(again.stdout)
-    assert_correct_node_verdict(judged, status=again.returncode)
-    for field in ("valid", "maelstrom", "stricter", "anomaly_counts", "stats"):
-        assert judged[field] == done.results[field], field
-    # The same history as Maelstrom's store would write it: the same Maelstrom verdict.
+    for name, check_run in checks.items():
+        stdout, _ = check_run.communicate(timeout=120)
+        judged = json.loads(stdout)
+        assert_correct_node_verdict(judged, status=check_run.returncode)
+        for field in ("valid", "validity", "maelstrom", "stricter", "anomaly_counts", "stats"):
+            assert judged[field] == done.results[field], (name, field)
+
+
+def test_a_seed_sized_run_leaves_maelstroms_files(runs):
+    """Every file of Maelstrom's store beside ours, each in the shape Maelstrom's tools read."""
+    done = runs["ours-seed"].finish()
+    files = {p.name for p in done.run_dir.iterdir()}
+    assert set(run_files.FILES) - {"hostile.jsonl"} <= files, set(run_files.FILES) - files
     ops = read_jsonl(done.run_dir / "history.jsonl")
-    write_edn(ops, tmp_path / "history.edn")
-    from_edn = subprocess.run([installed_script("maelstrom-kafka-test"), "check", str(tmp_path / "history.edn"), "--json"],
-                              capture_output=True, text=True, timeout=120)
-    assert_correct_node_verdict(json.loads(from_edn.stdout), status=from_edn.returncode)
-    assert json.loads(from_edn.stdout)["maelstrom"] == done.results["maelstrom"]
+    lines = (done.run_dir / "history.edn").read_text().splitlines()
+    assert len(lines) == len(ops)
+    first = edn_format.loads(lines[0])
+    assert [key.name for key in first][:6] == ["index", "time", "type", "process", "f", "value"]
+    rows = [line.split("\t") for line in (done.run_dir / "history.txt").read_text().splitlines()]
+    assert len(rows) == len(ops) and all(len(row) in (4, 5) for row in rows)
+    assert rows[0][:3] == [str(ops[0].process), f":{ops[0].type}", f":{ops[0].f}"]
+    results = edn_format.loads((done.run_dir / "results.edn").read_text())
+    assert results[edn_format.Keyword("valid?")] is done.results["validity"]
+    assert set(results[edn_format.Keyword("stats")]) == {edn_format.Keyword(f) for f in done.results["stats"]}
+    log = (done.run_dir / "jepsen.log").read_text()
+    assert all(f"phase {phase}" in log for phase in ("main", "recovery", "final", "done"))
+    assert "n0 started" in log and log.rstrip().endswith(report.GOOD)
+    for name in ("latency-raw.png", "latency-quantiles.png", "rate.png"):
+        assert (done.run_dir / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_messages_svg_draws_each_message_as_maelstrom_does_up_to_its_bound(runs):
+    done = runs["ours-seed"].finish()
+    svg = ElementTree.parse(done.run_dir / "messages.svg").getroot()
+    ns = {"svg": "http://www.w3.org/2000/svg"}
+    arrows = svg.findall("svg:g", ns)
+    titles = [g.find("svg:title", ns).text for g in arrows]
+    assert len(arrows) == messages_svg.EVENT_LIMIT // 2, "a send and a receipt per message, to the bound"
+    assert all(" → " in title for title in titles)
+    assert any(title.startswith("c1 → n0 ") and '"type":"send"' in title for title in titles)
+    assert {line.get("stroke") for g in arrows for line in g.findall("svg:line", ns)} == {messages_svg.CLIENT_COLOR}
+    texts = list(svg.iter("{http://www.w3.org/2000/svg}text"))
+    assert "Additional network events not shown" in [t.text for t in texts]
+    heads = sorted((float(t.get("x")), t.text) for t in texts if t.get("y") == str(messages_svg.STEP))
+    assert [name for _, name in heads][:2] == ["c1", "c2"] and heads[-1][1] == "n0", "clients first, then the node"
+
+
+def test_timeline_html_has_a_box_per_operation_up_to_jepsens_limit(runs):
+    done = runs["ours-seed"].finish()
+    page = (done.run_dir / "timeline.html").read_text()
+    boxes = re.findall(r'<div class="op (\w+)" id="i(\d+)" style="width:100px;left:(\d+)px', page)
+    assert len(boxes) == timeline.OP_LIMIT
+    assert "Showing only 10000 of" in page
+    kinds = {kind for kind, _, _ in boxes}
+    assert {"ok", "info"} <= kinds <= {"ok", "info", "fail", "invoke"}
+    ops = {op.index: op for op in read_jsonl(done.run_dir / "history.jsonl")}
+    index, column = int(boxes[0][1]), int(boxes[0][2]) // timeline.GUTTER
+    assert ops[index].type == boxes[0][0] and column == sorted({op.process for op in ops.values()}).index(ops[index].process)

@@ -1,0 +1,142 @@
+"""The node processes of a run: each started and sent init, its stdout read and routed, killed
+and restarted on demand; one that prints a non-message or exits on its own aborts the run."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from pathlib import Path
+
+from kafka_node.maelstrom.history import History
+from kafka_node.maelstrom.hostile import HOSTILE_CLIENT, HostileTally
+from kafka_node.maelstrom.network import InvalidOutput, Network, NodeLost, RpcTimeout, parse_envelope, parse_head
+from kafka_node.maelstrom.process import EXIT_GRACE, NodeProcess, NodeStartError
+
+#: Seconds a starting node has to answer init.
+INIT_TIMEOUT = 10.0
+
+log = logging.getLogger("kafka_node.maelstrom.run")
+
+
+class Nodes:
+    """Every node of the run, by id, each the latest incarnation of the program; `aborted` is
+    set (with `abort_reason`) once the run must end early."""
+
+    def __init__(self, command: list[str], cwd: str, log_dir: Path, net: Network, history: History,
+                 node_ids: list[str], on_change: Callable[[], None] = lambda: None) -> None:
+        self.command = command
+        self.cwd = cwd
+        self.log_dir = log_dir  # <node id>.log for each node: its stderr, and our notes
+        self.net = net
+        self.history = history
+        self.node_ids = node_ids
+        self.on_change = on_change  # called after each start and before each kill (memory samples)
+        self.hostile: HostileTally | None = None
+        self.processes: dict[str, NodeProcess] = {}
+        self.exits: list[str] = []  # exits we did not cause
+        self.abort_reason: str | None = None
+        self.aborted = asyncio.Event()
+        self._readers: dict[str, asyncio.Task] = {}
+        for node_id in node_ids:
+            net.add_node(node_id)
+
+    async def start(self, node_id: str) -> None:
+        """Start the node and send it init; NodeStartError if it does not answer init_ok."""
+        node = NodeProcess(self.command, self.cwd, self.log_dir / f"{node_id}.log")
+        await node.start()
+        self.processes[node_id] = node
+        self.net.attach(node_id, node)
+        self._readers[node_id] = asyncio.create_task(self._read(node_id, node))
+        init = {"type": "init", "node_id": node_id, "node_ids": self.node_ids}
+        try:
+            head, body = await self.net.call("c0", node_id, init, timeout=INIT_TIMEOUT, wait_ready=False)
+        except (RpcTimeout, NodeLost) as error:
+            raise NodeStartError(self.abort_reason or f"{node_id} did not answer init: {error}") from None
+        if head.type != "init_ok":
+            raise NodeStartError(f"{node_id} answered init with {bytes(body).decode(errors='replace')}")
+        node.answered_init = True
+        if node.exited_on_its_own:  # its reader saw the exit before we saw the reply
+            self.abort(node.exited_on_its_own)
+            raise NodeStartError(node.exited_on_its_own)
+        self.net.up(node_id)
+        log.info("%s started (pid %s) and answered init", node_id, node.pid)
+        self.on_change()
+
+    async def _read(self, node_id: str, node: NodeProcess) -> None:
+        """Route each line the node prints (a reply to the hostile client is only counted);
+        abort the test on one that is not a message."""
+        hostile = self.hostile
+        while line := await node.read_line():
+            if node.killed and not line.endswith(b"\n"):
+                break  # cut short by our SIGKILL
+            try:
+                envelope = parse_envelope(line)
+                if hostile and envelope.dest == HOSTILE_CLIENT:
+                    hostile.received(envelope.body, self.history.seconds())
+                    continue
+                head = parse_head(envelope, line)
+            except InvalidOutput as error:
+                self.abort(f"{node_id} printed something on stdout that is not a valid Maelstrom message: {error}")
+                return
+            self.net.route(node_id, envelope, head, line)
+        status = await node.wait()
+        if not node.killed:
+            self._exited_on_its_own(node_id, node, status)
+
+    def _exited_on_its_own(self, node_id: str, node: NodeProcess, status: int) -> None:
+        """Maelstrom treats a node that exits without being killed as a crash of the test: once
+        the node has answered init, abort (before, starting it fails, which says why)."""
+        reason = f"{node_id} exited on its own with status {status} at {self.history.seconds():.1f} s"
+        node.exited_on_its_own = reason
+        self.exits.append(reason)
+        node.append_to_log(f"--- maelstrom-kafka-test: {reason} ---")
+        log.warning("%s", reason)
+        if node.answered_init:
+            self.abort(reason)
+        else:
+            self.net.lose(node_id, reason)
+
+    def abort(self, reason: str) -> None:
+        if self.abort_reason is None:
+            self.abort_reason = reason
+            log.error("test aborted: %s", reason)
+        self.net.lose_all(reason)
+        self.aborted.set()
+
+    async def stop(self, node_id: str) -> None:
+        """SIGKILL the node; give its stdout reader a few seconds to finish, then cancel it."""
+        node, reader = self.processes.get(node_id), self._readers.get(node_id)
+        if node:
+            self.on_change()
+            await node.kill()
+        if reader:
+            try:
+                await asyncio.wait_for(reader, EXIT_GRACE)  # cancels the reader on timeout
+            except TimeoutError:
+                if node:
+                    node.close()
+
+    async def stop_all(self) -> None:
+        for node_id in list(self.processes):
+            await self.stop(node_id)
+
+    async def restart(self, node_id: str, why: str) -> float:
+        """SIGKILL the node and start it again; when (seconds since the start) it was killed."""
+        at = self.history.seconds()
+        self.net.lose(node_id, f"{node_id} was killed by {why}")
+        await self.stop(node_id)
+        self.processes[node_id].append_to_log(f"--- maelstrom-kafka-test: SIGKILL at {at:.3f} s ({why}); restarting ---")
+        log.info("%s killed (SIGKILL) by %s; restarting", node_id, why)
+        try:
+            await self.start(node_id)
+        except NodeStartError as error:
+            self.abort(f"{node_id} could not be restarted: {error}")
+        return at
+
+    def live(self, node_id: str) -> NodeProcess | None:
+        """The node's process if it is running and reachable now, else None."""
+        node = self.processes.get(node_id)
+        if node is None or node.killed or self.net.gone[node_id]:
+            return None
+        return node
