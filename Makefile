@@ -6,7 +6,8 @@
 #
 # Others: `make check-5b` (the same workload on two nodes), `make lint` (ruff, mypy),
 # `make bench` (the performance table in docs/performance.md, a few minutes), `make restarts`
-# and `make soak` (long runs with SIGKILLs), `make mutation` (hours, not in CI), `make lock`
+# and `make soak` (long runs with SIGKILLs), `make partitions` (3 and 5 nodes under Maelstrom's
+# partition nemesis), `make mutation` (hours, not in CI), `make lock`
 # (refresh uv.lock to the newest releases), `make test-latest` (the suite against the newest
 # releases, in .venv-latest, without touching the lock).
 
@@ -24,7 +25,7 @@ export UV_PROJECT_ENVIRONMENT := $(VENV)
 export UV_PYTHON_DOWNLOADS := never
 UV_SYNC := $(UV) sync --quiet --locked --no-editable --python $(PYTHON)
 
-.PHONY: install install-runtime test lint check check-5b bench restarts soak lock test-latest system-packages \
+.PHONY: install install-runtime test lint check check-5b bench restarts partitions soak lock test-latest system-packages \
 	mutation mutation-venv mutation-core mutation-storage mutation-decoding mutation-cluster mutation-results clean \
 	mutation-resume-core mutation-resume-storage mutation-resume-decoding mutation-resume-cluster
 
@@ -57,8 +58,9 @@ check: install-runtime
 check-5b: install-runtime
 	$(BIN)/maelstrom-kafka-test --bin $(BIN)/maelstrom-kafka --node-count 2 --concurrency 2n --time-limit 20 --rate 1000
 
-# The tests open logs in Debian's sqlite3 shell and inject failed syncs with libfiu's fiu-run.
-SYSTEM_PACKAGES := sqlite3:sqlite3 fiu-run:fiu-utils
+# The tests open logs in Debian's sqlite3 shell, inject failed syncs with libfiu's fiu-run, and
+# look at the runner's web page in headless chromium.
+SYSTEM_PACKAGES := sqlite3:sqlite3 fiu-run:fiu-utils chromium:chromium
 system-packages:
 	@missing=(); for pair in $(SYSTEM_PACKAGES); do command -v $${pair%%:*} >/dev/null || missing+=($${pair#*:}); done; \
 	if [ $${#missing[@]} -gt 0 ]; then \
@@ -78,6 +80,16 @@ restarts: install-runtime
 	rm -rf store/restarts
 	$(BIN)/maelstrom-kafka-test --bin $(BIN)/maelstrom-kafka --node-count 1 --concurrency 2n --time-limit 60 \
 		--rate 1000 --restart-every 1 --store store/restarts -- --db store/restarts/log.db
+
+# The seed's workload on 3 and then 5 of our nodes, each on its own file, first on a calm
+# network (the baseline), then while Maelstrom's partition nemesis cuts it about every 2 s
+# (the figures of docs/partitions.md; about 2.5 minutes). Every run is done even if one fails.
+partitions: install-runtime
+	status=0; for n in 3 5; do for nemesis in calm partition; do \
+		store=store/partitions-$$n-$$nemesis; rm -rf $$store; \
+		$(BIN)/maelstrom-kafka-test --bin $(BIN)/maelstrom-kafka --node-count $$n --concurrency 2n --time-limit 20 \
+			--rate 1000 $$([ $$nemesis = calm ] || echo --nemesis partition --nemesis-interval 2 --availability 0.9) \
+			--store $$store -- --db $$store/{node_id}.db || status=$$?; done; done; exit $$status
 
 # Not in CI: 10 minutes with restarts and hostile input; reports anomalies and memory over time.
 soak: install-runtime
@@ -122,10 +134,10 @@ MUTATION_PYTEST := python -m pytest -x -q -p no:cacheprovider --timeout 120
 MUTATION_RUNNER_core := $(MUTATION_PYTEST) tests/node/test_unsynced.py tests/storage/test_reply_waits.py \
 	tests/storage/test_faults.py tests/node/test_rpcs.py tests/node/test_bad_input.py tests/storage/test_fault_injection.py \
 	tests/node/test_operations.py tests/storage/test_power_cut.py tests/storage/test_lock_held_elsewhere.py \
-	tests/storage/test_checkpoints.py tests/node/test_idle.py tests/cluster -k 'not pass_the_workload'
+	tests/storage/test_checkpoints.py tests/node/test_idle.py tests/cluster -k 'not pass_the_workload and not partitions'
 MUTATION_RUNNER_storage := $(MUTATION_PYTEST) tests/storage tests/node/test_rpcs.py tests/node/test_operations.py tests/node/test_idle.py
 MUTATION_RUNNER_decoding := $(MUTATION_PYTEST) tests/node/test_bad_input.py tests/node/test_rpcs.py \
-	tests/node/test_properties.py tests/node/test_memory_bounds.py tests/cluster
+	tests/node/test_properties.py tests/node/test_memory_bounds.py tests/cluster -k 'not partitions'
 MUTATION_RUNNER_cluster := $(MUTATION_PYTEST) tests/cluster
 
 # Its own venv, so that `make test` (which syncs .venv exactly) can run meanwhile.

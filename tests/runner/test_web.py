@@ -1,0 +1,132 @@
+"""`maelstrom-kafka-test serve`, the installed command in a child process, looked at in a real
+browser (Debian's chromium, headless): the runs newest first, each coloured by its verdict,
+linking to its files; a run's timeline and message diagram drawn as pages of their own."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import urllib.request
+from pathlib import Path
+from urllib.parse import quote, unquote
+
+import numpy as np
+import pytest
+from matplotlib import image
+
+from kafka_node.maelstrom import messages_svg, run_files, web
+from kafka_node.maelstrom.checker import check
+from kafka_node.maelstrom.cli import new_run_dir
+from kafka_node.maelstrom.history import write_jsonl
+from kafka_node.maelstrom.report import verdict_data
+
+from support.histories import assign, poll, send, with_baseline
+from support.scripts import broken_node, installed_script
+
+SHORT = ["--time-limit", "1", "--rate", "100", "--recovery-time", "0.2", "--seed", "1"]
+
+
+def chromium() -> str:
+    found = shutil.which("chromium") or shutil.which("chromium-browser")
+    assert found, "the web page is tested in Debian's chromium (apt-get install chromium; `make test` does)"
+    return found
+
+
+def browse(url: str, profile: Path, *, screenshot: Path | None = None, height: int = 900) -> str:
+    """Load `url` in headless chromium; the page's DOM once loaded (or, with `screenshot`,
+    write a picture of the window there)."""
+    what = [f"--screenshot={screenshot}"] if screenshot else ["--dump-dom"]
+    done = subprocess.run([chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+                           f"--user-data-dir={profile}", f"--window-size=1280,{height}", *what, url],
+                          capture_output=True, text=True, timeout=90)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def pixels_of(picture: Path, color: str) -> np.ndarray:
+    """The (row, column) of every pixel of `picture` within a hair of `color` (#rrggbb)."""
+    rgb = np.array([int(color[i:i + 2], 16) for i in (1, 3, 5)]) / 255
+    shot = image.imread(picture)[:, :, :3]
+    return np.argwhere(np.abs(shot - rgb).max(axis=2) < 2 / 255)
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    """A store of four runs, oldest first: our node (valid), a node that duplicates (invalid),
+    a history Jepsen's analysis cannot judge (unknown), and one without results yet."""
+    root = tmp_path_factory.mktemp("web")
+    program, *arguments = broken_node("duplicating.py")
+    for flags in (["--bin", installed_script("maelstrom-kafka")], ["--bin", program, "--", *arguments]):
+        subprocess.run([installed_script("maelstrom-kafka-test"), *SHORT, *flags], cwd=root, capture_output=True,
+                       timeout=60, check=False)  # one after the other: the second is the newer
+    unknown = new_run_dir(root / "store")
+    ops = with_baseline(send(0, "1", 1, 0), assign(1, ["1"], {}), poll(1, {"1": [[0, "1"]]}))
+    write_jsonl(ops, unknown / "history.jsonl")
+    run_files.write_results({**verdict_data(check(ops)), "run": {"node_count": 1}}, unknown)
+    new_run_dir(root / "store")  # started, nothing written yet
+    return root / "store"
+
+
+@pytest.fixture(scope="module")
+def server(store):
+    proc = subprocess.Popen([installed_script("maelstrom-kafka-test"), "serve", str(store), "--host", "127.0.0.1",
+                             "--port", "0"], stderr=subprocess.PIPE, text=True)
+    assert proc.stderr is not None
+    listening = re.search(r"Listening on (http://\S+/)", proc.stderr.readline())
+    assert listening, "the server says where it listens"
+    yield listening.group(1)
+    proc.terminate()
+    proc.wait(10)
+
+
+def test_the_runs_are_listed_newest_first_each_coloured_by_its_verdict(store, server, tmp_path):
+    dom = browse(server, tmp_path / "profile")
+    verdicts = re.findall(r'<td class="valid" style="background:(#\w+)">(\w+)</td>', dom)
+    assert [v for _, v in verdicts] == ["incomplete", "unknown", "invalid", "valid"]
+    assert all(web.COLORS[v] == color for color, v in verdicts)
+    runs = sorted(p.name for p in (store / "kafka").iterdir() if not p.is_symlink())
+    assert [unquote(name) for name in re.findall(r'<a href="/kafka/([^/"]+)/">', dom)] == runs[::-1]
+    shot = tmp_path / "index.png"
+    browse(server, tmp_path / "profile", screenshot=shot)
+    rows = [pixels_of(shot, web.COLORS[v])[:, 0] for v in ("incomplete", "unknown", "invalid", "valid")]
+    assert all(len(row) > 200 for row in rows), "each verdict's colour is on the screen"
+    middles = [row.mean() for row in rows]
+    assert middles == sorted(middles), "painted in the order listed, newest at the top"
+
+
+def test_each_run_links_to_its_files_which_are_served_as_they_are(store, server, tmp_path):
+    dom = browse(server, tmp_path / "profile")
+    valid = sorted(p for p in (store / "kafka").iterdir() if not p.is_symlink())[0]
+    for name in ("results.edn", "history.txt", "timeline.html", "messages.svg", "jepsen.log"):
+        assert f'href="{quote(f"/kafka/{valid.name}/{name}")}"' in dom, name
+    with urllib.request.urlopen(f"{server}{quote(f'kafka/{valid.name}/results.edn')}") as reply:
+        assert reply.headers["Content-Type"].startswith("text/plain")
+        assert reply.read() == (valid / "results.edn").read_bytes()
+    with urllib.request.urlopen(f"{server}{quote(f'kafka/{valid.name}/messages.svg')}") as reply:
+        assert reply.headers["Content-Type"] == "image/svg+xml"
+    page = browse(f"{server}{quote(f'kafka/{valid.name}/')}", tmp_path / "profile")
+    assert all(f'href="{quote(f"/kafka/{valid.name}/{name}")}"' in page for name in ("history.edn", "latency-quantiles.png"))
+
+
+def test_a_runs_timeline_and_messages_open_in_the_browser(store, server, tmp_path):
+    valid = sorted(p for p in (store / "kafka").iterdir() if not p.is_symlink())[0]
+    dom = browse(f"{server}{quote(f'kafka/{valid.name}/timeline.html')}", tmp_path / "profile")
+    assert len(re.findall(r'<div class="op ok"', dom)) > 20
+    shot = tmp_path / "timeline.png"
+    browse(f"{server}{quote(f'kafka/{valid.name}/timeline.html')}", tmp_path / "profile", screenshot=shot)
+    assert len(pixels_of(shot, "#6DB6FE")) > 5000, "blue boxes: operations that completed ok"
+    shot = tmp_path / "messages.png"
+    browse(f"{server}{quote(f'kafka/{valid.name}/messages.svg')}", tmp_path / "profile", screenshot=shot)
+    assert len(pixels_of(shot, messages_svg.CLIENT_COLOR)) > 2000, "arrows between the clients and the node"
+
+
+def test_a_store_that_is_not_there_or_a_taken_port_is_refused_with_254(tmp_path, server):
+    done = subprocess.run([installed_script("maelstrom-kafka-test"), "serve", str(tmp_path / "missing")],
+                          capture_output=True, text=True, timeout=30)
+    assert done.returncode == 254 and "no such directory" in done.stderr
+    port = server.rsplit(":", 1)[1].rstrip("/")
+    done = subprocess.run([installed_script("maelstrom-kafka-test"), "serve", str(tmp_path), "--host", "127.0.0.1",
+                           "--port", port], capture_output=True, text=True, timeout=30)
+    assert done.returncode == 254 and "cannot listen" in done.stderr, done
+
