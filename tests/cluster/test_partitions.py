@@ -1,0 +1,131 @@
+"""Several nodes under Maelstrom's partition nemesis, through the installed runner: our node
+(three and five nodes, each on its own file) and a correct node on lin-kv stay valid, a node
+that retries forwards without knowing their outcome is caught only with --nemesis partition,
+and the nemesis' operations and dropped messages are recorded as Maelstrom records them."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import subprocess
+
+import pytest
+
+from kafka_node.maelstrom.history import read_jsonl
+
+from support.runs import Run
+from support.scripts import broken_node, installed_script
+from support.verdicts import assert_correct_node_verdict
+
+#: Partitions about every second (each lasting up to two) through a short run at a moderate rate.
+PARTITIONED = ["--time-limit", "5", "--rate", "150", "--recovery-time", "1", "--nemesis", "partition",
+               "--nemesis-interval", "1"]
+CALM = ["--time-limit", "5", "--rate", "150", "--recovery-time", "1"]
+
+
+def ours(node_count: int) -> list[str]:
+    return ["--node-count", str(node_count), "--bin", installed_script("maelstrom-kafka"), "--",
+            "--db", "{dir}/{node_id}.db"]
+
+
+def broken(node_count: int, script: str) -> list[str]:
+    program, *arguments = broken_node(script)
+    return ["--node-count", str(node_count), "--bin", program, "--", *arguments]
+
+
+RUNS = {
+    "ours-3": [*PARTITIONED, "--seed", "11", "--availability", "0.5", *ours(3)],
+    "ours-5": [*PARTITIONED, "--seed", "12", *ours(5)],
+    "cas-3": [*PARTITIONED, "--seed", "13", *broken(3, "cas_lin_kv.py")],
+    # Seed 1 draws a ring of majorities (the spec that cuts one way only) in the first seconds.
+    "retries-3": [*PARTITIONED, "--seed", "1", *broken(3, "retries_forwards.py")],
+    "retries-3-calm": [*CALM, "--seed", "1", *broken(3, "retries_forwards.py")],
+}
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    started = {name: Run(flags, tmp_path_factory.mktemp(name)) for name, flags in RUNS.items()}
+    yield started
+    for run in started.values():
+        run.stop()
+
+
+@pytest.mark.parametrize("name", ["ours-3", "ours-5"])
+def test_our_nodes_stay_valid_while_partitions_drop_their_messages(runs, name):
+    done = runs[name].finish()
+    assert_correct_node_verdict(done.results, status=done.status, stdout=done.stdout)
+    partitions = done.results["run"]["partitions"]
+    assert partitions["cutting"] >= 1 and partitions["dropped_messages"] > 0, partitions
+    assert partitions["dropped_messages"] == sum(period["dropped"] for period in partitions["periods"])
+    node_count = done.results["run"]["node_count"]
+    assert sorted(p.name for p in runs[name].cwd.glob("*.db")) == [f"n{i}.db" for i in range(node_count)]
+    servers = done.results["net"]["servers"]
+    assert servers["send-count"] - servers["recv-count"] >= partitions["dropped_messages"], (
+        "as in Maelstrom, a dropped message is sent but never received")
+    assert "messages dropped" in done.stdout
+
+
+def test_the_fraction_of_operations_that_succeeded_is_checked_when_asked(runs):
+    done = runs["ours-3"].finish()
+    availability = done.results["availability"]
+    ops = read_jsonl(done.run_dir / "history.jsonl")
+    invoked = sum(1 for op in ops if op.type == "invoke")
+    assert availability["invoked"] == invoked and availability["ok"] == sum(1 for op in ops if op.type == "ok")
+    assert availability["valid"] and 0.5 <= availability["ok_fraction"] < 1, availability
+    assert "availability:" in done.stdout
+
+
+def test_the_nemesis_is_recorded_as_jepsen_records_it_and_heals_before_the_recovery(runs):
+    done = runs["ours-3"].finish()
+    ops = read_jsonl(done.run_dir / "history.jsonl")
+    nemesis = [op for op in ops if op.process == "nemesis"]
+    assert nemesis and all(op.type == "info" for op in nemesis)
+    assert nemesis[0].f == "start-partition" and nemesis[0].time < 0.1e9 + done.results["run"]["phases"]["main"] * 1e9
+    for asked, done_op in zip(nemesis[::2], nemesis[1::2], strict=True):
+        assert asked.f == done_op.f
+        if asked.f == "start-partition":
+            assert asked.value in ("one", "minority-third", "majority", "majorities-ring")
+            kind, grudge = done_op.value
+            assert kind == "isolated" and set(grudge) == {"n0", "n1", "n2"}
+            assert all(set(senders) <= {"n0", "n1", "n2"} - {node} for node, senders in grudge.items())
+        else:
+            assert (asked.value, done_op.value) == (None, "network-healed")
+    fs = [op.f for op in nemesis[::2]]
+    main_phase = fs[:-1]  # the last is the final generator's heal, whatever came before it
+    assert all(a != b for a, b in itertools.pairwise(main_phase)), "starts and stops alternate"
+    last = nemesis[-1]
+    assert (last.f, last.value) == ("stop-partition", "network-healed")
+    assert round(last.time / 1e9, 3) <= done.results["run"]["phases"]["recovery"], "healed before the recovery pause"
+    assert max(op.index for op in nemesis) == last.index, "nothing of the nemesis after the heal"
+
+
+def test_services_are_never_partitioned(runs):
+    """The lin-kv node speaks only to lin-kv: however the nodes are cut off from each other,
+    none of its messages is dropped, and it stays valid."""
+    done = runs["cas-3"].finish()
+    assert_correct_node_verdict(done.results, status=done.status, stdout=done.stdout)
+    partitions = done.results["run"]["partitions"]
+    assert partitions["cutting"] >= 1 and partitions["dropped_messages"] == 0, partitions
+    assert done.results["net"]["servers"]["msg-count"] > 0
+
+
+def test_a_node_retrying_forwards_is_caught_only_under_partitions(runs):
+    calm = runs["retries-3-calm"].finish()
+    assert_correct_node_verdict(calm.results, status=calm.status, stdout=calm.stdout)
+    done = runs["retries-3"].finish()
+    assert done.status == 1, done.stdout
+    assert "duplicate" in done.results["maelstrom"]["anomaly_types"], done.stdout
+    assert any(period["spec"] == "majorities-ring" and period["dropped"] for period in
+               done.results["run"]["partitions"]["periods"]), "the one-way cut is what duplicates"
+
+
+@pytest.mark.parametrize("name", ["ours-3", "retries-3"])
+def test_the_history_edn_of_a_partitioned_run_gets_the_same_verdict(runs, name):
+    done = runs[name].finish()
+    again = subprocess.run([installed_script("maelstrom-kafka-test"), "check", str(done.run_dir / "history.edn"),
+                            "--json"], capture_output=True, text=True, timeout=120)
+    judged = json.loads(again.stdout)
+    assert again.returncode == done.status
+    for field in ("valid", "validity", "maelstrom", "stricter", "anomaly_counts", "stats", "availability"):
+        assert judged.get(field) == done.results.get(field), field
