@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+import time
 import urllib.request
 from pathlib import Path
 from urllib.parse import quote, unquote
@@ -57,9 +58,13 @@ def store(tmp_path_factory):
     a history Jepsen's analysis cannot judge (unknown), and one without results yet."""
     root = tmp_path_factory.mktemp("web")
     program, *arguments = broken_node("duplicating.py")
+    started = []
     for flags in (["--bin", installed_script("maelstrom-kafka")], ["--bin", program, "--", *arguments]):
-        subprocess.run([installed_script("maelstrom-kafka-test"), *SHORT, *flags], cwd=root, capture_output=True,
-                       timeout=60, check=False)  # one after the other: the second is the newer
+        started.append(subprocess.Popen([installed_script("maelstrom-kafka-test"), *SHORT, *flags], cwd=root,
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        time.sleep(0.05)  # the second run's directory is named after a later moment
+    for run in started:
+        run.wait(60)
     unknown = new_run_dir(root / "store")
     ops = with_baseline(send(0, "1", 1, 0), assign(1, ["1"], {}), poll(1, {"1": [[0, "1"]]}))
     write_jsonl(ops, unknown / "history.jsonl")
@@ -80,8 +85,13 @@ def server(store):
     proc.wait(10)
 
 
-def test_the_runs_are_listed_newest_first_each_coloured_by_its_verdict(store, server, tmp_path):
-    dom = browse(server, tmp_path / "profile")
+@pytest.fixture(scope="module")
+def index_dom(server, tmp_path_factory):
+    return browse(server, tmp_path_factory.mktemp("profile"))
+
+
+def test_the_runs_are_listed_newest_first_each_coloured_by_its_verdict(store, server, index_dom, tmp_path):
+    dom = index_dom
     verdicts = re.findall(r'<td class="valid" style="background:(#\w+)">(\w+)</td>', dom)
     assert [v for _, v in verdicts] == ["incomplete", "unknown", "invalid", "valid"]
     assert all(web.COLORS[v] == color for color, v in verdicts)
@@ -95,8 +105,8 @@ def test_the_runs_are_listed_newest_first_each_coloured_by_its_verdict(store, se
     assert middles == sorted(middles), "painted in the order listed, newest at the top"
 
 
-def test_each_run_links_to_its_files_which_are_served_as_they_are(store, server, tmp_path):
-    dom = browse(server, tmp_path / "profile")
+def test_each_run_links_to_its_files_which_are_served_as_they_are(store, server, index_dom, tmp_path):
+    dom = index_dom
     valid = sorted(p for p in (store / "kafka").iterdir() if not p.is_symlink())[0]
     for name in ("results.edn", "history.txt", "timeline.html", "messages.svg", "jepsen.log"):
         assert f'href="{quote(f"/kafka/{valid.name}/{name}")}"' in dom, name
