@@ -90,15 +90,16 @@ def write_history_txt(ops: Sequence[Op], path: Path) -> None:
             process = op.process if type(op.process) is int else Keyword(str(op.process))
             columns = [_pr(process), _pr(Keyword(op.type)), _pr(Keyword(op.f)), _pr(jepsen_value(op))]
             if op.error:
-                columns.append(op.error)
+                columns.append(" ".join(op.error.split()))  # the node's words, kept on their row
             out.write("\t".join(columns) + "\n")
 
 
 def edn_data(data: Any) -> Any:
     """results.json's data for results.edn: map keys as keywords (valid -> :valid?, whose
-    "unknown" is :unknown), lists as vectors, the rest as it is."""
+    "unknown" is :unknown; a grudge's node ids stay strings, as Jepsen's), lists as vectors."""
     if isinstance(data, Mapping):
-        return {_result_key(key): Keyword("unknown") if key == "valid" and value == "unknown" else edn_data(value)
+        return {_result_key(key): Keyword("unknown") if key == "valid" and value == "unknown" else
+                {node: edn_data(senders) for node, senders in value.items()} if key == "grudge" else edn_data(value)
                 for key, value in data.items()}
     if isinstance(data, (list, tuple)):
         return [edn_data(value) for value in data]

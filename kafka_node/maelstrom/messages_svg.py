@@ -25,6 +25,15 @@ TRUNCATED_COLOR = "#D96918"
 DROPPED_COLOR = "#E0301E"
 
 
+#: Characters XML forbids (a node's output may hold them): drawn as U+FFFD.
+NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+
+
+def xml_text(text: str) -> str:
+    """`text` escaped for an SVG or HTML document, with what XML forbids replaced."""
+    return html.escape(NOT_XML.sub("\ufffd", text))
+
+
 def participant_order(name: str) -> tuple:
     """Maelstrom's order: clients (c1, c2, ...), then nodes (n0, n1, ...), then services."""
     if (match := re.fullmatch(r"([cn])(\d+)", name)) is not None:
@@ -90,7 +99,7 @@ def render(messages: Sequence[Message], journal_truncated: bool, limit: int = EV
         for row in range(0, max(1, rows), LABEL_EVERY):
             fill = "#000" if row == 0 else "#aaa"
             out.append(f'<text x="{x[name]:.1f}" y="{STEP * (row + 1):.0f}" text-anchor="middle" fill="{fill}">'
-                       f'{html.escape(name)}</text>')
+                       f'{xml_text(name)}</text>')
     sent_row: dict[int, int] = {}
     for row, (_, kind, m) in enumerate(chosen):
         y = STEP * (1.5 + row)
@@ -101,13 +110,13 @@ def render(messages: Sequence[Message], journal_truncated: bool, limit: int = EV
             continue
         y0 = STEP * (1.5 + sent_row[m.id])
         color = _color(m)
-        title = html.escape(f"{m.src} → {m.dest} {m.body}")
+        title = xml_text(f"{m.src} → {m.dest} {m.body}")
         x0, x1 = x[m.src], x[m.dest]
         out.append(f'<g><title>{title}</title>'
                    f'<line x1="{x0:.1f}" y1="{y0:.1f}" x2="{x1:.1f}" y2="{y:.1f}" stroke="{color}" '
                    f'stroke-width="2" marker-end="url(#ahead)"/>'
                    f'<text x="{(x0 + x1) / 2:.1f}" y="{(y0 + y) / 2 - 3:.1f}" text-anchor="middle" fill="{color}" '
-                   f'filter="url(#glow)">{html.escape(_label(m))}</text></g>')
+                   f'filter="url(#glow)">{xml_text(_label(m))}</text></g>')
     if truncated:
         y = STEP * (2 + rows)
         out.append(f'<line x1="0" y1="{y}" x2="{WIDTH}" y2="{y}" stroke="{TRUNCATED_COLOR}" stroke-width="2"/>'
@@ -119,7 +128,7 @@ def render(messages: Sequence[Message], journal_truncated: bool, limit: int = EV
 
 def _dropped(m: Message, x: float, y: float) -> str:
     """A message a partition dropped: a cross at its sender (Maelstrom leaves the row empty)."""
-    title = html.escape(f"{m.src} → {m.dest} dropped by a partition: {m.body}")
+    title = xml_text(f"{m.src} → {m.dest} dropped by a partition: {m.body}")
     return (f'<g><title>{title}</title><path d="M {x - 5:.1f} {y - 5:.1f} l 10 10 m 0 -10 l -10 10" '
             f'stroke="{DROPPED_COLOR}" stroke-width="2"/></g>')
 

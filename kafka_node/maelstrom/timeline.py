@@ -3,7 +3,6 @@ first), a box per operation from its invocation down to its completion, coloured
 
 from __future__ import annotations
 
-import html
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -12,6 +11,7 @@ import msgspec
 
 from kafka_node.maelstrom.history import INFO, INVOKE, Op
 from kafka_node.maelstrom.jepsen_store import op_map
+from kafka_node.maelstrom.messages_svg import xml_text
 from kafka_node.maelstrom.plots import NEMESES
 
 #: Operations (invocation and completion pairs) drawn at most, as Jepsen's op-limit.
@@ -55,10 +55,10 @@ def _text(invocation: Op | None, op: Op) -> str:
     as Jepsen's), then the value at completion when it differs."""
     first = invocation or op
     if type(op.process) is not int:
-        return html.escape(f"nemesis {op.f}")
-    text = html.escape(f"{first.process} {first.f} {_value_text(first)}")
+        return xml_text(f"nemesis {op.f}")
+    text = xml_text(f"{first.process} {first.f} {_value_text(first)}")
     if invocation is not None and op.value != invocation.value:
-        text += "<br/>" + html.escape(_value_text(op))
+        text += "<br/>" + xml_text(_value_text(op))
     return text
 
 
@@ -123,8 +123,8 @@ def periods(ops: Sequence[Op]) -> list[tuple[str, str, int, int]]:
 def render(ops: Sequence[Op], title: str = "kafka", limit: int = OP_LIMIT) -> str:
     shown, total = boxes(ops, limit)
     columns = {process: i for i, process in enumerate(sorted({op.process for op in ops}, key=_column_order))}
-    out = ["<!DOCTYPE html>", '<html><head><meta charset="utf-8">', f"<title>{html.escape(title)} timeline</title>",
-           f"<style>{STYLE}</style></head><body>", f"<h1>{html.escape(title)} timeline</h1>",
+    out = ["<!DOCTYPE html>", '<html><head><meta charset="utf-8">', f"<title>{xml_text(title)} timeline</title>",
+           f"<style>{STYLE}</style></head><body>", f"<h1>{xml_text(title)} timeline</h1>",
            '<p class="legend"><span class="op ok" style="position:static">ok</span>'
            '<span class="op info" style="position:static">info</span>'
            '<span class="op fail" style="position:static">fail</span>'
@@ -136,7 +136,7 @@ def render(ops: Sequence[Op], title: str = "kafka", limit: int = OP_LIMIT) -> st
                    "history.</div>")
     out.append('<div class="ops">')
     for process, column in columns.items():
-        out.append(f'<div class="head" style="left:{GUTTER * column}px;top:0px">{html.escape(str(process))}</div>')
+        out.append(f'<div class="head" style="left:{GUTTER * column}px;top:0px">{xml_text(str(process))}</div>')
     last_row = max((start + height for _, _, start, height in shown), default=0)
     for _, color, first, last in periods(ops):
         if first <= last_row:
@@ -145,7 +145,7 @@ def render(ops: Sequence[Op], title: str = "kafka", limit: int = OP_LIMIT) -> st
     for invocation, op, start, height in shown:
         out.append(f'<a href="#i{op.index}"><div class="op {op.type}" id="i{op.index}" '
                    f'style="width:{COLUMN}px;left:{GUTTER * columns[op.process]}px;top:{ROW * (start + 1)}px;'
-                   f'height:{ROW * height}px" title="{html.escape(_title(invocation, op))}">'
+                   f'height:{ROW * height}px" title="{xml_text(_title(invocation, op))}">'
                    f'{_text(invocation, op)}</div></a>')
     out.append(f'<div style="height:{ROW * (last_row + 2)}px"></div></div></body></html>')
     return "\n".join(out) + "\n"
