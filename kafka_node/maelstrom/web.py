@@ -4,8 +4,10 @@ newest first, coloured by verdict, each linking to its files, which are served a
 from __future__ import annotations
 
 import argparse
+import contextlib
 import html
 import json
+import os
 import re
 import sys
 import urllib.parse
@@ -38,47 +40,62 @@ a { color: #1a4f8a; }
 
 @dataclass
 class Run:
-    test: str
+    test: str  # where it is in the store: kafka, or restarts/kafka for a store within it
     name: str
     path: Path
     verdict: str  # valid, invalid, unknown or incomplete
     summary: str  # a few words on what the run was
 
+    @property
+    def href(self) -> str:
+        return urllib.parse.quote(f"/{self.test}/{self.name}/")
 
-def verdict_of(results: dict[str, Any]) -> str:
-    validity = results.get("validity", results.get("valid"))
+
+def verdict_of(results: Any) -> str:
+    validity = results.get("validity", results.get("valid")) if isinstance(results, dict) else None
     if validity is True:
         return "valid"
     return "unknown" if validity == "unknown" else "invalid"
 
 
+def run_of(store: Path, path: Path) -> Run:
+    """The run in directory `path` of the store, judged by its results.json (incomplete
+    without one, or with one that cannot be read)."""
+    results, verdict, summary = path / "results.json", "incomplete", ""
+    if results.is_file():
+        try:
+            data = json.loads(results.read_text())
+            verdict, summary = verdict_of(data), _summary(data)
+        except (ValueError, OSError, AttributeError, TypeError, KeyError):
+            verdict = "incomplete"
+    return Run(path.parent.relative_to(store).as_posix(), path.name, path, verdict, summary)
+
+
 def runs(store: Path) -> list[Run]:
-    """Every run directory of the store (store/<test>/<run>/; the latest links left out),
-    newest first."""
+    """Every run directory of the store, however deep (store/kafka/<run>/, and a store kept
+    within it such as store/restarts/kafka/<run>/; links such as latest left out), newest
+    first."""
     found = []
-    for test in sorted(p for p in store.iterdir() if p.is_dir() and not p.is_symlink()) if store.is_dir() else []:
-        for path in (p for p in test.iterdir() if p.is_dir() and not p.is_symlink()):
-            results, verdict, summary = path / "results.json", "incomplete", ""
-            if results.is_file():
-                try:
-                    data = json.loads(results.read_text())
-                    verdict = verdict_of(data)
-                    summary = _summary(data)
-                except (ValueError, OSError):
-                    verdict = "incomplete"
-            found.append(Run(test.name, path.name, path, verdict, summary))
+    for top, folders, _ in os.walk(store):  # links to folders are not followed
+        for name in list(folders):
+            if RUN_NAME.match(name):
+                folders.remove(name)  # a run's own folders (node-logs) hold no runs
+                path = Path(top) / name
+                if not path.is_symlink():
+                    found.append(run_of(store, path))
     return sorted(found, key=_started, reverse=True)
 
 
 def _started(run: Run) -> float:
     """When the run began: the time its directory is named after, else its last change."""
     if (stamp := RUN_NAME.match(run.name)) is not None:
-        return datetime.strptime(stamp.group(0), "%Y%m%dT%H%M%S.%f%z").timestamp()
+        with contextlib.suppress(ValueError):
+            return datetime.strptime(stamp.group(0), "%Y%m%dT%H%M%S.%f%z").timestamp()
     return run.path.stat().st_mtime
 
 
 def _summary(data: dict[str, Any]) -> str:
-    run = data.get("run", {})
+    run: dict[str, Any] = data["run"] if isinstance(data.get("run"), dict) else {}
     parts = [f"{run['node_count']} node{'s' if run.get('node_count') != 1 else ''}"] if "node_count" in run else []
     if run.get("nemesis"):
         parts.append(f"nemesis {run['nemesis']}")
@@ -94,8 +111,7 @@ def _summary(data: dict[str, Any]) -> str:
 def _link(run: Run, name: str, text: str | None = None) -> str:
     if not (run.path / name).exists():
         return ""
-    href = urllib.parse.quote(f"/{run.test}/{run.name}/{name}")
-    return f'<a href="{href}">{html.escape(text or name)}</a>'
+    return f'<a href="{run.href}{urllib.parse.quote(name)}">{html.escape(text or name)}</a>'
 
 
 def index_page(store: Path) -> str:
@@ -105,8 +121,7 @@ def index_page(store: Path) -> str:
             ("results.edn", "results"), ("history.txt", "history"), ("timeline.html", "timeline"),
             ("messages.svg", "messages"), ("latency-raw.png", "latency"), ("rate.png", "rate"),
             ("jepsen.log", "log"))]
-        href = urllib.parse.quote(f"/{run.test}/{run.name}/")
-        rows.append(f'<tr><td>{html.escape(run.test)}</td><td><a href="{href}">{html.escape(run.name)}</a></td>'
+        rows.append(f'<tr><td>{html.escape(run.test)}</td><td><a href="{run.href}">{html.escape(run.name)}</a></td>'
                     f'<td class="valid" style="background:{COLORS[run.verdict]}">{run.verdict}</td>'
                     f'<td>{html.escape(run.summary)}</td><td>{" ".join(link for link in links if link)}</td></tr>')
     body = ("<table><tr><th>Name</th><th>Time</th><th>Valid?</th><th>What</th><th>Files</th></tr>"
@@ -143,13 +158,11 @@ class StoreHandler(SimpleHTTPRequestHandler):
         parts = [part for part in path.split("/") if part]
         if not parts:
             return self._send_html(index_page(self.store))
-        if len(parts) == 2 and path.endswith("/") and ".." not in parts:
-            run_dir = self.store / parts[0] / parts[1]
-            if run_dir.is_dir():
-                found = next((run for run in runs(self.store) if run.path == run_dir), None)
-                if found is None:  # a link such as latest: shown as the run it names
-                    found = Run(parts[0], parts[1], run_dir, "incomplete", "")
-                return self._send_html(run_page(found))
+        if path.endswith("/") and ".." not in parts:
+            folder = self.store.joinpath(*parts)
+            target = folder.resolve()
+            if folder.is_dir() and RUN_NAME.match(target.name) and target.is_relative_to(self.store):
+                return self._send_html(run_page(run_of(self.store, target)))  # latest: the run it names
         return super().do_GET()
 
     def guess_type(self, path: Any) -> str:

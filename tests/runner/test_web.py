@@ -1,6 +1,5 @@
-"""`maelstrom-kafka-test serve`, the installed command in a child process, looked at in a real
-browser (Debian's chromium, headless): the runs newest first, each coloured by its verdict,
-linking to its files; a run's timeline and message diagram drawn as pages of their own."""
+"""`maelstrom-kafka-test serve` in a child process, seen in headless chromium: the runs newest
+first coloured by verdict, their files, a run's timeline and message diagram."""
 
 from __future__ import annotations
 
@@ -52,17 +51,26 @@ def pixels_of(picture: Path, color: str) -> np.ndarray:
     return np.argwhere(np.abs(shot - rgb).max(axis=2) < 2 / 255)
 
 
+def runs_in(store: Path) -> list[Path]:
+    return sorted(p.parent for p in store.glob("**/node-logs") if not p.parent.is_symlink())
+
+
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):
-    """A store of four runs, oldest first: our node (valid), a node that duplicates (invalid),
+    """A store of five runs, oldest first: our node (valid), a node that duplicates (invalid),
+    our node again in a store kept within this one (valid, as `make restarts` keeps its runs),
     a history Jepsen's analysis cannot judge (unknown), and one without results yet."""
     root = tmp_path_factory.mktemp("web")
     program, *arguments = broken_node("duplicating.py")
     started = []
-    for flags in (["--bin", installed_script("maelstrom-kafka")], ["--bin", program, "--", *arguments]):
+    for flags in (["--bin", installed_script("maelstrom-kafka")], ["--bin", program, "--", *arguments],
+                  ["--store", "store/nested", "--bin", installed_script("maelstrom-kafka")]):
+        before = len(runs_in(root / "store"))
         started.append(subprocess.Popen([installed_script("maelstrom-kafka-test"), *SHORT, *flags], cwd=root,
                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-        time.sleep(0.05)  # the second run's directory is named after a later moment
+        deadline = time.monotonic() + 30
+        while len(runs_in(root / "store")) == before and time.monotonic() < deadline:
+            time.sleep(0.01)  # side by side, but each named after a later moment than the last
     for run in started:
         run.wait(60)
     unknown = new_run_dir(root / "store")
@@ -93,13 +101,16 @@ def index_dom(server, tmp_path_factory):
 def test_the_runs_are_listed_newest_first_each_coloured_by_its_verdict(store, server, index_dom, tmp_path):
     dom = index_dom
     verdicts = re.findall(r'<td class="valid" style="background:(#\w+)">(\w+)</td>', dom)
-    assert [v for _, v in verdicts] == ["incomplete", "unknown", "invalid", "valid"]
+    assert [v for _, v in verdicts] == ["incomplete", "unknown", "valid", "invalid", "valid"]
     assert all(web.COLORS[v] == color for color, v in verdicts)
-    runs = sorted(p.name for p in (store / "kafka").iterdir() if not p.is_symlink())
-    assert [unquote(name) for name in re.findall(r'<a href="/kafka/([^/"]+)/">', dom)] == runs[::-1]
+    listed = [unquote(href) for href in re.findall(r'<td><a href="(/[^"]+/)">', dom)]
+    runs = sorted(runs_in(store) + [p for p in (store / "kafka").iterdir() if not p.is_symlink() and
+                                    not (p / "node-logs").exists()], key=lambda p: p.name)
+    assert listed == [f"/{p.relative_to(store).as_posix()}/" for p in reversed(runs)]
+    assert listed[2].startswith("/nested/kafka/"), "a store kept within the store is found too"
     shot = tmp_path / "index.png"
     browse(server, tmp_path / "profile", screenshot=shot)
-    rows = [pixels_of(shot, web.COLORS[v])[:, 0] for v in ("incomplete", "unknown", "invalid", "valid")]
+    rows = [pixels_of(shot, web.COLORS[v])[:, 0] for v in ("incomplete", "unknown", "invalid")]
     assert all(len(row) > 200 for row in rows), "each verdict's colour is on the screen"
     middles = [row.mean() for row in rows]
     assert middles == sorted(middles), "painted in the order listed, newest at the top"
@@ -107,7 +118,7 @@ def test_the_runs_are_listed_newest_first_each_coloured_by_its_verdict(store, se
 
 def test_each_run_links_to_its_files_which_are_served_as_they_are(store, server, index_dom, tmp_path):
     dom = index_dom
-    valid = sorted(p for p in (store / "kafka").iterdir() if not p.is_symlink())[0]
+    valid = runs_in(store / "kafka")[0]
     for name in ("results.edn", "history.txt", "timeline.html", "messages.svg", "jepsen.log"):
         assert f'href="{quote(f"/kafka/{valid.name}/{name}")}"' in dom, name
     with urllib.request.urlopen(f"{server}{quote(f'kafka/{valid.name}/results.edn')}") as reply:
@@ -117,10 +128,18 @@ def test_each_run_links_to_its_files_which_are_served_as_they_are(store, server,
         assert reply.headers["Content-Type"] == "image/svg+xml"
     page = browse(f"{server}{quote(f'kafka/{valid.name}/')}", tmp_path / "profile")
     assert all(f'href="{quote(f"/kafka/{valid.name}/{name}")}"' in page for name in ("history.edn", "latency-quantiles.png"))
+    latest = browse(f"{server}latest/", tmp_path / "profile")
+    assert web.COLORS["incomplete"] in latest and "latest" not in re.sub(r"<style>.*</style>", "", latest, flags=re.S)
+    invalid = runs_in(store / "kafka")[1]
+    (store / "latest").unlink()
+    (store / "latest").symlink_to(Path("kafka") / invalid.name)
+    page = browse(f"{server}latest/", tmp_path / "profile")
+    assert f"{web.COLORS['invalid']};" in page and quote(f"/kafka/{invalid.name}/history.edn") in page, (
+        "store/latest is shown as the run it names")
 
 
 def test_a_runs_timeline_and_messages_open_in_the_browser(store, server, tmp_path):
-    valid = sorted(p for p in (store / "kafka").iterdir() if not p.is_symlink())[0]
+    valid = runs_in(store / "kafka")[0]
     dom = browse(f"{server}{quote(f'kafka/{valid.name}/timeline.html')}", tmp_path / "profile")
     assert len(re.findall(r'<div class="op ok"', dom)) > 20
     shot = tmp_path / "timeline.png"
