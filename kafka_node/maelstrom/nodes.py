@@ -122,7 +122,8 @@ class Nodes:
             await self.stop(node_id)
 
     async def restart(self, node_id: str, why: str) -> float:
-        """SIGKILL the node and start it again; when (seconds since the start) it was killed."""
+        """SIGKILL the node and start it again (if it cannot be, the run is aborted); when
+        (seconds since the start) it was killed."""
         at = self.history.seconds()
         self.net.lose(node_id, f"{node_id} was killed by {why}")
         await self.stop(node_id)

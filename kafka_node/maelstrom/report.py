@@ -121,8 +121,10 @@ def summary(data: dict[str, Any], run_dir: Path) -> str:
     if run.get("restart_every"):
         lines.append(f"\nnode restarts (SIGKILL): {len(run['restarts'])}")
     if partitions := run.get("partitions"):
+        healed = ("healed before the recovery pause" if "recovery" in run.get("phases", {}) else
+                  "the run ended before the final heal")
         lines.append(f"\npartitions: {partitions['count']} ({partitions['cutting']} cutting any link), "
-                     f"{partitions['dropped_messages']} messages dropped; healed at the end of the main phase")
+                     f"{partitions['dropped_messages']} messages dropped; {healed}")
     if availability := data.get("availability"):
         lines.append(f"availability: {availability['ok_fraction']:.4f} of operations ok "
                      f"({availability['ok']} of {availability['invoked']}); asked: {availability['expected']}")

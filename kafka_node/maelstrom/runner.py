@@ -228,7 +228,8 @@ class Runner:
                 node_id = self.timing.choice(self.node_ids)
                 self.history.nemesis("kill", [node_id])
                 at = await self.nodes.restart(node_id, "--restart-every")
-                self.history.nemesis("kill", {node_id: "killed-and-restarted"})
+                restarted = self.nodes.abort_reason is None
+                self.history.nemesis("kill", {node_id: "killed-and-restarted" if restarted else "killed-not-restarted"})
                 self.record.restarts.append(round(at, 3))
 
     async def _main_phase(self, worker: Worker, end: float, crashes: CrashSchedule, stagger: Stagger) -> None:

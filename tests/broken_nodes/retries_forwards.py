@@ -1,9 +1,5 @@
-"""Several nodes, each key owned by one of them (CRC-32 of the key, as ours): a request naming
-keys of other owners is cut into parts, each forwarded to its owner, and answered once every
-part has been. Correct while every forward is answered; but a part unanswered for RETRY
-seconds is sent again, though the owner may have applied it and only its reply been lost. A
-partition that drops the owner's reply (Jepsen's ring of majorities cuts one way only) makes
-the owner append the same message twice: a duplicate, which only a nemesis brings about."""
+"""Forwards each part to its key's owner like ours, but sends it again after 1.5 s unanswered,
+not knowing if it was applied: a partition that drops only the answer makes a duplicate."""
 
 from __future__ import annotations
 
