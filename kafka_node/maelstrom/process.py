@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import signal
 from collections import deque
 from pathlib import Path
 
@@ -95,8 +97,10 @@ class NodeProcess:
         self.killed = True
         if self._proc.returncode is None:
             kill_group(self._proc.pid)
+            # Not Popen.kill(): it first polls, and a node already dead of the SIGKILL above
+            # would be reaped there, behind asyncio's child watcher (which then reports 255).
             with contextlib.suppress(ProcessLookupError):
-                self._proc.kill()
+                os.kill(self._proc.pid, signal.SIGKILL)
         status: int | None
         try:
             status = await asyncio.wait_for(self._proc.wait(), grace)
