@@ -16,9 +16,9 @@ from support.scripts import broken_node, installed_script
 from support.verdicts import assert_correct_node_verdict
 
 #: Partitions about every second (each lasting up to two) through a short run at a moderate rate.
-PARTITIONED = ["--time-limit", "5", "--rate", "150", "--recovery-time", "1", "--nemesis", "partition",
+PARTITIONED = ["--time-limit", "4", "--rate", "150", "--recovery-time", "0.5", "--nemesis", "partition",
                "--nemesis-interval", "1"]
-CALM = ["--time-limit", "5", "--rate", "150", "--recovery-time", "1"]
+CALM = ["--time-limit", "4", "--rate", "150", "--recovery-time", "0.5"]
 
 
 def ours(node_count: int) -> list[str]:
