@@ -30,35 +30,35 @@ BAND = 0.0834
 
 
 @dataclass
-class Region:
+class NemesisPeriod:
+    """One period of a nemesis, as positions in the history (last None: still on at its end)."""
+
     name: str
     color: str
-    start: float  # seconds
-    end: float | None  # None: still on when the history ends
+    first: int
+    last: int | None = None
 
 
-def nemesis_regions(ops: Sequence[Op]) -> list[Region]:
-    """Each nemesis period: from a start's completion to the next stop's completion (a kill
-    lasts from its invocation to its completion)."""
-    regions: list[Region] = []
-    asked: dict[str, Op] = {}
-    open_: dict[str, Region] = {}
-    for op in ops:
+def nemesis_periods(ops: Sequence[Op]) -> list[NemesisPeriod]:
+    """Each nemesis period: a partition from its start's completion to the next stop's
+    completion, a kill from its invocation to its completion."""
+    found: list[NemesisPeriod] = []
+    opened: dict[str, NemesisPeriod] = {}
+    asked: set[str] = set()  # fs whose invocation has been seen, not yet their completion
+    for position, op in enumerate(ops):
         if type(op.process) is int:
             continue
-        if op.f not in asked:
-            asked[op.f] = op
-            continue
-        invocation = asked.pop(op.f)
+        completion = op.f in asked
+        (asked.discard if completion else asked.add)(op.f)
         for name, start, stop, color in NEMESES:
-            if op.f == start and stop is None:
-                regions.append(Region(name, color, invocation.time / 1e9, op.time / 1e9))
-            elif op.f == start and name not in open_:
-                open_[name] = Region(name, color, op.time / 1e9, None)
-                regions.append(open_[name])
-            elif op.f == stop and name in open_:
-                open_.pop(name).end = op.time / 1e9
-    return regions
+            opens = op.f == start and (stop is None) != completion
+            closes = op.f == (stop or start) and completion
+            if closes and name in opened:
+                opened.pop(name).last = position
+            elif opens and name not in opened:
+                opened[name] = NemesisPeriod(name, color, position)
+                found.append(opened[name])
+    return found
 
 
 def nemesis_moments(ops: Sequence[Op]) -> Iterator[tuple[float, str]]:
@@ -145,16 +145,17 @@ def plot_rate(ax: Any, completions: list[tuple[Op, Op]], end: float) -> None:
 def shade_nemeses(ax: Any, ops: Sequence[Op], end: float) -> None:
     """As Jepsen: each nemesis' periods as a band at the top of the plot (a twelfth of its
     height each), a line at each of its operations, and its name in the legend."""
-    regions = nemesis_regions(ops)
-    names = list(dict.fromkeys(region.name for region in regions))
-    for region in regions:
-        i = names.index(region.name)
-        ax.axvspan(region.start, region.end if region.end is not None else end, ymin=1 - BAND * (i + 1), ymax=1 - BAND * i,
-                   color=region.color, alpha=NEMESIS_ALPHA, linewidth=0)
+    periods = nemesis_periods(ops)
+    colors = {period.name: period.color for period in periods}
+    names = list(colors)
+    for period in periods:
+        i = names.index(period.name)
+        until = ops[period.last].time / 1e9 if period.last is not None else end
+        ax.axvspan(ops[period.first].time / 1e9, until, ymin=1 - BAND * (i + 1), ymax=1 - BAND * i,
+                   color=period.color, alpha=NEMESIS_ALPHA, linewidth=0)
     for at, color in nemesis_moments(ops):
         ax.axvline(at, color=color, linewidth=1)
-    for name in names:
-        color = next(region.color for region in regions if region.name == name)
+    for name, color in colors.items():
         ax.plot([], [], color=color, linewidth=6, label=name)
     if names:
         ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8)

@@ -12,7 +12,7 @@ import msgspec
 from kafka_node.maelstrom.history import INFO, INVOKE, Op
 from kafka_node.maelstrom.jepsen_store import op_map
 from kafka_node.maelstrom.messages_svg import xml_text
-from kafka_node.maelstrom.plots import NEMESES
+from kafka_node.maelstrom.plots import NEMESES, nemesis_periods
 
 #: Operations (invocation and completion pairs) drawn at most, as Jepsen's op-limit.
 OP_LIMIT = 10000
@@ -97,29 +97,6 @@ def boxes(ops: Sequence[Op], limit: int = OP_LIMIT) -> tuple[list[tuple[Op | Non
     return found[:limit], len(found)
 
 
-def periods(ops: Sequence[Op]) -> list[tuple[str, str, int, int]]:
-    """The nemesis' periods as rows: name, colour, first row, last row. A partition lasts from
-    its start's completion to its stop's completion, a kill from its invocation to its
-    completion."""
-    found: list[tuple[str, str, int, int]] = []
-    opened: dict[str, tuple[str, int]] = {}  # name -> its colour, and the row it began
-    asked: set[str] = set()  # fs whose invocation has been seen, not yet their completion
-    for row, op in enumerate(ops):
-        if type(op.process) is int:
-            continue
-        completion = op.f in asked
-        (asked.discard if completion else asked.add)(op.f)
-        for name, start, stop, color in NEMESES:
-            opens = op.f == start and (stop is None) != completion
-            closes = op.f == (stop or start) and completion
-            if closes and name in opened:
-                found.append((name, *opened.pop(name), row))
-            elif opens and name not in opened:
-                opened[name] = (color, row)
-    found.extend((name, color, first, len(ops)) for name, (color, first) in opened.items())
-    return found
-
-
 def render(ops: Sequence[Op], title: str = "kafka", limit: int = OP_LIMIT) -> str:
     shown, total = boxes(ops, limit)
     columns = {process: i for i, process in enumerate(sorted({op.process for op in ops}, key=_column_order))}
@@ -138,10 +115,11 @@ def render(ops: Sequence[Op], title: str = "kafka", limit: int = OP_LIMIT) -> st
     for process, column in columns.items():
         out.append(f'<div class="head" style="left:{GUTTER * column}px;top:0px">{xml_text(str(process))}</div>')
     last_row = max((start + height for _, _, start, height in shown), default=0)
-    for _, color, first, last in periods(ops):
-        if first <= last_row:
-            out.append(f'<div class="period" style="top:{ROW * (first + 1)}px;height:{ROW * max(1, last - first)}px;'
-                       f'background:{color}"></div>')
+    for period in nemesis_periods(ops):
+        last = period.last if period.last is not None else len(ops)
+        if period.first <= last_row:
+            out.append(f'<div class="period" style="top:{ROW * (period.first + 1)}px;'
+                       f'height:{ROW * max(1, last - period.first)}px;background:{period.color}"></div>')
     for invocation, op, start, height in shown:
         out.append(f'<a href="#i{op.index}"><div class="op {op.type}" id="i{op.index}" '
                    f'style="width:{COLUMN}px;left:{GUTTER * columns[op.process]}px;top:{ROW * (start + 1)}px;'
