@@ -1,25 +1,29 @@
 """One batch of storage requests applied to the log: its writes in one transaction, a savepoint
-each, its reads without one, and every failure mapped to Maelstrom's 11 or 13, in this one place."""
+each, its reads without one; what failed is returned as what happened (`errors`), never as a code."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
+from typing import Any, NamedTuple
 
-from kafka_node import handlers, protocol
-from kafka_node.handlers import PollLimits
-from kafka_node.protocol import ErrorCode
-from kafka_node.storage import Storage, StorageError, describe
+from kafka_node import errors, protocol
+from kafka_node.errors import Failure
+from kafka_node.rpcs import PollLimits, Rpc, Written, rpc_of
+from kafka_node.storage import Storage, StorageError
 from kafka_node.storage.failures import cache_untrustworthy_after, is_whole_database_error
 from kafka_node.storage.log import Log
 from kafka_node.unsynced import Unsynced
 
 logger = logging.getLogger(__name__)
 
-#: A request's reply, and the commit that must be durable before it may leave (0: none).
-Answer = tuple[protocol.Reply, int]
 
-_WRITES = (protocol.Send, protocol.CommitOffsets)
+class Answer(NamedTuple):
+    """A request's reply body (or what went wrong), and the commit that must be durable
+    before it may leave (0: none)."""
+
+    reply: protocol.Reply | Failure
+    commit: int
 
 
 class _BatchLost(Exception):
@@ -36,15 +40,15 @@ def apply(storage: Storage, requests: list[protocol.Envelope], limits: PollLimit
 
     A write runs in a savepoint of its own (a run of consecutive sends shares one; if that
     fails, each send of the run is applied again in its own), and a failing statement costs
-    only its own request: 11, nothing of it was applied. A transaction holding one write
-    needs no savepoint: if that write fails, the transaction, which holds nothing else, is
-    rolled back instead. A failure of the database as a whole
-    (the write lock held elsewhere, a full disk) answers every request of the transaction 11
-    at once. If COMMIT fails, whether the batch reached the disk is unknown: every request
-    gets the indefinite 13, and after an I/O error the storage is no longer trusted.
+    only its own request: nothing of it was applied. A transaction holding one write needs no
+    savepoint: if that write fails, the transaction, which holds nothing else, is rolled back
+    instead. A failure of the database as a whole (the write lock held elsewhere, a full disk)
+    answers every request of the transaction at once: nothing applied. If COMMIT fails,
+    whether the batch reached the disk is unknown, and after an I/O error the storage is no
+    longer trusted.
     """
     log = storage.log
-    writes = sum(isinstance(request.body, _WRITES) for request in requests)
+    writes = sum(rpc_of(request.body).writes for request in requests)
     if not writes:
         reading = _Reading(unsynced, storage.durable)
         return [_read(log, request.body, limits, reading) for request in requests]
@@ -52,16 +56,14 @@ def apply(storage: Storage, requests: list[protocol.Envelope], limits: PollLimit
         log.begin()
     except StorageError as error:  # the write lock is held elsewhere: the reads need none
         reading = _Reading(unsynced, storage.durable)
-        return [_refusal(request, ErrorCode.TEMPORARILY_UNAVAILABLE, f"storage error, nothing applied: {describe(error)}")
-                if isinstance(request.body, _WRITES) else _read(log, request.body, limits, reading)
-                for request in requests]
+        return [Answer(errors.storage_failed(error), 0) if rpc_of(request.body).writes
+                else _read(log, request.body, limits, reading) for request in requests]
     transaction = _Transaction(log, log.commits + 1, limits, unsynced, storage.durable, savepoints=writes > 1)
     try:
         answers = transaction.answers(requests)
     except _BatchLost as lost:
         log.rollback()
-        text = f"storage error, nothing applied: {describe(lost.error)}"
-        return [_refusal(request, ErrorCode.TEMPORARILY_UNAVAILABLE, text) for request in requests]
+        return [Answer(errors.storage_failed(lost.error), 0)] * len(requests)
     if not log.in_transaction:  # its one write failed and was rolled back: nothing to commit
         return answers
     try:
@@ -70,9 +72,8 @@ def apply(storage: Storage, requests: list[protocol.Envelope], limits: PollLimit
         logger.error("COMMIT failed (%s): the outcome of %d requests is unknown", error, len(requests))
         if cache_untrustworthy_after(error):
             storage.distrust()
-        text = f"commit failed, outcome unknown: {describe(error)}"
-        return [_refusal(request, ErrorCode.CRASH, text) for request in requests]
-    unsynced.record(transaction.commit, transaction.sent, transaction.committed, storage.durable)
+        return [Answer(errors.commit_failed(error), 0)] * len(requests)
+    unsynced.record(transaction.commit, transaction.written.sent, transaction.written.committed, storage.durable)
     return answers
 
 
@@ -85,7 +86,6 @@ class _Reading:
         self.durable = durable
 
     def poll(self, keys: Iterable[str]) -> tuple[dict[str, int], int]:
-        """The offsets below which each key is read, and the commit the reply waits for."""
         return self.unsynced.poll_below(keys, self.durable), 0
 
     def listing(self, keys: Iterable[str]) -> int:
@@ -103,96 +103,82 @@ class _Transaction(_Reading):
         self.commit = commit  # the number this transaction's COMMIT will have
         self.savepoints = savepoints  # more than one write: each needs a savepoint of its own
         self.limits = limits
-        self.sent: dict[str, int] = {}  # key -> the first offset this transaction gave it
-        self.committed: set[str] = set()  # keys whose committed offset it moved
+        self.written = Written()
 
     def answers(self, requests: list[protocol.Envelope]) -> list[Answer]:
+        """Every request's answer in order; a run of consecutive writes of a type applied in
+        runs is applied by one call."""
         answers: list[Answer] = []
-        run: list[protocol.Envelope] = []
+        run: list[Any] = []
+        run_rpc: Rpc[Any] | None = None
         for request in requests:
-            if type(request.body) is protocol.Send:
-                run.append(request)
-                continue
-            if run:
-                answers += self._sends(run)
-                run = []
             body = request.body
-            if type(body) is protocol.CommitOffsets:
-                answers += self._commit(request, body)
-            else:
+            rpc = rpc_of(body)
+            if run and rpc is not run_rpc:
+                answers += self._writes(run_rpc, run)  # type: ignore[arg-type]  # set with the run
+                run = []
+            if not rpc.writes:
                 answers.append(_read(self.log, body, self.limits, self, self.log.in_transaction))
+            elif rpc.in_runs:
+                run.append(body)
+                run_rpc = rpc
+            else:
+                answers += self._writes(rpc, [body])
         if run:
-            answers += self._sends(run)
+            answers += self._writes(run_rpc, run)  # type: ignore[arg-type]
         return answers
-
-    def _commit(self, request: protocol.Envelope, body: protocol.CommitOffsets) -> list[Answer]:
-        def commit() -> list[protocol.Reply]:
-            return [handlers.commit_offsets(self.log, body)]
-
-        return self._write([request], commit)
 
     def poll(self, keys: Iterable[str]) -> tuple[dict[str, int], int]:
         keys = list(keys)
-        below, _ = super().poll(key for key in keys if key not in self.sent)
-        return below, self.commit if not self.sent.keys().isdisjoint(keys) else 0
+        sent = self.written.sent
+        below, _ = super().poll(key for key in keys if key not in sent)
+        return below, self.commit if not sent.keys().isdisjoint(keys) else 0
 
     def listing(self, keys: Iterable[str]) -> int:
         keys = list(keys)
-        return self.commit if not self.committed.isdisjoint(keys) else super().listing(keys)
+        return self.commit if not self.written.committed.isdisjoint(keys) else super().listing(keys)
 
-    def _sends(self, run: list[protocol.Envelope]) -> list[Answer]:
-        bodies: list[protocol.Send] = [request.body for request in run]  # type: ignore[misc]  # all sends
-
-        def append() -> list[protocol.Reply]:
-            return list(handlers.send(self.log, bodies))
-
-        if len(run) == 1:
-            return self._write(run, append)
-        try:
-            with self.log.savepoint():
-                replies = append()
-        except Exception as error:
-            if is_whole_database_error(error) or not self.log.in_transaction:
-                raise _BatchLost(error) from error
-            return [answer for request in run for answer in self._sends([request])]
-        self._remember(run, replies)
-        return [(reply, self.commit) for reply in replies]
-
-    def _write(self, requests: list[protocol.Envelope], write: Callable[[], list[protocol.Reply]]) -> list[Answer]:
-        """`write()` inside a savepoint (or, as the transaction's one write, without one); if
-        it fails, the savepoint (or the transaction) is rolled back and each of `requests` gets
-        an error instead: a definite 11 for a storage error, since nothing of it was applied,
-        and 13 for anything unforeseen."""
+    def _writes(self, rpc: Rpc[Any], bodies: list[Any]) -> list[Answer]:
+        """Writes of one type inside a savepoint (or, as the transaction's one write, without
+        one). If a run of several fails, each is applied again in a savepoint of its own; if
+        one fails, its savepoint (or the transaction) is rolled back and it gets what went
+        wrong instead: nothing applied for a storage error, an unknown outcome for anything
+        unforeseen."""
+        if len(bodies) > 1:
+            try:
+                with self.log.savepoint():
+                    replies = rpc.write(self.log, bodies)
+            except Exception as error:
+                if is_whole_database_error(error) or not self.log.in_transaction:
+                    raise _BatchLost(error) from error
+                return [answer for body in bodies for answer in self._writes(rpc, [body])]
+            return self._remembered(rpc, bodies, replies)
+        failure: Failure
         try:
             if self.savepoints:
                 with self.log.savepoint():
-                    replies = write()
+                    replies = rpc.write(self.log, bodies)
             else:
-                replies = write()
+                replies = rpc.write(self.log, bodies)
         except StorageError as error:
             if is_whole_database_error(error) or not self.log.in_transaction:
                 raise _BatchLost(error) from error
             self._undo()
-            logger.warning("a %s failed and was rolled back: %s", type(requests[0].body).__name__, error)
-            code, text = ErrorCode.TEMPORARILY_UNAVAILABLE, f"storage error, nothing applied: {describe(error)}"
+            logger.warning("a %s failed and was rolled back: %s", rpc.name, error)
+            failure = errors.storage_failed(error)
         except Exception as error:
             self._undo()
             logger.exception("unexpected failure; the request was rolled back")
-            code, text = ErrorCode.CRASH, f"internal error: {error!r}"
+            failure = errors.unforeseen(error)
         else:
-            self._remember(requests, replies)
-            return [(reply, self.commit) for reply in replies]
-        return [_refusal(request, code, text) for request in requests]
+            return self._remembered(rpc, bodies, replies)
+        return [Answer(failure, 0)]
 
-    def _remember(self, requests: list[protocol.Envelope], replies: list[protocol.Reply]) -> None:
-        """Remember what this transaction wrote: the first offset it gave each key it sent to,
-        and the keys whose committed offsets it moved."""
-        for request, reply in zip(requests, replies, strict=True):
-            body = request.body
-            if type(reply) is protocol.SendOk and type(body) is protocol.Send:
-                self.sent.setdefault(body.key, reply.offset)
-            elif type(body) is protocol.CommitOffsets:
-                self.committed.update(body.offsets)
+    def _remembered(self, rpc: Rpc[Any], bodies: list[Any], replies: list[protocol.Reply]) -> list[Answer]:
+        """The writes' answers, each waiting for this commit, after noting what they changed."""
+        for body, reply in zip(bodies, replies, strict=True):
+            rpc.remember(self.written, body, reply)
+        return [Answer(reply, self.commit) for reply in replies]
 
     def _undo(self) -> None:
         """Without a savepoint, a failed write is undone with the whole transaction."""
@@ -201,25 +187,18 @@ class _Transaction(_Reading):
 
 
 def _read(log: Log, body: protocol.Request, limits: PollLimits, reading: _Reading, in_transaction: bool = False) -> Answer:
-    """A poll's or a listing's answer, with the commit it waits for. A failing statement costs
-    only this request (11); inside a writing transaction, a failure of the database as a
+    """A read's answer, with the commit it waits for. A failing statement costs only this
+    request (nothing applied); inside a writing transaction, a failure of the database as a
     whole ends the transaction."""
+    rpc = rpc_of(body)
     try:
-        if type(body) is protocol.Poll:
-            below, needed = reading.poll(body.offsets)
-            return handlers.poll(log, body, limits, below), needed
-        assert type(body) is protocol.ListCommittedOffsets, body  # `apply` is given storage requests only
-        return handlers.list_committed_offsets(log, body), reading.listing(body.keys)
+        reply, commit = rpc.read(log, body, limits, reading)
     except StorageError as error:
         if in_transaction and (is_whole_database_error(error) or not log.in_transaction):
             raise _BatchLost(error) from error
-        logger.warning("a %s failed: %s", type(body).__name__, error)
-        return protocol.Error(in_reply_to=body.msg_id, code=ErrorCode.TEMPORARILY_UNAVAILABLE,
-                              text=f"storage error, nothing applied: {describe(error)}"), 0
+        logger.warning("a %s failed: %s", rpc.name, error)
+        return Answer(errors.storage_failed(error), 0)
     except Exception as error:
         logger.exception("unexpected failure of a read")
-        return protocol.Error(in_reply_to=body.msg_id, code=ErrorCode.CRASH, text=f"internal error: {error!r}"), 0
-
-
-def _refusal(request: protocol.Envelope, code: ErrorCode, text: str) -> Answer:
-    return protocol.Error(in_reply_to=request.body.msg_id, code=code, text=text), 0
+        return Answer(errors.unforeseen(error), 0)
+    return Answer(reply, commit)

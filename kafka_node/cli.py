@@ -9,8 +9,8 @@ import os
 import sys
 
 from kafka_node import __version__, argtypes, cluster, framing, serve
-from kafka_node.handlers import PollLimits
 from kafka_node.node import Node
+from kafka_node.rpcs import PollLimits
 from kafka_node.storage import (
     NODE_ID_PLACEHOLDER,
     Durability,
@@ -21,7 +21,7 @@ from kafka_node.storage import (
     fresh_database_path,
 )
 
-log = logging.getLogger("kafka_node")
+logger = logging.getLogger("kafka_node")
 
 EXIT_OK = serve.EXIT_OK
 EXIT_FAILED = serve.EXIT_FAILED  # a failed COMMIT or sync, or stdout closed
@@ -164,16 +164,16 @@ def main(argv: list[str] | None = None) -> int:
             try:
                 log_file.open()
             except UnusableDatabase as refusal:
-                log.error("refusing to start: %s", refusal)
+                logger.error("refusing to start: %s", refusal)
                 return EXIT_REFUSED
             except StorageError as error:
-                log.error("cannot open the log: %s", describe(error))
+                logger.error("cannot open the log: %s", describe(error))
                 return EXIT_FAILED
-        node = Node(log_file, limits, args.max_batch, args.max_line_bytes, args.forward_timeout)
+        node = Node(log_file.open, limits, args.max_batch, args.max_line_bytes, args.forward_timeout)
         try:
             return serve.serve(node)
         except BrokenPipeError:
-            log.error("stdout closed: the reader went away; exiting")
+            logger.error("stdout closed: the reader went away; exiting")
             return EXIT_FAILED
 
 

@@ -11,7 +11,7 @@ from typing import NamedTuple
 
 import apsw
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 _FILE_NAME = re.compile(r"^(\d{3})_(\w+)\.sql$")
 
@@ -60,5 +60,5 @@ def migrate(conn: apsw.Connection, known: Sequence[Migration] | None = None) -> 
                 continue
             conn.execute(migration.sql)
             conn.pragma("user_version", migration.version)
-            log.info("applied migration %03d_%s", migration.version, migration.name)
+            logger.info("applied migration %03d_%s", migration.version, migration.name)
     return current_version(conn)

@@ -1,54 +1,55 @@
 """The outbox: replies held until the commit each depends on is durable, then written in the order
-they were held, every release in one write, by whichever thread is there: the serve loop's or the
-WAL syncer's."""
+they were held, every release in one write, by whichever thread is there: the serve loop's, or the
+WAL syncer's, which tells the outbox after each sync of the log it listens to."""
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
-from kafka_node import protocol
+from kafka_node import errors, protocol
+from kafka_node.storage import Storage
 
-#: Where the outbox learns what is durable: the error of a failed sync (None if none failed)
-#: and how many commits are durable, read in that order (after a failure the count is final).
-Durability = Callable[[], tuple[BaseException | None, int]]
-
-
-def _nothing_to_wait_for() -> tuple[BaseException | None, int]:
-    return None, 0
+logger = logging.getLogger(__name__)
 
 
 class Held(NamedTuple):
-    """A reply, the commit that must be durable before it may leave (0: none), and what is
-    sent instead if a sync fails before that commit is durable."""
+    """A reply, and the commit that must be durable before it may leave (0: none). If a sync
+    fails before that commit is durable, an indefinite error goes in its place."""
 
     commit: int
     reply: protocol.Outgoing
-    if_lost: protocol.Outgoing | None = None
 
 
 class Outbox:
     """Replies waiting for durability, and the one writer of the node's stdout.
 
-    `release` is called by the serve loop after each batch, and by the WAL syncer's thread
-    after each sync; a lock keeps the two apart, and what is durable is read inside it, so a
-    sync that ends while replies are being held releases them. A write error (the reader went
-    away) is kept in `broken` and `on_broken` is called, so that the serve loop stops."""
+    It listens to the log's syncs (`listen`): after each, on the thread that made it, it
+    writes what became durable. `release` does the same from the serve loop. A lock keeps the
+    two apart, and what is durable is read inside it, so a sync that ends while replies are
+    being held releases them. A write error (the reader went away) is kept in `broken`; it, and
+    a failed sync, call `wake`, so that the serve loop stops."""
 
-    def __init__(self, fd: int, on_broken: Callable[[], None] = lambda: None) -> None:
+    def __init__(self, fd: int, wake: Callable[[], None] = lambda: None) -> None:
         self._fd = fd
-        self._on_broken = on_broken
+        self._wake = wake
         self._lock = threading.Lock()
         self._waiting: list[Held] = []
-        self._durability: Durability = _nothing_to_wait_for
+        self._storage: Storage | None = None
+        self._sync_failure_told = False
         self.broken: OSError | None = None
 
-    def hears(self, durability: Durability) -> None:
-        """From now on, learn what is durable from `durability` (once the log is open)."""
+    def listen(self, storage: Storage | None) -> None:
+        """From now on, release replies as `storage`'s syncs make them durable (None: stop)."""
+        if self._storage is not None:
+            self._storage.on_sync(None)
         with self._lock:
-            self._durability = durability
+            self._storage = storage
+        if storage is not None:
+            storage.on_sync(self.release)
 
     def hold(self, held: Sequence[Held]) -> None:
         """Queue replies, and write at once those whose commit is durable already."""
@@ -57,10 +58,16 @@ class Outbox:
             self._write_ready()
 
     def release(self) -> None:
-        """Write every waiting reply whose commit is durable; after a failed sync, the others'
-        `if_lost` instead, since whether they reached the disk is unknown."""
+        """Write every waiting reply whose commit is durable; after a failed sync, an
+        indefinite error for each of the others, since whether they reached the disk is unknown."""
         with self._lock:
             self._write_ready()
+            failure = self._storage.sync_failure if self._storage is not None else None
+            if failure is None or self._sync_failure_told:
+                return
+            self._sync_failure_told = True
+        logger.error("a sync of the WAL failed (%s): the outcome of the last batches is unknown", failure)
+        self._wake()
 
     def send(self, messages: Sequence[protocol.Outgoing | protocol.Forwarded]) -> None:
         """Write messages that wait for nothing (requests sent on to other nodes) at once."""
@@ -75,15 +82,16 @@ class Outbox:
         waiting = self._waiting
         if not waiting:
             return
-        failure, durable = self._durability()
+        storage = self._storage
+        # the failure first: after one, the durable count is final
+        failure, durable = (None, 0) if storage is None else (storage.sync_failure, storage.durable)
         out: list[protocol.Outgoing] = []
         kept: list[Held] = []
         for entry in waiting:
             if entry.commit <= durable:
                 out.append(entry.reply)
             elif failure is not None:
-                if entry.if_lost is not None:
-                    out.append(entry.if_lost)
+                out.append(errors.lost_in_sync(entry.reply))
             else:
                 kept.append(entry)
         self._waiting = kept
@@ -100,4 +108,4 @@ class Outbox:
         except OSError as error:  # the reader is gone: the serve loop reports it
             self.broken = error
             self._waiting = []
-            self._on_broken()
+            self._wake()

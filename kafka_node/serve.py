@@ -17,7 +17,7 @@ from kafka_node.node import Node
 from kafka_node.outbox import Outbox
 from kafka_node.storage import Storage, StorageError
 
-log = logging.getLogger("kafka_node.node")
+logger = logging.getLogger(__name__)
 
 #: Bytes asked of stdin per read: everything a busy client has queued arrives in one batch.
 #: They are read into one buffer kept for the loop's life: a fresh 1 MiB for every read
@@ -56,12 +56,11 @@ class ServeLoop:
         self._alarm = os.pipe()  # written to (by any thread) to wake the loop and stop it
         self._alarm_lock = threading.Lock()
         self._alarm_open = True
-        self.outbox = Outbox(stdout_fd, on_broken=self._sound_alarm)
+        self.outbox = Outbox(stdout_fd, wake=self._sound_alarm)
         self._read_buffer = bytearray(READ_SIZE)
         self._stopping = False
         self._waiting_for_input = False
-        self._storage: Storage | None = None  # the log, once open, with its syncs heard
-        self._sync_failure_told = False
+        self._storage: Storage | None = None  # the log, once init has opened it
 
     def run(self) -> int:
         """Serve until EOF, a stop signal or a failure that ends serving; the exit status."""
@@ -81,8 +80,7 @@ class ServeLoop:
                     self._serve(batch)
                     if self.node.stopping or self.outbox.broken is not None:
                         break
-                if self.node.forwarding is not None:  # after every read: a long line may still stream in
-                    self._expire_forwards(check_input=True)
+                self._expire_forwards(check_input=True)  # after every read: a long line may still stream in
                 if not chunk:
                     break
         finally:
@@ -91,50 +89,31 @@ class ServeLoop:
             raise BrokenPipeError(self.outbox.broken.errno, "stdout closed")
         if self.node.refused:
             return EXIT_REFUSED
-        if self.node.storage is not None and self.node.storage.untrusted:
-            log.error("exiting after a failed COMMIT or sync; restart to recover from what is on disk")
+        if self._storage is not None and self._storage.untrusted:
+            logger.error("exiting after a failed COMMIT or sync; restart to recover from what is on disk")
             return EXIT_FAILED
-        log.info("stopping: %s", "signal" if self._stopping else "end of input")
+        logger.info("stopping: %s", "signal" if self._stopping else "end of input")
         return EXIT_OK
 
     def _serve(self, lines: list[framing.Line | framing.Oversized]) -> None:
         """One batch: applied and committed by the node, its replies held until durable."""
-        step = self.node.receive(lines)
+        step = self.node.receive(lines, time.monotonic())
         if step.forwarded:
             self.outbox.send(step.forwarded)
-        storage = self._listening_storage()
+        if step.opened is not None:  # from now on, its syncs release the outbox
+            self._storage = step.opened
+            self.outbox.listen(step.opened)
         self.outbox.hold(step.held)
+        storage = self._storage
         if storage is None or storage.untrusted:  # after a failed COMMIT or sync: no sync, no checkpoint
             return
-        if storage.log.commits > storage.durable:
+        if storage.has_unsynced_commits:
             if self._input_waiting():
                 storage.sync_soon()  # on the syncer's thread, while the next batch is applied
             else:
                 storage.sync_here()  # nothing else to do: spare the thread's wake-up
         if self.outbox.broken is None and not storage.untrusted:
             storage.bound_wal()
-
-    def _listening_storage(self) -> Storage | None:
-        """The open log, its syncs releasing the outbox from the first batch it is open on."""
-        storage = self.node.storage
-        if storage is not None and storage is not self._storage:
-            self._storage = storage
-            self.outbox.hears(lambda: (storage.sync_failure, storage.durable))
-            storage.on_sync(self._release)
-        return storage
-
-    def _release(self) -> None:
-        """After a sync, on whichever thread made it: write what it made durable; after a
-        failed sync, what has to be said instead, and wake the loop to stop."""
-        storage = self._storage
-        if storage is None:
-            return
-        self.outbox.release()
-        failure = storage.sync_failure
-        if failure is not None and not self._sync_failure_told:
-            self._sync_failure_told = True
-            log.error("a sync of the WAL failed (%s): the outcome of the last batches is unknown", failure)
-            self._sound_alarm()
 
     def _until_next_deadline(self) -> float | None:
         """Seconds until a part sent on times out, if any is in flight."""
@@ -166,8 +145,8 @@ class ServeLoop:
         if storage is not None:
             with contextlib.suppress(StorageError):
                 storage.sync()
-            self._release()
-            storage.on_sync(None)
+            self.outbox.release()
+            self.outbox.listen(None)
         if held := self.node.abandon_forwarded():
             self.outbox.hold(held)
         with self._alarm_lock:  # the syncer's thread may still be sounding it

@@ -15,7 +15,7 @@ import apsw.ext
 
 from kafka_node import migrations
 
-log = logging.getLogger("kafka_node.storage")
+logger = logging.getLogger("kafka_node.storage")
 
 #: Marks a file as a kafka-node log ('KafN'); set by migrations/001.
 APPLICATION_ID = 0x4B61664E
@@ -93,7 +93,7 @@ def _log_sqlite(code: int, message: str) -> None:
     """
     text = message.split("; [", 1)[0] if message.startswith("statement aborts") else message
     level = logging.INFO if code & 0xFF == apsw.SQLITE_NOTICE else logging.WARNING
-    log.log(level, "SQLite (%s): %s", apsw.ext.result_string(code), text)
+    logger.log(level, "SQLite (%s): %s", apsw.ext.result_string(code), text)
 
 
 def _check_is_ours(path: str, vfs: str | None) -> int:

@@ -15,7 +15,7 @@ from kafka_node.storage.log import Log
 from kafka_node.storage.opening import NODE_ID_PLACEHOLDER, Durability
 from kafka_node.storage.wal import Checkpointer, WalSyncer
 
-log = logging.getLogger("kafka_node.storage")
+logger = logging.getLogger("kafka_node.storage")
 
 
 class Storage:
@@ -71,6 +71,11 @@ class Storage:
     def durable(self) -> int:
         """How many of the commits so far are known to be on disk (all, without FULL)."""
         return self._syncer.durable if self._syncer else self.log.commits
+
+    @property
+    def has_unsynced_commits(self) -> bool:
+        """Whether commits were made that are not yet known to be durable."""
+        return self.log.commits > self.durable
 
     @property
     def syncs_after_commit(self) -> bool:
@@ -163,7 +168,7 @@ class LogFile:
                     raise ValueError(f"{self.path} is named by the node's id, which init tells")
                 path = opening.database_path_for_node(self.path, node_id)
             self.storage = Storage.open(path, self.durability, self.vfs)
-            log.info("serving log %s (schema version %d, durability %s)%s", path, self.storage.schema_version,
+            logger.info("serving log %s (schema version %d, durability %s)%s", path, self.storage.schema_version,
                      self.durability.value, " (a fresh file: pass --db to keep the log across runs)" if self.fresh else "")
         return self.storage
 

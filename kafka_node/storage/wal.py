@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 import apsw
 
-log = logging.getLogger("kafka_node.storage")
+logger = logging.getLogger("kafka_node.storage")
 
 #: WAL growth, in pages, that wakes the checkpointer: once per this many pages, not after
 #: every commit (SQLite's own automatic checkpoint runs inside whichever COMMIT crosses its
@@ -90,7 +90,7 @@ class Checkpointer:
             with self._lock:
                 self._round = 0
                 self._limit = self.wal_pages + WAL_LIMIT_PAGES
-            log.warning("the WAL has %d pages and no checkpoint completed within %.0f s",
+            logger.warning("the WAL has %d pages and no checkpoint completed within %.0f s",
                         self.wal_pages, self.catch_up_timeout_s)
 
     def _run(self) -> None:
@@ -106,7 +106,7 @@ class Checkpointer:
                 wal_frames, copied = self._conn.wal_checkpoint(mode=apsw.SQLITE_CHECKPOINT_PASSIVE)
                 self.checkpoints += 1
             except apsw.Error as error:
-                log.warning("checkpoint failed (it will be retried): %s", error)
+                logger.warning("checkpoint failed (it will be retried): %s", error)
                 wal_frames, copied = -1, 0
             if not wanted:
                 continue
@@ -190,7 +190,7 @@ class WalSyncer:
         try:
             listener()
         except Exception:
-            log.exception("unexpected failure of what waited for a sync of the WAL")
+            logger.exception("unexpected failure of what waited for a sync of the WAL")
 
     def _run(self) -> None:
         while True:
@@ -214,7 +214,7 @@ class WalSyncer:
                                              [apsw.SQLITE_OPEN_READWRITE | apsw.SQLITE_OPEN_WAL, 0])
                 self._wal.xSync(apsw.SQLITE_SYNC_NORMAL)
             except apsw.Error as error:
-                log.error("fsync of the WAL failed: %s", error)
+                logger.error("fsync of the WAL failed: %s", error)
                 failure: BaseException | None = error
             else:
                 failure = None

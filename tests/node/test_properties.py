@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kafka_node import decoding, protocol
-from kafka_node.handlers import PollLimits
+from kafka_node.rpcs import PollLimits
 from kafka_node.storage import Durability, Storage
 
 from support.in_process import log_file, serve_with

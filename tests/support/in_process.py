@@ -11,8 +11,8 @@ from typing import IO, Any
 
 import msgspec
 
-from kafka_node.handlers import PollLimits
 from kafka_node.node import Node
+from kafka_node.rpcs import PollLimits
 from kafka_node.serve import serve
 from kafka_node.storage import Durability, LogFile
 
@@ -32,7 +32,7 @@ def serve_with(log: LogFile, client: Client, poll_limits: PollLimits | None = No
     """Run the serve loop on this thread while `client` talks to it from another; the loop's
     exit status. Input ends when the client returns (unless not `close_input`: then only a
     failure ends serving); the client sees the end of the node's output when serving ends."""
-    node = Node(log, poll_limits, max_batch)
+    node = Node(log.open, poll_limits, max_batch)
     stdin_read, stdin_write = os.pipe()
     stdout_read, stdout_write = os.pipe()
     to_node = os.fdopen(stdin_write, "wb", buffering=0)
