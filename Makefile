@@ -1,8 +1,10 @@
 # kafka-node. The two commands of a fresh clone:
 #   make check   the seed's Maelstrom kafka test, our runner against our node (about 40 s)
 #   make test    the test suite (CI runs `make lint`, then this)
-# Everything is installed into .venv from uv.lock, exactly; only Python 3.11+ and make are
-# needed beforehand (uv itself is installed, at the version below, into .uv/).
+# Everything is installed into .venv from uv.lock, exactly, with its bytecode compiled (so that
+# every child process starts without compiling its imports, even where PYTHONDONTWRITEBYTECODE
+# is set); only Python 3.11+ and make are needed beforehand (uv itself is installed, at the
+# version below, into .uv/).
 #
 # Others: `make check-5b` (the same workload on two nodes), `make lint` (ruff, mypy),
 # `make bench` (the performance table in docs/performance.md, a few minutes), `make restarts`
@@ -23,7 +25,7 @@ LATEST_VENV := .venv-latest
 # uv installs into $(VENV), with this machine's Python, and never downloads one of its own.
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 export UV_PYTHON_DOWNLOADS := never
-UV_SYNC := $(UV) sync --quiet --locked --no-editable --python $(PYTHON)
+UV_SYNC := $(UV) sync --quiet --locked --no-editable --compile-bytecode --python $(PYTHON)
 
 .PHONY: install install-runtime test lint check check-5b bench restarts partitions soak lock test-latest system-packages \
 	mutation mutation-venv mutation-core mutation-storage mutation-decoding mutation-cluster mutation-results clean \
@@ -44,8 +46,11 @@ install: $(UV)
 	rm -rf build
 	$(UV_SYNC) --extra plots --group test --group lint
 
+# Two workers (pytest-xdist), a test file each at a time: the suite mostly waits on child
+# processes, so two overlap well on 2 cores; a file's module-wide runs stay on one worker.
+PYTEST_WORKERS ?= 2
 test: install system-packages
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile
 
 lint: install
 	$(BIN)/ruff check .

@@ -18,9 +18,9 @@ from kafka_node.protocol import (
     ErrorCode,
     PeerReplyEnvelope,
     Rejected,
-    Send,
     _PeerReply,
 )
+from kafka_node.rpcs import rpc_of
 
 _envelope_decoder = msgspec.json.Decoder(Envelope)
 _cluster_envelope_decoder = msgspec.json.Decoder(ClusterEnvelope)
@@ -86,7 +86,8 @@ def _refused(line: bytes | bytearray, error: ValueError | RecursionError, replie
 
 def _with_utf8_message(envelope: Envelope) -> Envelope | Rejected:
     body = envelope.body
-    if type(body) is Send and not _is_utf8(body.msg):  # msgspec does not check the bytes of a Raw value
+    text = rpc_of(body).carried_text(body)
+    if text is not None and not _is_utf8(text):  # msgspec does not check the bytes of a Raw value
         return Rejected(envelope.src, envelope.dest, body.msg_id, ErrorCode.MALFORMED_REQUEST,
                         "invalid request: `$.body.msg` is not valid UTF-8")
     return envelope

@@ -573,11 +573,11 @@ def test_plots_are_skipped_with_a_note_without_matplotlib(runs, tmp_path, monkey
 
 def test_a_seed_sized_run_is_judged_again_by_check_with_the_same_verdict(runs):
     done = runs["ours-seed"].finish()
-    # Judged again from history.jsonl and from the history.edn the run wrote, as Jepsen's store
-    # writes it (side by side, while the rest is checked: 40,000 operations of EDN take 10 s).
-    checks = {name: subprocess.Popen([installed_script("maelstrom-kafka-test"), "check", str(path), "--json"],
-                                     stdout=subprocess.PIPE, text=True)
-              for name, path in (("jsonl", done.run_dir), ("edn", done.run_dir / "history.edn"))}
+    # Judged again from history.jsonl, while the rest is checked. (Reading history.edn back to
+    # the same verdict is proved on the partitioned runs of tests/cluster/test_partitions.py:
+    # 40,000 operations of EDN would take 10 s more here.)
+    checks = {"jsonl": subprocess.Popen([installed_script("maelstrom-kafka-test"), "check", str(done.run_dir), "--json"],
+                                        stdout=subprocess.PIPE, text=True)}
     assert_correct_node_verdict(done.results, status=done.status, stdout=done.stdout)
     assert (done.results["run"]["time_limit"], done.results["run"]["rate"]) == (20, 1000)
     assert done.results["stats"]["send"]["ok"] > 3000
