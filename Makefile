@@ -129,21 +129,23 @@ FROZEN = $(UV) pip freeze --quiet --python $(1)/bin/python | grep '==' | tr '=' 
 # text) are left out.
 MUTATION_DIR := store/mutation
 MUTATION_PARTS := core storage decoding cluster
-MUTATION_core := kafka_node/node.py,kafka_node/batch.py,kafka_node/handlers.py,kafka_node/outbox.py,kafka_node/serve.py,kafka_node/unsynced.py
+MUTATION_core := kafka_node/node.py,kafka_node/batch.py,kafka_node/rpcs.py,kafka_node/errors.py,kafka_node/outbox.py,kafka_node/serve.py,kafka_node/unsynced.py
 MUTATION_storage := kafka_node/storage/,kafka_node/migrations.py
 MUTATION_decoding := kafka_node/decoding.py,kafka_node/protocol.py,kafka_node/framing.py
 MUTATION_cluster := kafka_node/cluster.py
-# Each part runs the tests that reach its modules, quickest and most telling first; -x stops at
-# the first failure, so a killed mutant costs seconds.
-MUTATION_PYTEST := python -m pytest -x -q -p no:cacheprovider --timeout 120
-MUTATION_RUNNER_core := $(MUTATION_PYTEST) tests/node/test_unsynced.py tests/storage/test_reply_waits.py \
+# Each part runs the tests that reach its modules, the core's own in-process tests first (a
+# mutant they kill costs about a second), then the real process's; -x stops at the first
+# failure, so a killed mutant costs seconds.
+MUTATION_PYTEST := python -m pytest -x -q -p no:cacheprovider -p no:xdist --timeout 120
+MUTATION_RUNNER_core := $(MUTATION_PYTEST) tests/node/test_core.py tests/node/test_unsynced.py tests/storage/test_reply_waits.py \
 	tests/storage/test_faults.py tests/node/test_rpcs.py tests/node/test_bad_input.py tests/storage/test_fault_injection.py \
 	tests/node/test_operations.py tests/storage/test_power_cut.py tests/storage/test_lock_held_elsewhere.py \
 	tests/storage/test_checkpoints.py tests/node/test_idle.py tests/cluster -k 'not pass_the_workload and not partitions'
-MUTATION_RUNNER_storage := $(MUTATION_PYTEST) tests/storage tests/node/test_rpcs.py tests/node/test_operations.py tests/node/test_idle.py
-MUTATION_RUNNER_decoding := $(MUTATION_PYTEST) tests/node/test_bad_input.py tests/node/test_rpcs.py \
+MUTATION_RUNNER_storage := $(MUTATION_PYTEST) tests/node/test_core.py tests/storage tests/node/test_rpcs.py tests/node/test_operations.py \
+	tests/node/test_idle.py
+MUTATION_RUNNER_decoding := $(MUTATION_PYTEST) tests/node/test_core.py tests/node/test_bad_input.py tests/node/test_rpcs.py \
 	tests/node/test_properties.py tests/node/test_memory_bounds.py tests/cluster -k 'not partitions'
-MUTATION_RUNNER_cluster := $(MUTATION_PYTEST) tests/cluster
+MUTATION_RUNNER_cluster := $(MUTATION_PYTEST) tests/node/test_core.py tests/cluster -k 'not pass_the_workload and not partitions'
 
 # Its own venv, so that `make test` (which syncs .venv exactly) can run meanwhile.
 MUTATION_VENV := .venv-mutation

@@ -88,7 +88,7 @@ class _Gather:
         self.answers[owner] = answer
         if len(self.answers) < len(self.asked):
             return None
-        return Held(self.commit, protocol.Outgoing(src=node_id, dest=self.request.src, body=self._reply()))
+        return Held(protocol.Outgoing(src=node_id, dest=self.request.src, body=self._reply()), self.commit)
 
     def _reply(self) -> protocol.Reply:
         body = self.request.body

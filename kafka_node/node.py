@@ -180,4 +180,4 @@ class Node:
         assert src is not None  # a request nobody can be answered about has no reply
         msg_id = request.msg_id if isinstance(request, protocol.Rejected) else request.body.msg_id
         body = errors.error_reply(msg_id, reply) if isinstance(reply, Failure) else reply
-        return Held(commit, protocol.Outgoing(src=self.node_id or request.dest or "", dest=src, body=body))
+        return Held(protocol.Outgoing(src=self.node_id or request.dest or "", dest=src, body=body), commit)

@@ -17,11 +17,12 @@ logger = logging.getLogger(__name__)
 
 
 class Held(NamedTuple):
-    """A reply, and the commit that must be durable before it may leave (0: none). If a sync
-    fails before that commit is durable, an indefinite error goes in its place."""
+    """A reply, and the commit that must be durable before it may leave (0: none), in the
+    order of `batch.Answer`, which holds the same before it is addressed. If a sync fails
+    before that commit is durable, an indefinite error goes in its place."""
 
-    commit: int
     reply: protocol.Outgoing
+    commit: int
 
 
 class Outbox:

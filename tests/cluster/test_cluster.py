@@ -16,7 +16,7 @@ import msgspec
 import pytest
 
 from support.logs import stored_messages
-from support.node_process import NodeProcess
+from support.node_child import NodeChild
 from support.scripts import installed_script
 from support.verdicts import assert_correct_node_verdict
 
@@ -42,13 +42,13 @@ class Cluster:
         self.tmp_path = tmp_path
         self.flags = flags
         self.node_ids = node_ids
-        self.nodes: dict[str, NodeProcess] = {}
+        self.nodes: dict[str, NodeChild] = {}
         self._ids = itertools.count(1)
         for node_id in node_ids:
             self.start(node_id)
 
-    def start(self, node_id: str) -> NodeProcess:
-        node = NodeProcess(["--db", str(self.tmp_path / "{node_id}.db"), *self.flags],
+    def start(self, node_id: str) -> NodeChild:
+        node = NodeChild(["--db", str(self.tmp_path / "{node_id}.db"), *self.flags],
                            self.tmp_path / f"{node_id}-{len(self.nodes)}.stderr")
         self.nodes[node_id] = node
         init = self.ask(node_id, {"type": "init", "node_id": node_id, "node_ids": self.node_ids})
@@ -235,7 +235,7 @@ def test_a_node_stopping_with_parts_in_flight_answers_their_clients_first(cluste
 
 def test_the_file_is_named_at_init_and_a_restart_continues_it(tmp_path):
     template = str(tmp_path / "{node_id}.db")
-    node = NodeProcess(["--db", template], tmp_path / "first.stderr")
+    node = NodeChild(["--db", template], tmp_path / "first.stderr")
     try:
         assert node.no_message_within(0.3) and not list(tmp_path.glob("*.db")), "opened at init, not before"
         node.send_message({"type": "init", "msg_id": 1, "node_id": "n1", "node_ids": ["n1"]})
@@ -246,7 +246,7 @@ def test_the_file_is_named_at_init_and_a_restart_continues_it(tmp_path):
     finally:
         node.kill()
         node.cleanup()
-    again = NodeProcess([], tmp_path / "second.stderr", env={**os.environ, "KAFKA_NODE_DB": template})
+    again = NodeChild([], tmp_path / "second.stderr", env={**os.environ, "KAFKA_NODE_DB": template})
     try:
         again.send_message({"type": "init", "msg_id": 1, "node_id": "n1", "node_ids": ["n1"]})
         assert again.read_message()["body"]["type"] == "init_ok"
@@ -258,7 +258,7 @@ def test_the_file_is_named_at_init_and_a_restart_continues_it(tmp_path):
 
 @pytest.mark.parametrize("node_id", ["../escape", "a/b", ".."])
 def test_a_node_id_that_cannot_name_a_file_is_refused_at_init(tmp_path, node_id):
-    node = NodeProcess(["--db", str(tmp_path / "{node_id}.db")], tmp_path / "node.stderr")
+    node = NodeChild(["--db", str(tmp_path / "{node_id}.db")], tmp_path / "node.stderr")
     try:
         node.send_message({"type": "init", "msg_id": 1, "node_id": node_id, "node_ids": [node_id]})
         reply = node.read_message()

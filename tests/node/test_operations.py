@@ -15,7 +15,7 @@ from kafka_node.storage import Durability, Storage
 
 from support.logs import stored_messages
 from support.messages import INIT, line
-from support.node_process import child_env, run_node
+from support.node_child import child_env, run_node
 from support.scripts import PROJECT_ROOT, installed_script
 
 

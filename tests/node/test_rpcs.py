@@ -5,7 +5,7 @@ from __future__ import annotations
 import msgspec
 import pytest
 
-from support.node_process import child_env, run_node
+from support.node_child import child_env, run_node
 
 
 def test_init_reply_comes_from_the_node_id_to_the_asker(start_node):

@@ -15,7 +15,7 @@ from kafka_node.storage import APPLICATION_ID, Storage, UnusableDatabase
 
 from support.logs import digest
 from support.messages import INIT, line
-from support.node_process import child_env, run_node
+from support.node_child import child_env, run_node
 
 SEND = line({"type": "send", "key": "k", "msg": "v", "msg_id": 2})
 

@@ -27,7 +27,7 @@ def stored_log(db: Path | str, key: str) -> list[list[Any]]:
 
 
 def read_whole_log(node: Any, key: str) -> list[list[Any]]:
-    """One key's whole log from a running node (a `NodeProcess`), polling until it is read."""
+    """One key's whole log from a running node (a `NodeChild`), polling until it is read."""
     entries: list[list[Any]] = []
     while got := node.request({"type": "poll", "offsets": {key: len(entries)}})["msgs"].get(key, []):
         entries.extend(got)

@@ -19,7 +19,7 @@ import pytest
 from support.scripts import installed_script
 
 
-class NodeProcess:
+class NodeChild:
     """A running maelstrom-kafka child: write requests to its stdin, read replies from stdout."""
 
     def __init__(self, args: list[str], stderr_path: Path, env: dict[str, str] | None = None, cwd: Path | None = None,
