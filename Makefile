@@ -28,8 +28,7 @@ export UV_PYTHON_DOWNLOADS := never
 UV_SYNC := $(UV) sync --quiet --locked --no-editable --compile-bytecode --python $(PYTHON)
 
 .PHONY: install install-runtime test lint check check-5b bench restarts partitions soak lock test-latest system-packages \
-	mutation mutation-venv mutation-core mutation-storage mutation-decoding mutation-cluster mutation-results clean \
-	mutation-resume-core mutation-resume-storage mutation-resume-decoding mutation-resume-cluster
+	mutation mutation-venv mutation-results clean
 
 $(UV):
 	$(PYTHON) -m venv $(UV_HOME)
@@ -128,23 +127,27 @@ FROZEN = $(UV) pip freeze --quiet --python $(1)/bin/python | grep '==' | tr '=' 
 # `make mutation-results` lists the survivors. String mutations (log and error texts, SQL
 # text) are left out.
 MUTATION_DIR := store/mutation
-MUTATION_PARTS := core storage decoding cluster
-MUTATION_core := kafka_node/node.py,kafka_node/batch.py,kafka_node/rpcs.py,kafka_node/errors.py,kafka_node/outbox.py,kafka_node/serve.py,kafka_node/unsynced.py
+MUTATION_PARTS := core loop storage decoding cluster
+.PHONY: $(addprefix mutation-,$(MUTATION_PARTS)) $(addprefix mutation-resume-,$(MUTATION_PARTS))
+MUTATION_core := kafka_node/node.py,kafka_node/batch.py,kafka_node/rpcs.py,kafka_node/errors.py,kafka_node/unsynced.py
+MUTATION_loop := kafka_node/serve.py,kafka_node/outbox.py
 MUTATION_storage := kafka_node/storage/,kafka_node/migrations.py
 MUTATION_decoding := kafka_node/decoding.py,kafka_node/protocol.py,kafka_node/framing.py
 MUTATION_cluster := kafka_node/cluster.py
-# Each part runs the tests that reach its modules, the core's own in-process tests first (a
-# mutant they kill costs about a second), then the real process's; -x stops at the first
-# failure, so a killed mutant costs seconds.
+# Each part runs the tests that reach its modules, quickest and most telling first: the core's
+# own tests in this process (a mutant they kill costs about a second), then the real serve
+# loop in this process, then the console script in a child; -x stops at the first failure.
+# A surviving mutant runs the whole selection, so each is kept to what reaches its part.
 MUTATION_PYTEST := python -m pytest -x -q -p no:cacheprovider -p no:xdist --timeout 120
 MUTATION_RUNNER_core := $(MUTATION_PYTEST) tests/node/test_core.py tests/node/test_unsynced.py tests/storage/test_reply_waits.py \
-	tests/storage/test_faults.py tests/node/test_rpcs.py tests/node/test_bad_input.py tests/storage/test_fault_injection.py \
-	tests/node/test_operations.py tests/storage/test_power_cut.py tests/storage/test_lock_held_elsewhere.py \
-	tests/storage/test_checkpoints.py tests/node/test_idle.py tests/cluster -k 'not pass_the_workload and not partitions'
+	tests/storage/test_faults.py tests/storage/test_lock_held_elsewhere.py tests/node/test_rpcs.py tests/node/test_bad_input.py
+MUTATION_RUNNER_loop := $(MUTATION_PYTEST) tests/storage/test_reply_waits.py tests/storage/test_faults.py tests/node/test_rpcs.py \
+	tests/node/test_operations.py tests/storage/test_power_cut.py tests/storage/test_fault_injection.py \
+	tests/storage/test_checkpoints.py tests/node/test_idle.py tests/node/test_memory_bounds.py
 MUTATION_RUNNER_storage := $(MUTATION_PYTEST) tests/node/test_core.py tests/storage tests/node/test_rpcs.py tests/node/test_operations.py \
 	tests/node/test_idle.py
 MUTATION_RUNNER_decoding := $(MUTATION_PYTEST) tests/node/test_core.py tests/node/test_bad_input.py tests/node/test_rpcs.py \
-	tests/node/test_properties.py tests/node/test_memory_bounds.py tests/cluster -k 'not partitions'
+	tests/node/test_properties.py tests/node/test_memory_bounds.py
 MUTATION_RUNNER_cluster := $(MUTATION_PYTEST) tests/node/test_core.py tests/cluster -k 'not pass_the_workload and not partitions'
 
 # Its own venv, so that `make test` (which syncs .venv exactly) can run meanwhile.
