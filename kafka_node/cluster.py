@@ -164,8 +164,10 @@ class Forwarding:
     def route_batch(self, decoded: Sequence[protocol.Envelope | protocol.Rejected | protocol.PeerReplyEnvelope],
                     now: float) -> Routed:
         """What of a batch to apply here, and what to send and answer at once (see `Routed`)."""
-        routed = Routed([], [], [], [])
-        local, forwarded, completed, unroutable = routed
+        local: list[protocol.Envelope | protocol.Rejected] = []
+        forwarded: list[protocol.Forwarded] = []
+        completed: list[Held] = []
+        unroutable: list[tuple[protocol.Envelope, Failure]] = []
         for request in decoded:
             if isinstance(request, protocol.PeerReplyEnvelope):
                 if not self.cluster.is_member(request.src):
@@ -185,7 +187,7 @@ class Forwarding:
                 forwarded += sent
                 if part is not None:
                     local.append(part)
-        return routed
+        return Routed(local, forwarded, completed, unroutable)
 
     def is_part(self, request: protocol.Envelope | protocol.Rejected) -> bool:
         """Whether `request` is the part of a client's request cut across owners applied here."""
@@ -197,7 +199,7 @@ class Forwarding:
         has answered too (else None)."""
         part, gather = self._local.pop(id(request))
         gather.commit = max(gather.commit, commit)
-        answer = reply if isinstance(reply, Failure) else _local_payload(part.body, reply)
+        answer = reply if isinstance(reply, Failure) else rpc_of(part.body).payload(reply)
         return gather.settle(self.cluster.node_id, answer, self.cluster.node_id)
 
     def settle_remote(self, src: str, reply: protocol.PeerReply) -> Held | None:
@@ -238,18 +240,13 @@ class Forwarding:
         return replies
 
 
-def _local_payload(part: protocol.Request, reply: protocol.Reply) -> Payload:
-    """What this node's own reply to a local part gives the client's reply."""
-    return rpc_of(part).payload(reply)
-
-
 def _remote_payload(asked: protocol.Request, reply: protocol.PeerReply, src: str) -> Payload | Failure:
     """What another node's reply gives the client's reply: only keys that part asked about
     are kept, and a reply of the wrong type counts as a failure whose outcome is unknown."""
     if isinstance(reply, protocol.PeerError):
         return RefusedElsewhere(reply.code, reply.text)
     rpc = rpc_of(asked)
-    payload = rpc.peer_payload(asked, reply)
+    payload = rpc.peer_payload(asked, reply, src)
     if payload is MISMATCH:
         tag = reply.__struct_config__.tag
         logger.warning("%s answered a %s with a %s", src, rpc.name, tag)

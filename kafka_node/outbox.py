@@ -43,14 +43,18 @@ class Outbox:
         self._sync_failure_told = False
         self.broken: OSError | None = None
 
-    def listen(self, storage: Storage | None) -> None:
-        """From now on, release replies as `storage`'s syncs make them durable (None: stop)."""
-        if self._storage is not None:
-            self._storage.on_sync(None)
+    def listen(self, storage: Storage) -> None:
+        """From now on, learn what is durable from `storage`, and release replies as its
+        syncs make them durable."""
         with self._lock:
             self._storage = storage
-        if storage is not None:
-            storage.on_sync(self.release)
+        storage.on_sync(self.release)
+
+    def stop_listening(self) -> None:
+        """Hear no more syncs (serving ends); what is durable is still read from the storage,
+        so a reply held after this still leaves once its commit is durable."""
+        if self._storage is not None:
+            self._storage.on_sync(None)
 
     def hold(self, held: Sequence[Held]) -> None:
         """Queue replies, and write at once those whose commit is durable already."""

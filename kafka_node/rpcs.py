@@ -112,11 +112,12 @@ class Rpc(Generic[Body]):
         raise TypeError(f"{self.name} is not a read")
 
     def payload(self, reply: protocol.Reply) -> Payload:
-        """What this node's own successful reply to a part gives the client's reply."""
+        """What this node's own successful reply to a part gives the client's reply (a send
+        names one key, so it is never cut into parts: it has none)."""
         return None
 
-    def peer_payload(self, asked: Body, reply: protocol.PeerReply) -> Payload | object:
-        """What another node's successful reply to the part `asked` gives (only keys asked
+    def peer_payload(self, asked: Body, reply: protocol.PeerReply, src: str) -> Payload | object:
+        """What node `src`'s successful reply to the part `asked` gives (only keys asked
         about are kept), or MISMATCH for a reply of the wrong type."""
         return MISMATCH
 
@@ -155,10 +156,7 @@ class SendRpc(Rpc[protocol.Send]):
         if type(reply) is protocol.SendOk:
             written.sent.setdefault(body.key, reply.offset)
 
-    def payload(self, reply: protocol.Reply) -> Payload:
-        return reply.offset if type(reply) is protocol.SendOk else None
-
-    def peer_payload(self, asked: protocol.Send, reply: protocol.PeerReply) -> Payload | object:
+    def peer_payload(self, asked: protocol.Send, reply: protocol.PeerReply, src: str) -> Payload | object:
         return reply.offset if type(reply) is protocol.PeerSendOk else MISMATCH
 
     def join(self, body: protocol.Send, payloads: list[Payload]) -> protocol.Reply:
@@ -192,12 +190,12 @@ class PollRpc(Rpc[protocol.Poll]):
     def payload(self, reply: protocol.Reply) -> Payload:
         return bytes(reply.msgs) if type(reply) is protocol.PollOk else None
 
-    def peer_payload(self, asked: protocol.Poll, reply: protocol.PeerReply) -> Payload | object:
+    def peer_payload(self, asked: protocol.Poll, reply: protocol.PeerReply, src: str) -> Payload | object:
         if type(reply) is not protocol.PeerPollOk:
             return MISMATCH
         msgs = {key: messages for key, messages in reply.msgs.items() if key in asked.offsets}
         if len(msgs) < len(reply.msgs):
-            logger.warning("a node answered a poll with keys it was not asked about; they were left out")
+            logger.warning("%s answered a poll with keys it was not asked about; they were left out", src)
         return _encoder.encode(msgs)
 
     def join(self, body: protocol.Poll, payloads: list[Payload]) -> protocol.Reply:
@@ -226,7 +224,7 @@ class CommitOffsetsRpc(Rpc[protocol.CommitOffsets]):
     def remember(self, written: Written, body: protocol.CommitOffsets, reply: protocol.Reply) -> None:
         written.committed.update(body.offsets)
 
-    def peer_payload(self, asked: protocol.CommitOffsets, reply: protocol.PeerReply) -> Payload | object:
+    def peer_payload(self, asked: protocol.CommitOffsets, reply: protocol.PeerReply, src: str) -> Payload | object:
         return None if type(reply) is protocol.PeerCommitOffsetsOk else MISMATCH
 
     def join(self, body: protocol.CommitOffsets, payloads: list[Payload]) -> protocol.Reply:
@@ -251,7 +249,7 @@ class ListCommittedOffsetsRpc(Rpc[protocol.ListCommittedOffsets]):
     def payload(self, reply: protocol.Reply) -> Payload:
         return reply.offsets if type(reply) is protocol.ListCommittedOffsetsOk else None
 
-    def peer_payload(self, asked: protocol.ListCommittedOffsets, reply: protocol.PeerReply) -> Payload | object:
+    def peer_payload(self, asked: protocol.ListCommittedOffsets, reply: protocol.PeerReply, src: str) -> Payload | object:
         if type(reply) is not protocol.PeerListCommittedOffsetsOk:
             return MISMATCH
         keys = set(asked.keys)

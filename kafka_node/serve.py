@@ -146,7 +146,7 @@ class ServeLoop:
             with contextlib.suppress(StorageError):
                 storage.sync()
             self.outbox.release()
-            self.outbox.listen(None)
+            self.outbox.stop_listening()
         if held := self.node.abandon_forwarded():
             self.outbox.hold(held)
         with self._alarm_lock:  # the syncer's thread may still be sounding it

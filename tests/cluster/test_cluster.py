@@ -233,6 +233,19 @@ def test_a_node_stopping_with_parts_in_flight_answers_their_clients_first(cluste
     assert all("the node stopped first" in body["text"] for body in replies.values())
 
 
+def test_a_node_stopping_with_half_of_a_split_write_applied_says_its_outcome_is_unknown(cluster):
+    """The part applied here waits for its durable COMMIT; the other part is abandoned at end
+    of input: the client still hears 13, naming the node that applied its part."""
+    nodes = cluster()
+    here, there = key_owned_by("n0"), key_owned_by("n1")
+    asked = nodes.send("n0", {"type": "commit_offsets", "offsets": {here: 0, there: 0}})
+    assert nodes.nodes["n0"].read_message()["dest"] == "n1"
+    assert nodes.nodes["n0"].close_stdin_and_wait() == 0
+    reply = nodes.nodes["n0"].read_message()["body"]
+    assert (reply["in_reply_to"], reply["code"]) == (asked, 13)
+    assert "applied by n0 only" in reply["text"] and "the node stopped first" in reply["text"]
+
+
 def test_the_file_is_named_at_init_and_a_restart_continues_it(tmp_path):
     template = str(tmp_path / "{node_id}.db")
     node = NodeChild(["--db", template], tmp_path / "first.stderr")
