@@ -5,25 +5,17 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from typing import Any, NamedTuple
+from typing import Any
 
 from kafka_node import errors, protocol
 from kafka_node.errors import Failure
-from kafka_node.rpcs import PollLimits, Rpc, Written, rpc_of
+from kafka_node.rpcs import Answer, PollLimits, Rpc, Written, rpc_of
 from kafka_node.storage import Storage, StorageError
 from kafka_node.storage.failures import cache_untrustworthy_after, is_whole_database_error
 from kafka_node.storage.log import Log
 from kafka_node.unsynced import Unsynced
 
 logger = logging.getLogger(__name__)
-
-
-class Answer(NamedTuple):
-    """A request's reply body (or what went wrong), and the commit that must be durable
-    before it may leave (0: none)."""
-
-    reply: protocol.Reply | Failure
-    commit: int
 
 
 class _BatchLost(Exception):
@@ -192,7 +184,7 @@ def _read(log: Log, body: protocol.Request, limits: PollLimits, reading: _Readin
     whole ends the transaction."""
     rpc = rpc_of(body)
     try:
-        reply, commit = rpc.read(log, body, limits, reading)
+        return rpc.read(log, body, limits, reading)
     except StorageError as error:
         if in_transaction and (is_whole_database_error(error) or not log.in_transaction):
             raise _BatchLost(error) from error
@@ -201,4 +193,3 @@ def _read(log: Log, body: protocol.Request, limits: PollLimits, reading: _Readin
     except Exception as error:
         logger.exception("unexpected failure of a read")
         return Answer(errors.unforeseen(error), 0)
-    return Answer(reply, commit)

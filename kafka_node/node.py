@@ -10,7 +10,7 @@ from typing import NamedTuple
 from kafka_node import batch, cluster, decoding, errors, framing, protocol
 from kafka_node.errors import Failure, NothingApplied, OutcomeUnknown
 from kafka_node.outbox import Held
-from kafka_node.rpcs import Membership, PollLimits, rpc_of
+from kafka_node.rpcs import Answer, Membership, PollLimits, rpc_of
 from kafka_node.storage import Storage, StorageError, UnusableDatabase
 from kafka_node.unsynced import Unsynced
 
@@ -97,48 +97,49 @@ class Node:
             step.forwarded.extend(forwarded)
             step.held.extend(completed)
             step.held.extend(self._held(request, failure, 0) for request, failure in unroutable)
-        for request, (reply, commit) in zip(local, self._answers(local), strict=True):
+        for request, answer in zip(local, self._answers(local), strict=True):
+            if answer is None:  # a line that names nobody to answer
+                continue
             if forwarding is not None and type(request) is protocol.Envelope and forwarding.is_part(request):
-                assert reply is not None  # a part is a request to the log, always answered
-                if (done := forwarding.settle_local(request, reply, commit)) is not None:
+                if (done := forwarding.settle_local(request, *answer)) is not None:
                     step.held.append(done)
-            elif reply is not None:
-                step.held.append(self._held(request, reply, commit))
+            else:
+                step.held.append(self._held(request, *answer))
 
-    def _answers(self, requests: Sequence[Request]) -> list[tuple[protocol.Reply | Failure | None, int]]:
-        """Each request's reply body or failure (None: nobody to answer), and the commit it waits for."""
+    def _answers(self, requests: Sequence[Request]) -> list[Answer | None]:
+        """Each request's answer (None: nobody to answer)."""
         storage = self.storage
         if self.node_id is None or storage is None:
-            return [(self._refusal(request) if isinstance(request, protocol.Rejected) else
-                     NothingApplied("node not initialised yet: send init first"), 0)
+            return [self._refusal(request) if isinstance(request, protocol.Rejected) else
+                    Answer(NothingApplied("node not initialised yet: send init first"), 0)
                     for request in requests]
         stored = [request for request in requests if type(request) is protocol.Envelope]
         if len(stored) == len(requests):  # no line was refused: the usual batch
             return self._applied(storage, stored)  # type: ignore[return-value]  # a list of its subtype
         applied = iter(self._applied(storage, stored))
-        return [(self._refusal(request), 0) if isinstance(request, protocol.Rejected) else next(applied)
+        return [self._refusal(request) if isinstance(request, protocol.Rejected) else next(applied)
                 for request in requests]
 
-    def _applied(self, storage: Storage, requests: list[protocol.Envelope]) -> list[batch.Answer]:
+    def _applied(self, storage: Storage, requests: list[protocol.Envelope]) -> list[Answer]:
         """The answers of requests to the log, in transactions of at most --max-batch requests;
         none once the file is untrusted (a COMMIT or sync of this read failed)."""
-        answers: list[batch.Answer] = []
+        answers: list[Answer] = []
         size = self.max_batch or len(requests) or 1
         for start in range(0, len(requests), size):
             chunk = requests[start:start + size]
             if storage.untrusted:
                 stopping = NothingApplied("not applied: the node is stopping after a failed COMMIT or sync")
-                answers += [batch.Answer(stopping, 0)] * len(chunk)
+                answers += [Answer(stopping, 0)] * len(chunk)
             else:
                 answers += batch.apply(storage, chunk, self.poll_limits, self._unsynced)
         return answers
 
-    def _refusal(self, request: protocol.Rejected) -> protocol.Reply | None:
+    def _refusal(self, request: protocol.Rejected) -> Answer | None:
         if request.src is None:
             logger.warning("skipped a line that is not a request: %s", request.text)
             return None
         logger.info("rejected a request from %s: %s", request.src, request.text)
-        return protocol.Error(in_reply_to=request.msg_id, code=request.code, text=request.text)
+        return Answer(protocol.Error(in_reply_to=request.msg_id, code=request.code, text=request.text), 0)
 
     # --- init -----------------------------------------------------------------------------
 

@@ -18,7 +18,7 @@ logger = logging.getLogger(__name__)
 
 class Held(NamedTuple):
     """A reply, and the commit that must be durable before it may leave (0: none), in the
-    order of `batch.Answer`, which holds the same before it is addressed. If a sync fails
+    order of `rpcs.Answer`, which holds the same before it is addressed. If a sync fails
     before that commit is durable, an indefinite error goes in its place."""
 
     reply: protocol.Outgoing

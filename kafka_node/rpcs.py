@@ -12,6 +12,7 @@ from typing import Any, ClassVar, Generic, NamedTuple, Protocol, TypeVar
 import msgspec
 
 from kafka_node import protocol
+from kafka_node.errors import Failure
 from kafka_node.storage.log import Log
 
 logger = logging.getLogger(__name__)
@@ -47,6 +48,14 @@ class Written:
 
     sent: dict[str, int] = field(default_factory=dict)
     committed: set[str] = field(default_factory=set)
+
+
+class Answer(NamedTuple):
+    """A request's reply body (or what went wrong), and the commit that must be durable
+    before it may leave (0: none). Once addressed, the same pair is an `outbox.Held`."""
+
+    reply: protocol.Reply | Failure
+    commit: int
 
 
 class Membership(NamedTuple):
@@ -107,7 +116,7 @@ class Rpc(Generic[Body]):
     def remember(self, written: Written, body: Body, reply: protocol.Reply) -> None:
         """Record in `written` what this applied write changed."""
 
-    def read(self, log: Log, body: Body, limits: PollLimits, visibility: Visibility) -> tuple[protocol.Reply, int]:
+    def read(self, log: Log, body: Body, limits: PollLimits, visibility: Visibility) -> Answer:
         """A read's reply, and the commit it waits for."""
         raise TypeError(f"{self.name} is not a read")
 
@@ -174,7 +183,7 @@ class PollRpc(Rpc[protocol.Poll]):
     def part(self, body: protocol.Poll, keys: list[str]) -> protocol.Poll:
         return protocol.Poll(offsets={key: body.offsets[key] for key in keys}, msg_id=body.msg_id)
 
-    def read(self, log: Log, body: protocol.Poll, limits: PollLimits, visibility: Visibility) -> tuple[protocol.Reply, int]:
+    def read(self, log: Log, body: protocol.Poll, limits: PollLimits, visibility: Visibility) -> Answer:
         """Messages from each asked offset on (for keys written by commits not yet durable,
         only below the first offset those gave)."""
         below, waits_for = visibility.poll(body.offsets)
@@ -185,7 +194,7 @@ class PollRpc(Rpc[protocol.Poll]):
             per_key = max(1, limits.messages // len(offsets))
             offsets = dict(itertools.islice(offsets.items(), limits.messages))
         msgs = log.read_from(offsets, per_key, limits.bytes, below)
-        return protocol.PollOk(in_reply_to=body.msg_id, msgs=protocol.json_text(msgs)), waits_for
+        return Answer(protocol.PollOk(in_reply_to=body.msg_id, msgs=protocol.json_text(msgs)), waits_for)
 
     def payload(self, reply: protocol.Reply) -> Payload:
         return bytes(reply.msgs) if type(reply) is protocol.PollOk else None
@@ -241,10 +250,10 @@ class ListCommittedOffsetsRpc(Rpc[protocol.ListCommittedOffsets]):
         return protocol.ListCommittedOffsets(keys=keys, msg_id=body.msg_id)
 
     def read(self, log: Log, body: protocol.ListCommittedOffsets, limits: PollLimits,
-             visibility: Visibility) -> tuple[protocol.Reply, int]:
+             visibility: Visibility) -> Answer:
         """Committed offsets, waiting for the newest commit not yet durable that moved one of them."""
         offsets = log.committed_offsets(body.keys)
-        return protocol.ListCommittedOffsetsOk(in_reply_to=body.msg_id, offsets=offsets), visibility.listing(body.keys)
+        return Answer(protocol.ListCommittedOffsetsOk(in_reply_to=body.msg_id, offsets=offsets), visibility.listing(body.keys))
 
     def payload(self, reply: protocol.Reply) -> Payload:
         return reply.offsets if type(reply) is protocol.ListCommittedOffsetsOk else None
