@@ -143,7 +143,8 @@ MUTATION_RUNNER_core := $(MUTATION_PYTEST) tests/node/test_core.py tests/node/te
 	tests/storage/test_faults.py tests/storage/test_lock_held_elsewhere.py tests/node/test_rpcs.py tests/node/test_bad_input.py
 MUTATION_RUNNER_loop := $(MUTATION_PYTEST) tests/storage/test_reply_waits.py tests/storage/test_faults.py tests/node/test_rpcs.py \
 	tests/node/test_operations.py tests/storage/test_power_cut.py tests/storage/test_fault_injection.py \
-	tests/storage/test_checkpoints.py tests/node/test_idle.py tests/node/test_memory_bounds.py
+	tests/storage/test_checkpoints.py tests/node/test_idle.py tests/node/test_memory_bounds.py tests/storage/test_migrations.py \
+	tests/cluster/test_cluster.py -k 'not pass_the_workload'
 MUTATION_RUNNER_storage := $(MUTATION_PYTEST) tests/node/test_core.py tests/storage tests/node/test_rpcs.py tests/node/test_operations.py \
 	tests/node/test_idle.py
 MUTATION_RUNNER_decoding := $(MUTATION_PYTEST) tests/node/test_core.py tests/node/test_bad_input.py tests/node/test_rpcs.py \
