@@ -19,8 +19,8 @@ from kafka_node.protocol import (
     PeerReplyEnvelope,
     Rejected,
     _PeerReply,
+    carried_text,
 )
-from kafka_node.rpcs import rpc_of
 
 _envelope_decoder = msgspec.json.Decoder(Envelope)
 _cluster_envelope_decoder = msgspec.json.Decoder(ClusterEnvelope)
@@ -86,7 +86,7 @@ def _refused(line: bytes | bytearray, error: ValueError | RecursionError, replie
 
 def _with_utf8_message(envelope: Envelope) -> Envelope | Rejected:
     body = envelope.body
-    text = rpc_of(body).carried_text(body)
+    text = carried_text(body)
     if text is not None and not _is_utf8(text):  # msgspec does not check the bytes of a Raw value
         return Rejected(envelope.src, envelope.dest, body.msg_id, ErrorCode.MALFORMED_REQUEST,
                         "invalid request: `$.body.msg` is not valid UTF-8")

@@ -194,6 +194,12 @@ def message_text(send: Send) -> str:
     return text.replace("\r", " ") if "\r" in text else text
 
 
+def carried_text(body: Request) -> msgspec.Raw | None:
+    """The JSON text a request carries as it came, unparsed (a send's message), if any: the
+    decoder leaves its bytes unchecked, so they are checked for valid UTF-8 on their own."""
+    return body.msg if type(body) is Send else None
+
+
 def json_text(text: bytes) -> msgspec.Raw:
     """JSON text from storage, to be embedded in a reply without decoding and re-encoding."""
     return msgspec.Raw(text)

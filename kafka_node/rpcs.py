@@ -93,10 +93,6 @@ class Rpc(Generic[Body]):
         """For an init, what it tells; None for every request to the log."""
         return None
 
-    def carried_text(self, body: Body) -> msgspec.Raw | None:
-        """JSON text the request carries as it came (to be checked for valid UTF-8), if any."""
-        return None
-
     def keys(self, body: Body) -> Sequence[str]:
         """The keys the request names, in its order (none: it is answered where it arrives)."""
         return ()
@@ -146,9 +142,6 @@ class SendRpc(Rpc[protocol.Send]):
     request = protocol.Send
     writes = True
     in_runs = True
-
-    def carried_text(self, body: protocol.Send) -> msgspec.Raw:
-        return body.msg
 
     def keys(self, body: protocol.Send) -> Sequence[str]:
         return (body.key,)
