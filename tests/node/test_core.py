@@ -203,6 +203,19 @@ def test_a_send_for_a_key_owned_elsewhere_is_applied_by_its_owner_and_answered_b
     assert back.held[0].reply.dest == "c1"
 
 
+def test_every_part_of_a_batch_owned_elsewhere_is_sent_on_and_answered(pair):
+    there = key_owned_by("n1")
+    step = pair["n0"].feed({"type": "send", "key": there, "msg": 1, "msg_id": 2},
+                           {"type": "commit_offsets", "offsets": {there: 0}, "msg_id": 3},
+                           {"type": "send", "key": there, "msg": 2, "msg_id": 4})
+    assert [decoded(sent.body)["type"] for sent in step.forwarded] == ["send", "commit_offsets", "send"]
+    (owner_step,) = [pair["n1"].lines(*(protocol.encode([sent]).rstrip(b"\n") for sent in step.forwarded))]
+    back = pair["n0"].lines(*(protocol.encode([held.reply]).rstrip(b"\n") for held in owner_step.held))
+    assert [(body["in_reply_to"], body["type"]) for body in bodies(back)] == [
+        (2, "send_ok"), (3, "commit_offsets_ok"), (4, "send_ok")]
+    assert [body.get("offset") for body in bodies(back)] == [0, None, 1]
+
+
 def test_a_poll_across_owners_joins_every_owners_messages(pair):
     here, there = key_owned_by("n0"), key_owned_by("n1")
     for node_id, key in (("n0", here), ("n1", there)):
