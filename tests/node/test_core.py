@@ -132,6 +132,7 @@ def test_before_init_every_request_is_refused_definitely_and_nothing_is_stored(t
         assert step.opened is core.storage, "the batch whose init opened the log says so, for its syncs to be heard"
         assert [body["type"] for body in bodies(step)] == ["init_ok", "send_ok"]
         assert bodies(step)[1]["offset"] == 0
+        assert core.feed({"type": "send", "key": "a", "msg": 2, "msg_id": 4}).opened is None, "only that batch says so"
     finally:
         core.close()
 
