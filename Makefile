@@ -138,7 +138,7 @@ MUTATION_cluster := kafka_node/cluster.py
 # own tests in this process (a mutant they kill costs about a second), then the real serve
 # loop in this process, then the console script in a child; -x stops at the first failure.
 # A surviving mutant runs the whole selection, so each is kept to what reaches its part.
-MUTATION_PYTEST := python -m pytest -x -q -p no:cacheprovider -p no:xdist --timeout 120
+MUTATION_PYTEST := python -m pytest -x -q -p no:cacheprovider -p no:xdist --timeout 60
 MUTATION_RUNNER_core := $(MUTATION_PYTEST) tests/node/test_core.py tests/node/test_unsynced.py tests/storage/test_reply_waits.py \
 	tests/storage/test_faults.py tests/storage/test_lock_held_elsewhere.py tests/node/test_rpcs.py tests/node/test_bad_input.py
 MUTATION_RUNNER_loop := $(MUTATION_PYTEST) tests/storage/test_reply_waits.py tests/storage/test_faults.py tests/node/test_rpcs.py \
