@@ -17,7 +17,7 @@ import pytest
 from kafka_node import protocol
 from kafka_node.node import Node, Step
 from kafka_node.rpcs import RPCS, PollLimits
-from kafka_node.storage import Durability, Storage
+from kafka_node.storage import Durability, LogFile, Storage
 
 from support.messages import message
 from support.scripts import PROJECT_ROOT
@@ -95,6 +95,31 @@ def test_a_poll_in_the_same_batch_as_its_sends_sees_them_and_waits_for_their_com
     assert decoded(step.held[1].reply.body)["msgs"] == {"k": [[0, 10]]}
 
 
+def test_reads_and_writes_of_one_batch_are_answered_in_order_in_one_transaction(core):
+    core.feed({"type": "commit_offsets", "offsets": {"b": 3}, "msg_id": 2})
+    core.storage.sync()
+    before = core.storage.log.commits
+    step = core.feed({"type": "list_committed_offsets", "keys": ["b"], "msg_id": 3},
+                     {"type": "send", "key": "a", "msg": 1, "msg_id": 4},
+                     {"type": "send", "key": "a", "msg": 2, "msg_id": 5},
+                     {"type": "commit_offsets", "offsets": {"a": 1}, "msg_id": 6},
+                     {"type": "list_committed_offsets", "keys": ["a"], "msg_id": 7})
+    assert [(body["in_reply_to"], body["type"]) for body in bodies(step)] == [
+        (3, "list_committed_offsets_ok"), (4, "send_ok"), (5, "send_ok"), (6, "commit_offsets_ok"),
+        (7, "list_committed_offsets_ok")]
+    assert core.storage.log.commits == before + 1, "one COMMIT for the batch"
+    # a listing of an offset this transaction committed sees it, and waits for this commit
+    assert (bodies(step)[4]["offsets"], step.held[4].commit) == ({"a": 1}, before + 1)
+    assert step.held[0].commit == 0, "a listing of an offset committed durably earlier waits for nothing"
+
+
+def test_a_poll_in_a_writing_batch_still_reads_below_what_an_earlier_commit_not_yet_durable_sent(core):
+    core.feed({"type": "send", "key": "early", "msg": 1, "msg_id": 2})  # committed, not yet synced
+    step = core.feed({"type": "send", "key": "other", "msg": 2, "msg_id": 3},
+                     {"type": "poll", "offsets": {"early": 0}, "msg_id": 4})
+    assert (decoded(step.held[1].reply.body)["msgs"], step.held[1].commit) == ({}, 0)
+
+
 def test_a_poll_is_bounded_per_key_by_the_poll_limits(tmp_path):
     core = Core(tmp_path, poll_limits=PollLimits(per_key=2))
     try:
@@ -135,6 +160,18 @@ def test_before_init_every_request_is_refused_definitely_and_nothing_is_stored(t
         assert core.feed({"type": "send", "key": "a", "msg": 2, "msg_id": 4}).opened is None, "only that batch says so"
     finally:
         core.close()
+
+
+def test_an_init_whose_log_is_not_ours_is_refused_indefinitely_and_the_node_stops(tmp_path):
+    foreign = apsw.Connection(str(tmp_path / "n0.db"))
+    foreign.execute("CREATE TABLE accounts (id INTEGER PRIMARY KEY)")
+    foreign.close()
+    log_file = LogFile(str(tmp_path / "{node_id}.db"))
+    node = Node(log_file.open)
+    step = node.receive([message({"type": "init", "node_id": "n0", "node_ids": ["n0"], "msg_id": 1})], 0.0)
+    (body,) = bodies(step)
+    assert (body["code"], body["text"].startswith("refusing to start:")) == (13, True)
+    assert node.stopping and node.refused and step.opened is None
 
 
 @pytest.mark.parametrize(("line", "code"), [
@@ -252,6 +289,12 @@ def test_a_part_unanswered_by_its_deadline_fails_a_write_indefinitely_and_a_read
     (held,) = core.node.expire(100.0 + core.node.forward_timeout)
     assert (held.reply.body.code, words in held.reply.body.text) == (code, True)
     assert core.node.next_deadline() is None
+
+
+def test_an_init_again_keeps_the_node_in_its_cluster(pair):
+    pair["n0"].feed({"type": "init", "node_id": "n0", "node_ids": IDS, "msg_id": 5})
+    step = pair["n0"].feed({"type": "send", "key": key_owned_by("n1"), "msg": 1, "msg_id": 6})
+    assert [sent.dest for sent in step.forwarded] == ["n1"]
 
 
 def test_a_late_reply_from_the_owner_is_ignored_once_its_part_has_expired(pair):
