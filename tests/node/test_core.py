@@ -186,6 +186,16 @@ def test_a_bad_request_gets_its_code_and_the_rest_of_the_batch_is_served(core, l
         ("error", code, 5), ("send_ok", None, 6)]
 
 
+def test_a_refusal_names_the_wrong_field_in_our_words(core):
+    (held,) = core.feed({"type": "send", "key": 7, "msg": 1, "msg_id": 5}).held
+    assert "`$.body.key`" in held.reply.body.text
+
+
+def test_a_reply_shaped_line_sent_to_a_single_node_is_an_unsupported_type(core):
+    (held,) = core.feed({"type": "send_ok", "offset": 1, "in_reply_to": 3, "msg_id": 5}).held
+    assert (held.reply.body.code, held.reply.body.in_reply_to) == (10, 5)
+
+
 def test_a_line_that_names_nobody_is_skipped_without_a_reply(core):
     assert core.lines(b"not json", b"   ").held == []
 
@@ -289,6 +299,13 @@ def test_a_part_unanswered_by_its_deadline_fails_a_write_indefinitely_and_a_read
     (held,) = core.node.expire(100.0 + core.node.forward_timeout)
     assert (held.reply.body.code, words in held.reply.body.text) == (code, True)
     assert core.node.next_deadline() is None
+
+
+def test_in_a_cluster_a_malformed_reply_is_never_answered_and_a_malformed_request_is(pair):
+    malformed_reply = message({"type": "send_ok", "in_reply_to": "x", "offset": 0}, "n1", "n0")
+    malformed_request = message({"type": "send", "key": 7, "msg": 1, "msg_id": 5}, "c1", "n0")
+    step = pair["n0"].lines(malformed_reply, malformed_request)
+    assert [(held.reply.dest, held.reply.body.code) for held in step.held] == [("c1", 12)]
 
 
 def test_an_init_again_keeps_the_node_in_its_cluster(pair):
