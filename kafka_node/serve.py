@@ -50,7 +50,7 @@ class ServeLoop:
     they read. In a cluster the loop also wakes when a part sent on reaches its deadline.
     """
 
-    def __init__(self, node: Node, stdin_fd: int = 0, stdout_fd: int = 1) -> None:
+    def __init__(self, node: Node, stdin_fd: int, stdout_fd: int) -> None:
         self.node = node
         self.stdin_fd = stdin_fd
         self._alarm = os.pipe()  # written to (by any thread) to wake the loop and stop it
