@@ -276,6 +276,29 @@ def test_a_poll_across_owners_joins_every_owners_messages(pair):
     assert decoded(back.held[0].reply.body)["msgs"] == {here: [[0, "n0"]], there: [[0, "n1"]]}
 
 
+def test_a_listing_across_owners_joins_every_owners_committed_offsets(pair):
+    here, there = key_owned_by("n0"), key_owned_by("n1")
+    pair["n0"].feed({"type": "commit_offsets", "offsets": {here: 3}, "msg_id": 2})
+    pair["n1"].feed({"type": "commit_offsets", "offsets": {there: 5}, "msg_id": 2})
+    for core in pair.values():
+        core.storage.sync()
+    step = pair["n0"].feed({"type": "list_committed_offsets", "keys": [here, there, "never"], "msg_id": 3})
+    (owner_step,) = relay(step, pair)
+    back = pair["n0"].lines(protocol.encode([owner_step.held[0].reply]).rstrip(b"\n"))
+    assert bodies(back) == [{"type": "list_committed_offsets_ok", "in_reply_to": 3, "offsets": {here: 3, there: 5}}]
+
+
+def test_a_poll_across_owners_where_one_owner_has_nothing_is_one_valid_object(pair):
+    here, there = key_owned_by("n0"), key_owned_by("n1")
+    pair["n0"].feed({"type": "send", "key": here, "msg": 1, "msg_id": 2})
+    pair["n0"].storage.sync()
+    for first, second in (({here: 0}, {there: 0}), ({there: 0}, {here: 0})):
+        step = pair["n0"].feed({"type": "poll", "offsets": {**first, **second}, "msg_id": 3})
+        (owner_step,) = relay(step, pair)
+        back = pair["n0"].lines(protocol.encode([owner_step.held[0].reply]).rstrip(b"\n"))
+        assert decoded(back.held[0].reply.body)["msgs"] == {here: [[0, 1]]}
+
+
 @pytest.mark.parametrize(("body", "code", "words"), [
     ({"type": "send", "msg": 1}, 13, "outcome unknown"),
     ({"type": "commit_offsets", "offsets": {}}, 13, "outcome unknown"),
