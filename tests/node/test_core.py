@@ -331,6 +331,33 @@ def test_in_a_cluster_a_malformed_reply_is_never_answered_and_a_malformed_reques
     assert [(held.reply.dest, held.reply.body.code) for held in step.held] == [("c1", 12)]
 
 
+def test_a_write_its_owner_refused_definitely_is_refused_definitely_with_the_owners_words(pair, tmp_path):
+    holder = apsw.Connection(str(tmp_path / "n1.db"))
+    holder.execute("BEGIN IMMEDIATE")
+    pair["n1"].storage.conn.set_busy_timeout(50)
+    try:
+        step = pair["n0"].feed({"type": "send", "key": key_owned_by("n1"), "msg": 1, "msg_id": 2})
+        (owner_step,) = relay(step, pair)
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    back = pair["n0"].lines(protocol.encode([owner_step.held[0].reply]).rstrip(b"\n"))
+    (body,) = bodies(back)
+    assert (body["code"], body["text"].startswith("storage error, nothing applied")) == (11, True)
+
+
+def test_a_message_is_stored_and_sent_on_without_its_carriage_returns(pair):
+    here, there = key_owned_by("n0"), key_owned_by("n1")
+    raw_cr = '{"src":"c1","dest":"n0","body":{"type":"send","key":"%s","msg":[1,\r2],"msg_id":%d}}'
+    step = pair["n0"].lines(*((raw_cr % (key, i)).encode() for i, key in enumerate((here, there))))
+    assert b"\r" not in protocol.encode(step.forwarded)
+    relay(step, pair)
+    for core, key in ((pair["n0"], here), (pair["n1"], there)):
+        core.storage.sync()
+        (held,) = core.feed({"type": "poll", "offsets": {key: 0}, "msg_id": 9}).held
+        assert b"\r" not in bytes(held.reply.body.msgs) and decoded(held.reply.body)["msgs"] == {key: [[0, [1, 2]]]}
+
+
 def test_an_init_again_keeps_the_node_in_its_cluster(pair):
     pair["n0"].feed({"type": "init", "node_id": "n0", "node_ids": IDS, "msg_id": 5})
     step = pair["n0"].feed({"type": "send", "key": key_owned_by("n1"), "msg": 1, "msg_id": 6})
