@@ -147,7 +147,7 @@ MUTATION_RUNNER_loop := $(MUTATION_PYTEST) tests/storage/test_reply_waits.py tes
 	tests/cluster/test_cluster.py -k 'not pass_the_workload'
 MUTATION_RUNNER_storage := $(MUTATION_PYTEST) tests/node/test_core.py tests/storage tests/node/test_rpcs.py tests/node/test_operations.py \
 	tests/node/test_idle.py
-MUTATION_RUNNER_decoding := $(MUTATION_PYTEST) tests/node/test_core.py tests/node/test_bad_input.py tests/node/test_rpcs.py \
+MUTATION_RUNNER_decoding := $(MUTATION_PYTEST) tests/node/test_framing.py tests/node/test_core.py tests/node/test_bad_input.py tests/node/test_rpcs.py \
 	tests/node/test_properties.py tests/node/test_memory_bounds.py
 MUTATION_RUNNER_cluster := $(MUTATION_PYTEST) tests/node/test_core.py tests/cluster -k 'not pass_the_workload and not partitions'
 
