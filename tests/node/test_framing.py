@@ -38,3 +38,8 @@ def test_a_chunk_over_the_limit_reports_each_long_line_and_keeps_the_short_ones(
 
 def test_a_long_line_arriving_in_many_chunks_without_a_newline_is_reported_once():
     assert split([b"w" * 40, b"w" * 40, b"w" * 40, b"w\nnext\n"], 30) == [Oversized(b"w" * 40), b"next"]
+
+
+@pytest.mark.parametrize("chunks", [[b"a" * 30 + b"\n" + b"b" * 31 + b"\n"], [b"a" * 30, b"\n" + b"b" * 31, b"\n"]])
+def test_a_line_of_exactly_the_limit_is_kept_and_one_byte_more_is_not(chunks):
+    assert split(chunks, 30) == [b"a" * 30, Oversized(b"b" * 31)]
