@@ -34,7 +34,7 @@ class Outbox:
     being held releases them. A write error (the reader went away) is kept in `broken`; it, and
     a failed sync, call `wake`, so that the serve loop stops."""
 
-    def __init__(self, fd: int, wake: Callable[[], None] = lambda: None) -> None:
+    def __init__(self, fd: int, wake: Callable[[], None]) -> None:
         self._fd = fd
         self._wake = wake
         self._lock = threading.Lock()
@@ -78,10 +78,6 @@ class Outbox:
         """Write messages that wait for nothing (requests sent on to other nodes) at once."""
         with self._lock:
             self._write(protocol.encode(messages))
-
-    @property
-    def waiting(self) -> int:
-        return len(self._waiting)
 
     def _write_ready(self) -> None:
         waiting = self._waiting
