@@ -174,6 +174,25 @@ def test_an_init_whose_log_is_not_ours_is_refused_indefinitely_and_the_node_stop
     assert node.stopping and node.refused and step.opened is None
 
 
+@pytest.mark.parametrize("node_id", ["", ".", "..", "a/b", "a\0b"])
+def test_an_init_whose_node_id_cannot_name_its_file_is_refused_and_nothing_is_created(tmp_path, node_id):
+    node = Node(LogFile(str(tmp_path / "{node_id}.db")).open)
+    step = node.receive([message({"type": "init", "node_id": node_id, "node_ids": [node_id], "msg_id": 1})], 0.0)
+    (body,) = bodies(step)
+    assert (body["code"], "cannot be part of a file name" in body["text"]) == (13, True)
+    assert node.stopping and list(tmp_path.iterdir()) == []
+
+
+def test_an_init_opens_the_file_its_node_id_names(tmp_path):
+    log_file = LogFile(str(tmp_path / "{node_id}.db"))
+    try:
+        step = Node(log_file.open).receive([message({"type": "init", "node_id": "n7", "node_ids": ["n7"], "msg_id": 1})], 0.0)
+        assert bodies(step) == [{"type": "init_ok", "in_reply_to": 1}]
+        assert step.opened is log_file.storage and (tmp_path / "n7.db").exists()
+    finally:
+        log_file.close()
+
+
 @pytest.mark.parametrize(("line", "code"), [
     (message({"type": "gossip", "msg_id": 5}), 10),
     (message({"type": "send", "key": 7, "msg": 1, "msg_id": 5}), 12),
