@@ -80,6 +80,7 @@ def test_an_acknowledgement_waits_for_its_commit_and_a_read_for_nothing_durable(
     assert decoded(step.held[0].reply.body)["msgs"] == {}
 
     core.storage.sync()
+    assert not core.storage.has_unsynced_commits, "a batch that wrote nothing is given no sync"
     step = core.feed({"type": "poll", "offsets": {"a": 0}, "msg_id": 7},
                      {"type": "list_committed_offsets", "keys": ["a", "b"], "msg_id": 8})
     assert [held.commit for held in step.held] == [0, 0]
