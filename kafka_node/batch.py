@@ -26,7 +26,8 @@ class _BatchLost(Exception):
         self.error = error
 
 
-def apply(storage: Storage, requests: list[protocol.Envelope], limits: PollLimits, unsynced: Unsynced) -> list[Answer]:
+def apply(storage: Storage, requests: list[protocol.Envelope], limits: PollLimits, unsynced: Unsynced,
+          visible: int | None = None) -> list[Answer]:
     """Each request's answer, in order. Reads alone take no transaction and no lock; a batch
     with writes is one transaction, committed once, in which a poll sees every send before it.
 
@@ -38,19 +39,23 @@ def apply(storage: Storage, requests: list[protocol.Envelope], limits: PollLimit
     answers every request of the transaction at once: nothing applied. If COMMIT fails,
     whether the batch reached the disk is unknown, and after an I/O error the storage is no
     longer trusted.
+
+    `visible`: with replicas, the newest commit every in-sync replica holds; reads see what
+    commits after it wrote as they see what is not yet durable (a poll reads below it).
     """
     log = storage.log
+    durable = storage.durable if visible is None else min(storage.durable, visible)
     writes = sum(rpc_of(request.body).writes for request in requests)
     if not writes:
-        reading = _Reading(unsynced, storage.durable)
+        reading = _Reading(unsynced, durable)
         return [_read(log, request.body, limits, reading) for request in requests]
     try:
         log.begin()
     except StorageError as error:  # the write lock is held elsewhere: the reads need none
-        reading = _Reading(unsynced, storage.durable)
+        reading = _Reading(unsynced, durable)
         return [Answer(errors.storage_failed(error), 0) if rpc_of(request.body).writes
                 else _read(log, request.body, limits, reading) for request in requests]
-    transaction = _Transaction(log, log.commits + 1, limits, unsynced, storage.durable, savepoints=writes > 1)
+    transaction = _Transaction(log, log.commits + 1, limits, unsynced, durable, savepoints=writes > 1)
     try:
         answers = transaction.answers(requests)
     except _BatchLost as lost:
@@ -65,7 +70,7 @@ def apply(storage: Storage, requests: list[protocol.Envelope], limits: PollLimit
         if cache_untrustworthy_after(error):
             storage.distrust()
         return [Answer(errors.commit_failed(error), 0)] * len(requests)
-    unsynced.record(transaction.commit, transaction.written.sent, transaction.written.committed, storage.durable)
+    unsynced.record(transaction.commit, transaction.written.sent, transaction.written.committed, durable)
     return answers
 
 

@@ -9,7 +9,7 @@ import os
 import sys
 
 from kafka_node import __version__, argtypes, cluster, framing, serve
-from kafka_node.node import Node
+from kafka_node.node import Node, Replication
 from kafka_node.rpcs import PollLimits
 from kafka_node.storage import (
     NODE_ID_PLACEHOLDER,
@@ -133,6 +133,28 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         ),
     )
     parser.add_argument(
+        "--replication-factor",
+        type=argtypes.positive_int,
+        default=3,
+        metavar="N",
+        help=(
+            "on several nodes, how many nodes hold each key (default: 3, at most the number of "
+            "nodes): a leader and followers, with the leadership kept in Maelstrom's lin-kv "
+            "service; 1 keeps one copy per key on the node that owns it, with no lin-kv"
+        ),
+    )
+    parser.add_argument(
+        "--min-insync",
+        type=argtypes.positive_int,
+        default=2,
+        metavar="N",
+        help=(
+            "how many replicas (the leader included) must be in sync for a write to be applied "
+            "(default: 2, at most the replication factor): an acknowledged send or commit then "
+            "survives the loss of any one node and its disk; fewer in sync, writes get error 11"
+        ),
+    )
+    parser.add_argument(
         "--log-level",
         choices=["debug", "info", "warning", "error"],
         default="info",
@@ -169,7 +191,8 @@ def main(argv: list[str] | None = None) -> int:
             except StorageError as error:
                 logger.error("cannot open the log: %s", describe(error))
                 return EXIT_FAILED
-        node = Node(log_file.open, limits, args.max_batch, args.max_line_bytes, args.forward_timeout)
+        node = Node(log_file.open, limits, args.max_batch, args.max_line_bytes, args.forward_timeout,
+                    Replication(args.replication_factor, args.min_insync))
         try:
             return serve.serve(node)
         except BrokenPipeError:

@@ -8,7 +8,7 @@ import itertools
 import logging
 import random
 import zlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, NamedTuple
 
 from kafka_node import errors, protocol
@@ -31,11 +31,13 @@ def owner_of(key: str, node_ids: Sequence[str]) -> str:
 
 
 class Cluster:
-    """The nodes named by `init`, and which of them owns each key."""
+    """The nodes named by `init`, and which of them owns each key: with one copy per key, the
+    node `owner_of` names; with replicas, the leader of the key's partition (`leader_of`)."""
 
     def __init__(self, node_id: str, node_ids: Iterable[str]) -> None:
         self.node_id = node_id
         self.node_ids = sorted(set(node_ids))
+        self.leader_of: Callable[[str], str | None] | None = None
         self._members = frozenset(self.node_ids)
         if node_id not in self._members:
             logger.warning("init names %s, which is not among its node_ids %s: every key is another node's",
@@ -45,6 +47,9 @@ class Cluster:
         return node_id in self._members
 
     def owner(self, key: str) -> str:
+        """The node that applies requests naming `key` ("" while its partition has no leader known)."""
+        if self.leader_of is not None:
+            return self.leader_of(key) or ""
         return owner_of(key, self.node_ids)
 
     def parts(self, body: protocol.Request) -> dict[str, protocol.Request]:
@@ -57,6 +62,10 @@ class Cluster:
         if len(keys) == 1:
             return dict.fromkeys(keys, body)
         return {owner: rpc.part(body, part) for owner, part in keys.items()}
+
+
+class Unroutable(Exception):
+    """A request names a key whose partition has no leader known now: nothing was sent on."""
 
 
 class Routed(NamedTuple):
@@ -145,6 +154,8 @@ class Forwarding:
         owns every key it names; None when it owns none) and the parts to send on."""
         node_id = self.cluster.node_id
         asked = self.cluster.parts(request.body)
+        if "" in asked:
+            raise Unroutable("no leader is known for a partition of its keys; try again")
         if asked.keys() <= {node_id}:
             return request, []
         gather = _Gather(request, asked)
@@ -180,6 +191,9 @@ class Forwarding:
             else:
                 try:
                     part, sent = self.route(request, now)
+                except Unroutable as error:
+                    unroutable.append((request, NothingApplied(f"not applied: {error}")))
+                    continue
                 except Exception as error:  # never foreseen: answer it, never crash
                     logger.exception("unexpected failure while forwarding a request")
                     unroutable.append((request, errors.unforeseen(error)))

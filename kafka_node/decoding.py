@@ -9,6 +9,7 @@ from typing import Annotated, Any, get_args, get_origin
 
 import msgspec
 
+from kafka_node.replication import wire
 from kafka_node.protocol import (
     MAX_OFFSET,
     PEER_REPLY_TYPES,
@@ -21,6 +22,10 @@ from kafka_node.protocol import (
     _PeerReply,
     carried_text,
 )
+
+_REPLICA_TYPES = (*wire.REPLICA_MESSAGE_TYPES, wire.KvReadOk, wire.KvCasOk)
+#: Replicas' messages and lin-kv's replies are never answered: a malformed one is only logged.
+_REPLICA_TAGS = frozenset(cls.__struct_config__.tag for cls in _REPLICA_TYPES)
 
 _envelope_decoder = msgspec.json.Decoder(Envelope)
 _cluster_envelope_decoder = msgspec.json.Decoder(ClusterEnvelope)
@@ -63,10 +68,11 @@ def decode(line: bytes | bytearray) -> Envelope | Rejected:
     return _with_utf8_message(envelope)
 
 
-def decode_in_cluster(line: bytes | bytearray) -> Envelope | PeerReplyEnvelope | Rejected:
-    """Decode one line of a node in a cluster: a request, or a reply from another node to a
-    request it was forwarded. A line shaped like a reply is never answered, even when it is
-    malformed, so that two nodes never trade errors about each other's replies."""
+def decode_in_cluster(line: bytes | bytearray) -> Envelope | PeerReplyEnvelope | wire.ReplicaEnvelope | Rejected:
+    """Decode one line of a node in a cluster: a request, a reply from another node to a
+    request it was forwarded, or a replica's message (or lin-kv's reply). A line shaped like
+    a reply is never answered, even when it is malformed, so that two nodes never trade
+    errors about each other's replies."""
     try:
         decoded = _cluster_envelope_decoder.decode(line)
     except (ValueError, RecursionError) as error:
@@ -74,6 +80,8 @@ def decode_in_cluster(line: bytes | bytearray) -> Envelope | PeerReplyEnvelope |
     body = decoded.body
     if isinstance(body, _PeerReply):
         return PeerReplyEnvelope(decoded.src, body)
+    if isinstance(body, _REPLICA_TYPES):
+        return wire.ReplicaEnvelope(decoded.src, body)
     return _with_utf8_message(Envelope(decoded.src, decoded.dest, body))
 
 
@@ -154,7 +162,7 @@ def refusal(line: bytes | bytearray, reason: str, replies_known: bool = False) -
     request_type = _string(body.type)
     if request_type is None:
         return Rejected(src, dest, msg_id, ErrorCode.MALFORMED_REQUEST, "`$.body.type` must be a string")
-    if replies_known and request_type in PEER_REPLY_TYPES:
+    if replies_known and (request_type in PEER_REPLY_TYPES or request_type in _REPLICA_TAGS):
         return Rejected(None, dest, None, ErrorCode.MALFORMED_REQUEST, f"ignored a malformed reply from {src}: {reason}")
     if request_type not in REQUEST_TYPES:
         return Rejected(src, dest, msg_id, ErrorCode.NOT_SUPPORTED, f"unsupported message type {request_type!r}")

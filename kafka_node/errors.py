@@ -74,3 +74,11 @@ def lost_in_sync(reply: protocol.Outgoing) -> protocol.Outgoing:
     reports is on disk is unknown."""
     failure = OutcomeUnknown("sync failed, outcome unknown")
     return protocol.Outgoing(src=reply.src, dest=reply.dest, body=error_reply(reply.body.in_reply_to, failure))
+
+
+def not_replicated(reply: protocol.Outgoing) -> protocol.Outgoing:
+    """What is sent in place of `reply` when the in-sync set did not come to hold the commit it
+    waited for (in time, or before this node stopped leading): the write is in this node's log
+    and may still be on other replicas, so whether it stays is unknown."""
+    failure = OutcomeUnknown("not held by every in-sync replica in time; outcome unknown")
+    return protocol.Outgoing(src=reply.src, dest=reply.dest, body=error_reply(reply.body.in_reply_to, failure))

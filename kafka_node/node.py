@@ -10,14 +10,17 @@ from typing import NamedTuple
 from kafka_node import batch, cluster, decoding, errors, framing, protocol
 from kafka_node.errors import Failure, NothingApplied, OutcomeUnknown
 from kafka_node.outbox import Held
-from kafka_node.rpcs import Answer, Membership, PollLimits, rpc_of
+from kafka_node.replication import wire
+from kafka_node.replication.placement import Placement
+from kafka_node.replication.replicator import Replicator
+from kafka_node.rpcs import Answer, Membership, PollLimits, Written, rpc_of
 from kafka_node.storage import Storage, StorageError, UnusableDatabase
 from kafka_node.unsynced import Unsynced
 
 logger = logging.getLogger(__name__)
 
 Request = protocol.Envelope | protocol.Rejected
-Decoded = Request | protocol.PeerReplyEnvelope
+Decoded = Request | protocol.PeerReplyEnvelope | wire.ReplicaEnvelope
 
 #: Gives the open log of the node with this id (the runner opens it, at start-up or now);
 #: raises UnusableDatabase or StorageError if it cannot.
@@ -25,20 +28,30 @@ StorageFor = Callable[[str], Storage]
 
 
 class Step(NamedTuple):
-    """What one batch of input gives: replies for the outbox, requests to send on now, and the
-    log if this batch's init opened it (the runner then listens to its syncs)."""
+    """What one batch of input gives: replies for the outbox, messages to send other nodes now
+    (requests sent on, replicas' messages, calls to lin-kv), and the log if this batch's init
+    opened it (the runner then listens to its syncs)."""
 
     held: list[Held]
-    forwarded: list[protocol.Forwarded]
+    forwarded: list[protocol.Forwarded | wire.Sent]
     opened: Storage | None = None
+
+
+class Replication(NamedTuple):
+    """How many replicas each key has on several nodes, and how many must hold a write."""
+
+    factor: int = 3
+    min_insync: int = 2
 
 
 class Node:
     """One kafka-node serving Maelstrom requests against the log `storage_for` gives at init."""
 
     def __init__(self, storage_for: StorageFor, poll_limits: PollLimits | None = None, max_batch: int | None = None,
-                 max_line_bytes: int = framing.DEFAULT_MAX_LINE_BYTES, forward_timeout: float = cluster.FORWARD_TIMEOUT) -> None:
+                 max_line_bytes: int = framing.DEFAULT_MAX_LINE_BYTES, forward_timeout: float = cluster.FORWARD_TIMEOUT,
+                 replication: Replication | None = None) -> None:
         self.storage_for = storage_for
+        self.replication = replication or Replication()
         self.poll_limits = poll_limits or PollLimits()
         self.max_batch = max_batch
         self.max_line_bytes = max_line_bytes
@@ -48,6 +61,9 @@ class Node:
         self.refused = False  # init could not open the log: stop, exit status 2
         # Once init names several nodes: the parts of requests owned elsewhere, in flight.
         self.forwarding: cluster.Forwarding | None = None
+        # Once init names several nodes and each key has several replicas: this node's part in that.
+        self.replicator: Replicator | None = None
+        self._replicating: list[Held] = []  # replies waiting for the in-sync set to hold their commit
         self._unsynced = Unsynced()
 
     @property
@@ -71,9 +87,10 @@ class Node:
         for at, request in enumerate(decoded):
             if type(request) is protocol.Envelope and (membership := rpc_of(request.body).membership(request.body)):
                 self._answer(decoded[after_init:at], step, now)
-                step.held.append(self._held(request, self._init(request.body.msg_id, membership), 0))
+                step.held.append(self._held(request, self._init(request.body.msg_id, membership, step, now), 0))
                 after_init = at + 1
         self._answer(decoded[after_init:] if after_init else decoded, step, now)
+        self._release(step)
         return step._replace(opened=self.storage) if self.storage is not had_storage else step
 
     def _decode(self, line: framing.Line | framing.Oversized) -> Decoded:
@@ -89,30 +106,74 @@ class Node:
         on first, and other nodes' replies settle the parts they answer."""
         if not decoded:
             return
+        if self.replicator is not None:
+            decoded = self._replicas_first(decoded, step, now)
         forwarding = self.forwarding
+        held: list[Held] = []
         if forwarding is None:
             local: Sequence[Request] = decoded  # type: ignore[assignment]  # peer replies come only in a cluster
         else:
-            local, forwarded, completed, unroutable = forwarding.route_batch(decoded, now)
+            local, forwarded, completed, unroutable = forwarding.route_batch(decoded, now)  # type: ignore[arg-type]
             step.forwarded.extend(forwarded)
-            step.held.extend(completed)
-            step.held.extend(self._held(request, failure, 0) for request, failure in unroutable)
-        for request, answer in zip(local, self._answers(local), strict=True):
+            held.extend(completed)
+            held.extend(self._held(request, failure, 0) for request, failure in unroutable)
+        for request, answer in zip(local, self._answers(local, step, now), strict=True):
             if answer is None:  # a line that names nobody to answer
                 continue
             if forwarding is not None and type(request) is protocol.Envelope and forwarding.is_part(request):
                 if (done := forwarding.settle_local(request, *answer)) is not None:
-                    step.held.append(done)
+                    held.append(done)
             else:
-                step.held.append(self._held(request, *answer))
+                held.append(self._held(request, *answer))
+        if self.replicator is None:
+            step.held.extend(held)
+        else:  # what waits for a commit waits for the in-sync set to hold it too
+            step.held.extend(entry for entry in held if not entry.commit)
+            self._replicating.extend(entry for entry in held if entry.commit)
 
-    def _answers(self, requests: Sequence[Request]) -> list[Answer | None]:
+    def _replicas_first(self, decoded: list[Decoded], step: Step, now: float) -> list[Decoded]:
+        """Hand replicas' messages and lin-kv's replies to the replicator before the requests
+        around them are routed (they may change who leads); the rest, in order."""
+        assert self.replicator is not None
+        mine = [d for d in decoded if isinstance(d, wire.ReplicaEnvelope)
+                or (isinstance(d, protocol.PeerReplyEnvelope) and d.src == wire.LIN_KV)]
+        if not mine:
+            return decoded
+        acknowledgements, sent = self.replicator.receive(mine, now)
+        step.held.extend(Held(message, commit) for message, commit in acknowledgements)  # type: ignore[arg-type]
+        step.forwarded.extend(sent)
+        return [d for d in decoded if not (isinstance(d, wire.ReplicaEnvelope)
+                                           or (isinstance(d, protocol.PeerReplyEnvelope) and d.src == wire.LIN_KV))]
+
+    def _release(self, step: Step) -> None:
+        """Move to the outbox the replies whose commit the in-sync set now holds, and answer
+        those whose commit it was given up on with an unknown outcome."""
+        replicator = self.replicator
+        if replicator is None or not self._replicating:
+            if replicator is not None:
+                replicator.take_failed()
+            return
+        failed = set(replicator.take_failed())
+        released = replicator.released()
+        waiting = []
+        for entry in self._replicating:
+            if entry.commit in failed:
+                step.held.append(Held(errors.not_replicated(entry.reply), entry.commit))
+            elif entry.commit <= released:
+                step.held.append(entry)
+            else:
+                waiting.append(entry)
+        self._replicating = waiting
+
+    def _answers(self, requests: Sequence[Request], step: Step, now: float) -> list[Answer | None]:
         """Each request's answer (None: nobody to answer)."""
         storage = self.storage
         if self.node_id is None or storage is None:
             return [self._refusal(request) if isinstance(request, protocol.Rejected) else
                     Answer(NothingApplied("node not initialised yet: send init first"), 0)
                     for request in requests]
+        if self.replicator is not None:
+            return self._answers_led(requests, storage, step, now)
         stored = [request for request in requests if type(request) is protocol.Envelope]
         if len(stored) == len(requests):  # no line was refused: the usual batch
             return self._applied(storage, stored)  # type: ignore[return-value]  # a list of its subtype
@@ -120,7 +181,30 @@ class Node:
         return [self._refusal(request) if isinstance(request, protocol.Rejected) else next(applied)
                 for request in requests]
 
-    def _applied(self, storage: Storage, requests: list[protocol.Envelope]) -> list[Answer]:
+    def _answers_led(self, requests: Sequence[Request], storage: Storage, step: Step, now: float) -> list[Answer | None]:
+        """With replicas: a request is applied only by the leader of its keys' partitions (in
+        sync enough to write); what it writes is stamped with its batch, and sent to followers."""
+        replicator = self.replicator
+        assert replicator is not None
+        refused: dict[int, Answer] = {}
+        for at, request in enumerate(requests):
+            if type(request) is protocol.Envelope:
+                rpc = rpc_of(request.body)
+                if (reason := replicator.refusal(rpc.keys(request.body), rpc.writes)) is not None:
+                    refused[at] = Answer(NothingApplied(f"not applied: {reason}"), 0)
+        stored = [r for at, r in enumerate(requests) if type(r) is protocol.Envelope and at not in refused]
+        storage.log.stamp = replicator.stamp
+        try:
+            applied_answers = self._applied(storage, stored, min(storage.durable, replicator.released()))
+        finally:
+            storage.log.stamp = None
+        for commit, written in _writes_by_commit(stored, applied_answers).items():
+            step.forwarded.extend(replicator.wrote(commit, written.sent, written.committed, now))
+        applied = iter(applied_answers)
+        return [refused[at] if at in refused else self._refusal(request) if isinstance(request, protocol.Rejected)
+                else next(applied) for at, request in enumerate(requests)]
+
+    def _applied(self, storage: Storage, requests: list[protocol.Envelope], visible: int | None = None) -> list[Answer]:
         """The answers of requests to the log, in transactions of at most --max-batch requests;
         none once the file is untrusted (a COMMIT or sync of this read failed)."""
         answers: list[Answer] = []
@@ -131,7 +215,7 @@ class Node:
                 stopping = NothingApplied("not applied: the node is stopping after a failed COMMIT or sync")
                 answers += [Answer(stopping, 0)] * len(chunk)
             else:
-                answers += batch.apply(storage, chunk, self.poll_limits, self._unsynced)
+                answers += batch.apply(storage, chunk, self.poll_limits, self._unsynced, visible)
         return answers
 
     def _refusal(self, request: protocol.Rejected) -> Answer | None:
@@ -143,7 +227,7 @@ class Node:
 
     # --- init -----------------------------------------------------------------------------
 
-    def _init(self, msg_id: int | None, membership: Membership) -> protocol.Reply | Failure:
+    def _init(self, msg_id: int | None, membership: Membership, step: Step, now: float) -> protocol.Reply | Failure:
         if self.storage is None:
             try:
                 self.storage = self.storage_for(membership.node_id)
@@ -154,6 +238,13 @@ class Node:
         self.node_id = membership.node_id
         if len(set(membership.node_ids)) > 1 or self.forwarding is not None:
             members = cluster.Cluster(membership.node_id, membership.node_ids)
+            factor = min(self.replication.factor, len(members.node_ids))
+            if factor > 1 and self.replicator is None and membership.node_id in members.node_ids:
+                placement = Placement(members.node_ids, factor, min(self.replication.min_insync, factor))
+                self.replicator = Replicator(membership.node_id, placement, self.storage, now)
+                step.forwarded.extend(self.replicator.start(now))
+            if self.replicator is not None:
+                members.leader_of = self.replicator.leader_of
             if self.forwarding is None:
                 self.forwarding = cluster.Forwarding(members, self.forward_timeout)
             else:  # parts in flight are still answered through the same table
@@ -167,13 +258,27 @@ class Node:
         """The replies of requests whose parts sent on were not answered by `now`."""
         return self.forwarding.expire(now) if self.forwarding is not None else []
 
+    def tick(self, now: float) -> Step:
+        """What replication's timers give at `now`: heartbeats, catch-ups, elections, changes
+        to in-sync sets, and the replies whose commit the in-sync set now holds (or gave up on)."""
+        step = Step([], [])
+        if self.replicator is not None:
+            step.forwarded.extend(self.replicator.tick(now))
+            self._release(step)
+        return step
+
     def abandon_forwarded(self) -> list[Held]:
         """The replies of every request still waiting for other nodes: no reply can come now."""
         return self.forwarding.abandon("the node stopped first") if self.forwarding is not None else []
 
     def next_deadline(self) -> float | None:
-        """When the oldest part sent on times out (in the time `receive` is given), if any is in flight."""
-        return self.forwarding.next_deadline() if self.forwarding is not None else None
+        """When the oldest part sent on times out, or replication's timers are next due (in the
+        time `receive` is given), if either is."""
+        forward = self.forwarding.next_deadline() if self.forwarding is not None else None
+        if self.replicator is None:
+            return forward
+        tick = self.replicator.next_tick()
+        return tick if forward is None else min(forward, tick)
 
     def _held(self, request: Request, reply: protocol.Reply | Failure, commit: int) -> Held:
         """The reply to `request`, addressed, waiting for `commit`."""
@@ -182,3 +287,13 @@ class Node:
         msg_id = request.msg_id if isinstance(request, protocol.Rejected) else request.body.msg_id
         body = errors.error_reply(msg_id, reply) if isinstance(reply, Failure) else reply
         return Held(protocol.Outgoing(src=self.node_id or request.dest or "", dest=src, body=body), commit)
+
+
+def _writes_by_commit(requests: list[protocol.Envelope], answers: list[Answer]) -> dict[int, Written]:
+    """What each commit's applied writes changed."""
+    writes: dict[int, Written] = {}
+    for request, answer in zip(requests, answers, strict=True):
+        rpc = rpc_of(request.body)
+        if rpc.writes and answer.commit and not isinstance(answer.reply, Failure):
+            rpc.remember(writes.setdefault(answer.commit, Written()), request.body, answer.reply)
+    return writes

@@ -10,6 +10,8 @@ from typing import Annotated, NamedTuple, get_args
 
 import msgspec
 
+from kafka_node.replication import wire
+
 #: Offsets above this are refused, so that offset + poll limit never overflows SQLite's int64.
 MAX_OFFSET = 2**62
 
@@ -164,11 +166,12 @@ class PeerReplyEnvelope(msgspec.Struct):
 
 
 class ClusterEnvelope(msgspec.Struct):
-    """What a node in a cluster reads: a request, or another node's reply to one it sent on."""
+    """What a node in a cluster reads: a request, another node's reply to one it sent on, a
+    replica's message, or lin-kv's reply (`replication.wire`)."""
 
     src: str
     dest: str
-    body: Request | PeerReply
+    body: Request | PeerReply | wire.ReplicaMessage | wire.KvReply
 
 
 class Rejected(NamedTuple):

@@ -74,6 +74,7 @@ class ServeLoop:
                     break
                 if chunk is None:  # woken by a deadline
                     self._expire_forwards(check_input=False)
+                    self._tick()
                     continue
                 batch = lines.feed(chunk) if chunk else lines.end()
                 if batch:
@@ -81,6 +82,7 @@ class ServeLoop:
                     if self.node.stopping or self.outbox.broken is not None:
                         break
                 self._expire_forwards(check_input=True)  # after every read: a long line may still stream in
+                self._tick()
                 if not chunk:
                     break
         finally:
@@ -137,6 +139,17 @@ class ServeLoop:
             now -= EXPIRY_GRACE
         if held := self.node.expire(now):
             self.outbox.hold(held)
+
+    def _tick(self) -> None:
+        """Replication's timers, when due: messages to send, replies the in-sync set released."""
+        deadline = self.node.next_deadline()
+        if deadline is None or deadline > time.monotonic():
+            return
+        step = self.node.tick(time.monotonic())
+        if step.forwarded:
+            self.outbox.send(step.forwarded)
+        if step.held:
+            self.outbox.hold(step.held)
 
     def _finish(self) -> None:
         """Write every reply still held once its commit is durable (or failed); answer the

@@ -4,7 +4,7 @@ an offset, committing offsets and listing them, and the transactions and savepoi
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 
 import apsw
 import msgspec
@@ -34,6 +34,9 @@ class Log:
     def __init__(self, conn: apsw.Connection) -> None:
         self.conn = conn
         self.commits = 0
+        #: On a partition's leader, while a transaction is open: each key's (partition, batch,
+        #: epoch), stored with every message sent to it (see `replica.ReplicaLog`); else None.
+        self.stamp: Callable[[str], tuple[int, int, int]] | None = None
 
     # --- transactions ---------------------------------------------------------------
 
@@ -134,7 +137,12 @@ class Log:
             next_free[key] = offset + 1
             offsets.append(offset)
             rows.append((key, offset, msg))
-        self.conn.executemany("INSERT INTO messages (key, log_offset, msg) VALUES (?, ?, ?)", rows)
+        if self.stamp is None:
+            self.conn.executemany("INSERT INTO messages (key, log_offset, msg) VALUES (?, ?, ?)", rows)
+        else:
+            stamp = self.stamp
+            self.conn.executemany("INSERT INTO messages (key, log_offset, msg, part, seq, epoch) VALUES (?, ?, ?, ?, ?, ?)",
+                                  [(*row, *stamp(row[0])) for row in rows])
         return offsets
 
     def read_from(self, offsets: Mapping[str, int], limit_per_key: int, max_bytes: int,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 from collections.abc import Callable
 from types import TracebackType
 
@@ -13,6 +14,7 @@ import apsw
 from kafka_node.storage import opening
 from kafka_node.storage.log import Log
 from kafka_node.storage.opening import NODE_ID_PLACEHOLDER, Durability
+from kafka_node.storage.replica import ReplicaLog
 from kafka_node.storage.wal import Checkpointer, WalSyncer
 
 logger = logging.getLogger("kafka_node.storage")
@@ -25,6 +27,8 @@ class Storage:
     def __init__(self, conn: apsw.Connection, path: str, schema_version: int, durability: Durability,
                  vfs: str | None = None) -> None:
         self.log = Log(conn)
+        self.replica = ReplicaLog(conn)
+        self.created = False  # whether opening created the file (a node that lost its disk starts so)
         self.schema_version = schema_version
         self._untrusted = False
         self._checkpointer = Checkpointer(opening.connect_checkpointer(path, durability, vfs), lambda: self.untrusted)
@@ -38,8 +42,10 @@ class Storage:
 
         `vfs` names a registered SQLite VFS to use instead of the default one (the fault
         tests wrap the real VFS to make writes and fsyncs fail)."""
+        existed = os.path.exists(path)
         conn, version = opening.connect(path, durability, vfs)
         storage = cls(conn, path, version, durability, vfs)
+        storage.created = not existed
         storage.log.commits = 1  # what the migrations (if any) committed
         try:
             storage.sync()

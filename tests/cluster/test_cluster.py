@@ -35,8 +35,9 @@ def key_owned_by(node_id: str, node_ids: list[str] = IDS, skip: int = 0) -> str:
 
 
 class Cluster:
-    """Our nodes, each on its own file `{node_id}.db` in one directory; messages between them
-    go only when the test relays them."""
+    """Our nodes, each on its own file `{node_id}.db` in one directory, with one copy per key
+    (routing is what these tests look at; replication's own are in test_replication); messages
+    between them go only when the test relays them."""
 
     def __init__(self, tmp_path: Path, *flags: str, node_ids: list[str] = IDS) -> None:
         self.tmp_path = tmp_path
@@ -48,7 +49,7 @@ class Cluster:
             self.start(node_id)
 
     def start(self, node_id: str) -> NodeChild:
-        node = NodeChild(["--db", str(self.tmp_path / "{node_id}.db"), *self.flags],
+        node = NodeChild(["--db", str(self.tmp_path / "{node_id}.db"), "--replication-factor", "1", *self.flags],
                            self.tmp_path / f"{node_id}-{len(self.nodes)}.stderr")
         self.nodes[node_id] = node
         init = self.ask(node_id, {"type": "init", "node_id": node_id, "node_ids": self.node_ids})

@@ -1,0 +1,121 @@
+"""The statements a replicated partition needs beyond the log's own: where a partition's log ends,
+which epoch wrote a batch, what follows a batch (for a replica catching up), and truncation."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from typing import NamedTuple
+
+import apsw
+import msgspec
+
+#: A batch's place in its partition's log: its sequence number and the leader epoch that wrote
+#: it. (0, 0) is the empty log, which every replica holds.
+EMPTY = (0, 0)
+
+
+class Entry(NamedTuple):
+    """One replicated message: its key and offset, its batch and epoch, its JSON text."""
+
+    key: str
+    offset: int
+    seq: int
+    epoch: int
+    msg: str
+
+
+class ReplicaLog:
+    """A partition's batches on one connection: the log's messages, seen by batch."""
+
+    def __init__(self, conn: apsw.Connection) -> None:
+        self.conn = conn
+
+    def last_batch(self, part: int) -> tuple[int, int]:
+        """(seq, epoch) of the partition's last batch here; EMPTY if it has none."""
+        row = self.conn.execute(
+            "SELECT seq, epoch FROM messages WHERE part = ? AND seq IS NOT NULL ORDER BY seq DESC LIMIT 1",
+            (part,)).fetchone()
+        return (row[0], row[1]) if row else EMPTY
+
+    def epoch_of(self, part: int, seq: int) -> int | None:
+        """The epoch of batch `seq` here (0 for seq 0); None if this replica lacks it."""
+        if seq == 0:
+            return 0
+        row = self.conn.execute(
+            "SELECT epoch FROM messages WHERE part = ? AND seq = ? LIMIT 1", (part, seq)).fetchone()
+        return row[0] if row else None
+
+    def end_of_epoch(self, part: int, epoch: int) -> int:
+        """The last batch written in `epoch` or before it (Kafka's end offset for a leader
+        epoch, KIP-101): a replica whose log diverges from this one truncates there."""
+        row = self.conn.execute(
+            "SELECT max(seq) FROM messages WHERE part = ? AND seq IS NOT NULL AND epoch <= ?",
+            (part, epoch)).fetchone()
+        return row[0] or 0
+
+    def batches_after(self, part: int, seq: int, limit: int) -> list[Entry]:
+        """Whole batches after `seq`, oldest first, stopping after the batch in which the
+        `limit`-th message falls."""
+        rows = self.conn.execute(
+            """
+            SELECT key, log_offset, seq, epoch, msg FROM messages
+            WHERE part = ? AND seq > ? AND seq <= coalesce(
+                (SELECT seq FROM messages WHERE part = ? AND seq > ? ORDER BY seq LIMIT 1 OFFSET ?), 1 << 62)
+            ORDER BY seq, key, log_offset
+            """,
+            (part, seq, part, seq, max(0, limit - 1)))
+        return [Entry(*row) for row in rows]
+
+    def batch(self, part: int, seq: int) -> list[Entry]:
+        """The messages of one batch, in key and offset order."""
+        rows = self.conn.execute(
+            "SELECT key, log_offset, seq, epoch, msg FROM messages WHERE part = ? AND seq = ? ORDER BY key, log_offset",
+            (part, seq))
+        return [Entry(*row) for row in rows]
+
+    def append(self, part: int, entries: Sequence[Entry]) -> None:
+        """Store a leader's messages at the offsets it gave them; each key's next offset moves
+        past the last. The caller has checked that each follows its key's log."""
+        if not entries:
+            return
+        self.conn.executemany(
+            "INSERT INTO messages (key, log_offset, msg, part, seq, epoch) VALUES (?, ?, ?, ?, ?, ?)",
+            [(e.key, e.offset, e.msg, part, e.seq, e.epoch) for e in entries])
+        ends: dict[str, int] = {}
+        for entry in entries:
+            ends[entry.key] = max(ends.get(entry.key, 0), entry.offset + 1)
+        self.conn.executemany(
+            """
+            INSERT INTO log_keys (key, next_offset) VALUES (?, ?)
+            ON CONFLICT (key) DO UPDATE SET next_offset = max(next_offset, excluded.next_offset)
+            """,
+            ends.items())
+
+    def truncate_after(self, part: int, seq: int) -> int:
+        """Delete every batch of the partition after `seq`; each key's next offset goes back
+        to just past what is left of it. How many messages were deleted."""
+        keys = [row[0] for row in self.conn.execute(
+            "DELETE FROM messages WHERE part = ? AND seq > ? RETURNING key", (part, seq))]
+        if keys:
+            self.conn.executemany(
+                """
+                UPDATE log_keys SET next_offset =
+                    (SELECT coalesce(max(log_offset) + 1, 0) FROM messages WHERE messages.key = log_keys.key)
+                WHERE key = ?
+                """,
+                [(key,) for key in set(keys)])
+        return len(keys)
+
+    def next_offsets(self, keys: Iterable[str]) -> dict[str, int]:
+        """The next offset of each named key (0 for a key never written)."""
+        keys = list(keys)
+        rows = self.conn.execute(
+            "SELECT key, next_offset FROM log_keys WHERE key IN (SELECT value FROM json_each(?))",
+            (msgspec.json.encode(keys).decode(),))
+        found = dict(rows)
+        return {key: found.get(key, 0) for key in keys}
+
+    def committed_in(self, belongs: Callable[[str], bool]) -> dict[str, int]:
+        """Every committed offset of the keys for which `belongs` is true."""
+        rows = self.conn.execute("SELECT key, committed_offset FROM log_keys WHERE committed_offset IS NOT NULL")
+        return {key: offset for key, offset in rows if belongs(key)}
