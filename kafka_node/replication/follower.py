@@ -15,8 +15,8 @@ logger = logging.getLogger(__name__)
 
 class FollowerPartition:
     """One partition followed by this node: the leader and epoch it follows, and what of this
-    epoch it has applied. `fenced`: this replica is trying to lead the next epoch, and takes
-    nothing more from the current one."""
+    epoch it has applied. `electing`: this replica stopped hearing its leader and asked lin-kv
+    whether it may lead the next epoch (what it takes meanwhile is in its log when it does)."""
 
     def __init__(self, part: int, leader: str | None, epoch: int, now: float) -> None:
         self.part = part
@@ -25,21 +25,22 @@ class FollowerPartition:
         self.applied = 0  # the `covers` of the last message applied in this epoch
         self.synced = False  # a whole message of this epoch was applied: live batches may follow it
         self.heard = now  # when the leader was last heard from
-        self.fenced = False
+        self.electing = False
 
     def follow(self, leader: str | None, epoch: int, now: float) -> None:
         """Follow `leader` from `epoch` on (a newer epoch than known)."""
         if epoch > self.epoch or leader != self.leader:
-            self.leader, self.epoch, self.applied, self.fenced, self.synced = leader, max(epoch, self.epoch), 0, False, False
+            self.leader, self.epoch, self.applied, self.electing, self.synced = leader, max(epoch, self.epoch), 0, False, False
         self.heard = now
 
     def apply(self, src: str, body: Replicate, log: Log, replica: ReplicaLog, now: float) -> ReplicateOk | ReplicateRefused:
         """Store the leader's message inside the open transaction, if it follows this log."""
-        if body.epoch < self.epoch or (self.fenced and body.epoch <= self.epoch):
+        if body.epoch < self.epoch:
             return ReplicateRefused(part=self.part, epoch=self.epoch, covers=body.covers, stale=True)
         if body.epoch > self.epoch or src != self.leader:
             self.follow(src, body.epoch, now)
         self.heard = now
+        self.electing = False  # the leader lives
         if self.synced and 0 < body.covers <= self.applied:
             return ReplicateOk(part=self.part, epoch=self.epoch, covers=body.covers)  # sent twice: already held
         prev_seq, prev_epoch = body.prev

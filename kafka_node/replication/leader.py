@@ -15,7 +15,7 @@ from kafka_node.storage.replica import Entry, ReplicaLog
 
 #: Seconds without sending a follower anything before an empty batch tells it the leader lives.
 HEARTBEAT = 0.2
-#: Seconds a follower may leave a batch unacknowledged (or stay behind) before it leaves the in-sync set.
+#: Seconds a follower may go without acknowledging all the leader wrote before it leaves the in-sync set.
 LAG_TIMEOUT = 1.0
 #: Seconds before a probe or catch-up left unanswered is sent again.
 RESEND_AFTER = 0.5
@@ -32,7 +32,7 @@ class Progress:
     resync_covers: int = -1  # covers of the last probe or catch-up sent: refusals of older messages are stale
     unacked: deque[tuple[int, float]] = field(default_factory=deque)  # (covers, when sent), oldest first
     last_sent: float = 0.0
-    behind_since: float | None = None  # since when it has held less than it was sent (None: it holds all)
+    caught_up_at: float = 0.0  # when it last acknowledged holding all the leader had written
     catching_up: bool = False  # a partial catch-up is in flight: the next follows its acknowledgement
     partial_end: int = 0  # the last batch the partial catch-up in flight carries
     sent_covers: int = 0  # the covers of the last message sent it: the next live one follows it
@@ -48,7 +48,7 @@ class LeaderPartition:
         self.placement = placement
         self.node_id = node_id
         self.replica = replica
-        self.followers = {f: Progress() for f in placement.replicas(part) if f != node_id}
+        self.followers = {f: Progress(caught_up_at=now) for f in placement.replicas(part) if f != node_id}
         self.last = replica.last_batch(part)  # (seq, epoch) of the last batch
         self.last_write = commits  # the commit that last changed the partition (as of now: everything)
         self.ready_at = commits  # reads wait until every in-sync follower holds this
@@ -99,8 +99,6 @@ class LeaderPartition:
         progress.sent_covers = max(progress.sent_covers, body.covers)
         progress.unacked.append((body.covers, now))
         progress.last_sent = now
-        if progress.behind_since is None and body.covers > progress.acked:
-            progress.behind_since = now
         return wire.Sent(self.node_id, follower, body)
 
     def probe(self, follower: str, commits: int, now: float) -> wire.Sent:
@@ -145,7 +143,7 @@ class LeaderPartition:
         if progress.catching_up and covers == 0:
             return [self.catch_up(follower, progress.partial_end, commits, now)]
         if progress.live and progress.acked >= self.last_write:
-            progress.behind_since = None
+            progress.caught_up_at = now
         return []
 
     def refused(self, follower: str, body: wire.ReplicateRefused, commits: int, now: float) -> list[wire.Sent]:
@@ -155,8 +153,6 @@ class LeaderPartition:
         if progress is None or body.covers < progress.resync_covers:
             return []  # the refusal of a message sent before the last resync
         progress.live = False
-        if progress.behind_since is None:
-            progress.behind_since = now
         agree = min(body.at, self.replica.end_of_epoch(self.part, body.at_epoch), self.last[0])
         return [self.catch_up(follower, agree, commits, now)]
 
@@ -210,10 +206,10 @@ class LeaderPartition:
             return None
         isr = set(self.state.isr)
         for follower, progress in self.followers.items():
-            behind = progress.behind_since is not None and now - progress.behind_since > LAG_TIMEOUT
-            if follower in isr and behind:
+            if follower in isr and now - progress.caught_up_at > LAG_TIMEOUT:
                 isr.discard(follower)
-            elif follower not in isr and progress.live and progress.behind_since is None and progress.acked >= self.last_write:
+            elif follower not in isr and progress.live and progress.acked >= self.last_write \
+                    and now - progress.caught_up_at <= LAG_TIMEOUT:
                 isr.add(follower)
         if isr == set(self.state.isr):
             return None

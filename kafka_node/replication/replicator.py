@@ -252,12 +252,8 @@ class Replicator:
         for call in self.kv.expired(now):
             out.append(self.kv.read(call.part, now))
         commits = self.storage.log.commits
-        for part, leader in self.leading.items():
+        for leader in self.leading.values():
             out += leader.tick(commits, now)
-            change = leader.isr_change(now)
-            if change is not None and not self.kv.waiting(part):
-                leader.proposal = change
-                out.append(self.kv.cas(part, leader.state, change, now))
         for part, follower in self.following.items():
             if self.kv.waiting(part):
                 continue
@@ -272,7 +268,7 @@ class Replicator:
                     self._reread_at[part] = now + REREAD_AFTER
                     out.append(self.kv.read(part, now))
             elif now - follower.heard > ELECTION_TIMEOUT and self.node_id in state.isr:
-                follower.fenced = True  # nothing more from this epoch: this replica may lead the next
+                follower.electing = True
                 out.append(self.kv.read(part, now))
         for part in set(range(self.placement.partitions)) - self.following.keys() - self.leading.keys():
             if part not in self.states and not self.kv.waiting(part) and now >= self._reread_at.get(part, 0.0):
@@ -282,7 +278,14 @@ class Replicator:
         return out
 
     def _settle(self, now: float) -> list[wire.Sent]:
+        """Let go of the commits every in-sync replica holds (or given up on), and propose the
+        in-sync set each led partition should have now."""
+        out = []
         for part, leader in self.leading.items():
+            change = leader.isr_change(now)
+            if change is not None and not self.kv.waiting(part):
+                leader.proposal = change
+                out.append(self.kv.cas(part, leader.state, change, now))
             first, failed = leader.settle(now)
             if failed:
                 logger.warning("partition %d: %d commits not held by the in-sync set in time", part, len(failed))
@@ -291,4 +294,4 @@ class Replicator:
                 self._first_pending.pop(part, None)
             else:
                 self._first_pending[part] = first
-        return []
+        return out

@@ -60,12 +60,12 @@ def adopt(r: Replicator, part: int, state: PartitionState, now: float) -> list[w
         r.follow(part, state, now)
         return []
     follower = r.following[part]
-    if follower.fenced:  # this replica stopped hearing its leader and asked lin-kv
+    if follower.electing:  # this replica stopped hearing its leader and asked lin-kv
         if state.leader == follower.leader and state.epoch == follower.epoch and me in state.isr and state.leader != me:
             isr = [node for node in state.isr if node != state.leader]
             logger.info("partition %d: no word from %s, leader of epoch %d; proposing to lead", part, state.leader, state.epoch)
             return [r.kv.cas(part, state, state.changed(me, isr, new_epoch=True), now)]
-        follower.fenced = False
+        follower.electing = False
     if state.leader == me and me in state.isr:  # handed the lead by the replica that had it
         return r.lead(part, state, now)
     if state.epoch >= follower.epoch:

@@ -1,0 +1,169 @@
+"""Replication, one message at a time: three of our cores on real files with lin-kv between them,
+the test carrying every message on a clock it moves (tests/support/replicas.py)."""
+
+from __future__ import annotations
+
+import pytest
+
+from kafka_node.node import Replication
+from kafka_node.replication.follower import FollowerPartition
+from kafka_node.replication.leader import LAG_TIMEOUT
+from kafka_node.replication.replicator import ELECTION_TIMEOUT, REPLICATION_TIMEOUT
+from kafka_node.replication.wire import Replicate
+from kafka_node.storage import Storage
+
+from support.replicas import Replicas
+
+
+@pytest.fixture
+def replicas(tmp_path):
+    made = Replicas(tmp_path)
+    yield made
+    for storage in made.storages.values():
+        storage.close()
+
+
+def leader_of(replicas: Replicas, part: int) -> str:
+    return replicas.leadership(part)["leader"]
+
+
+def test_each_partition_starts_led_by_its_first_replica_with_every_replica_in_sync(replicas):
+    for part in range(3):
+        state = replicas.leadership(part)
+        assert state["leader"] == f"n{part}"
+        assert state["isr"] == ["n0", "n1", "n2"], state
+
+
+def test_a_send_is_acknowledged_only_once_every_in_sync_replica_holds_it(replicas):
+    key = replicas.key_in(0)
+    msg_id = replicas.request("n1", {"type": "send", "key": key, "msg": 5})
+    while msg_id not in replicas.replies:  # one message at a time, until the client hears
+        replicas.deliver_one()
+    assert [node for node in replicas.ids if replicas.stored(node, key)] == ["n0", "n1", "n2"]
+    assert replicas.replies[msg_id] == {"type": "send_ok", "offset": 0, "in_reply_to": msg_id}
+
+
+def test_a_poll_never_returns_what_the_in_sync_set_does_not_hold(replicas):
+    key = replicas.key_in(0)
+    assert replicas.ask("n0", {"type": "send", "key": key, "msg": 1})["type"] == "send_ok"
+    replicas.cut.add("n2")  # a follower stops answering: the next send waits for it
+    send = replicas.request("n0", {"type": "send", "key": key, "msg": 2})
+    replicas.settle()
+    assert send not in replicas.replies
+    assert replicas.stored("n0", key) == [(0, 1), (1, 2)]  # on the leader's file already
+    poll = replicas.ask("n0", {"type": "poll", "offsets": {key: 0}})
+    assert poll["msgs"] == {key: [[0, 1]]}, "offset 1 is not held by every in-sync replica yet"
+
+
+def test_a_follower_that_stops_answering_leaves_the_in_sync_set_and_writes_go_on(replicas):
+    key = replicas.key_in(0)
+    replicas.cut.add("n2")
+    send = replicas.request("n0", {"type": "send", "key": key, "msg": 1})
+    replicas.settle(LAG_TIMEOUT + 0.5)
+    assert replicas.leadership(0)["isr"] == ["n0", "n1"]
+    assert replicas.replies[send]["type"] == "send_ok", replicas.replies[send]
+    replicas.cut.discard("n2")  # back: it catches up and rejoins
+    replicas.settle(1.0)
+    assert replicas.leadership(0)["isr"] == ["n0", "n1", "n2"]
+    assert replicas.stored("n2", key) == [(0, 1)]
+
+
+def test_with_fewer_in_sync_than_min_insync_a_write_is_refused_definitely_and_applied_nowhere(replicas):
+    key = replicas.key_in(0)
+    replicas.cut.update({"n1", "n2"})
+    replicas.settle(LAG_TIMEOUT + 0.5)
+    assert replicas.leadership(0)["isr"] == ["n0"]
+    reply = replicas.ask("n0", {"type": "send", "key": key, "msg": 1})
+    assert reply["type"] == "error" and reply["code"] == 11, reply
+    assert "min-insync" in reply["text"]
+    assert replicas.stored("n0", key) == []
+
+
+def test_a_write_the_in_sync_set_never_comes_to_hold_gets_an_indefinite_error(tmp_path):
+    replicas = Replicas(tmp_path, replication=Replication(factor=3, min_insync=3))
+    key = replicas.key_in(0)
+    replicas.cut.add("n2")
+    send = replicas.request("n0", {"type": "send", "key": key, "msg": 1})
+    replicas.settle(REPLICATION_TIMEOUT + 0.2)
+    assert replicas.replies[send]["type"] == "error" and replicas.replies[send]["code"] == 13, replicas.replies[send]
+
+
+def test_when_a_leader_dies_an_in_sync_follower_leads_the_next_epoch_with_every_acknowledged_message(replicas):
+    key = replicas.key_in(0)
+    for value in range(3):
+        assert replicas.ask("n1", {"type": "send", "key": key, "msg": value})["type"] == "send_ok"
+    epoch = replicas.leadership(0)["epoch"]
+    replicas.kill("n0")
+    replicas.settle(ELECTION_TIMEOUT + 0.5)
+    state = replicas.leadership(0)
+    assert state["leader"] in ("n1", "n2") and state["epoch"] == epoch + 1 and "n0" not in state["isr"], state
+    poll = replicas.ask("n1", {"type": "poll", "offsets": {key: 0}})
+    assert poll["msgs"] == {key: [[0, 0], [1, 1], [2, 2]]}
+    reply = replicas.ask("n2", {"type": "send", "key": key, "msg": 3})
+    assert (reply["type"], reply.get("offset")) == ("send_ok", 3), reply
+
+
+def test_a_deposed_leader_can_acknowledge_nothing_since_its_followers_refuse_its_epoch(replicas):
+    key = replicas.key_in(0)
+    assert replicas.ask("n0", {"type": "send", "key": key, "msg": 0})["type"] == "send_ok"
+    replicas.cut.add("n0")  # cut off: the others elect a new leader
+    replicas.settle(ELECTION_TIMEOUT + 0.5)
+    assert replicas.leadership(0)["leader"] != "n0"
+    send = replicas.request("n0", {"type": "send", "key": key, "msg": 99})  # n0 still believes it leads
+    replicas.cut.discard("n0")
+    replicas.settle(REPLICATION_TIMEOUT + 0.5)
+    assert replicas.replies[send]["type"] == "error", replicas.replies[send]
+    new_leader = leader_of(replicas, 0)
+    poll = replicas.ask(new_leader, {"type": "poll", "offsets": {key: 0}})
+    assert poll["msgs"] == {key: [[0, 0]]}
+    assert replicas.stored("n0", key) == [(0, 0)], "the old leader dropped the batch only it held (KIP-101)"
+
+
+def test_a_node_that_lost_its_file_leaves_the_in_sync_set_and_is_filled_again_from_the_leader(replicas):
+    keys = [replicas.key_in(part) for part in range(3)]
+    for key in keys:
+        for value in range(2):
+            assert replicas.ask("n1", {"type": "send", "key": key, "msg": value})["type"] == "send_ok"
+    assert replicas.ask("n1", {"type": "commit_offsets", "offsets": dict.fromkeys(keys, 1)})["type"] == "commit_offsets_ok"
+    replicas.kill("n1", lose_file=True)
+    replicas.restart("n1")
+    replicas.settle(1.0)
+    for part, key in enumerate(keys):
+        state = replicas.leadership(part)
+        assert state["leader"] != "n1" or state["epoch"] > 1, state
+        assert replicas.stored("n1", key) == [(0, 0), (1, 1)]
+        assert "n1" in state["isr"], state
+    assert replicas.storages["n1"].log.committed_offsets(keys) == dict.fromkeys(keys, 1)
+
+
+def test_a_leader_wiped_and_restarted_at_once_never_serves_an_empty_log(replicas):
+    key = replicas.key_in(0)
+    assert replicas.ask("n0", {"type": "send", "key": key, "msg": 7})["type"] == "send_ok"
+    replicas.kill("n0", lose_file=True)
+    replicas.restart("n0")  # before anyone noticed: lin-kv still names it leader of partition 0
+    replicas.settle(0.5)
+    state = replicas.leadership(0)
+    assert state["leader"] != "n0" and state["epoch"] == 2, state
+    for node in replicas.ids:
+        poll = replicas.ask(node, {"type": "poll", "offsets": {key: 0}})
+        assert poll["msgs"] == {key: [[0, 7]]}, (node, poll)
+
+
+def test_committed_offsets_never_go_back_across_a_failover(replicas):
+    key = replicas.key_in(0)
+    for value in range(3):
+        replicas.ask("n1", {"type": "send", "key": key, "msg": value})
+    assert replicas.ask("n1", {"type": "commit_offsets", "offsets": {key: 2}})["type"] == "commit_offsets_ok"
+    replicas.kill("n0")
+    replicas.settle(ELECTION_TIMEOUT + 0.5)
+    listing = replicas.ask("n1", {"type": "list_committed_offsets", "keys": [key]})
+    assert listing["offsets"] == {key: 2}
+
+
+def test_a_follower_refuses_a_batch_of_an_older_epoch(tmp_path):
+    follower = FollowerPartition(0, "n1", 5, 0.0)
+    storage = Storage.open(str(tmp_path / "f.db"))
+    refused = follower.apply("n0", Replicate(part=0, epoch=4, covers=3, prev=(0, 0), whole=True), storage.log,
+                             storage.replica, 0.0)
+    assert refused.stale and refused.epoch == 5
+    storage.close()
