@@ -186,7 +186,8 @@ class Forwarding:
                                 request.body.__struct_config__.tag, request.src)
                 elif (done := self.settle_remote(request.src, request.body)) is not None:
                     completed.append(done)
-            elif isinstance(request, protocol.Rejected) or self.cluster.is_member(request.src):
+            elif isinstance(request, protocol.Rejected) or (self.cluster.is_member(request.src)
+                                                             and not self._passes_on(request)):
                 local.append(request)  # a peer's request is for keys this node owns
             else:
                 try:
@@ -202,6 +203,16 @@ class Forwarding:
                 if part is not None:
                     local.append(part)
         return Routed(local, forwarded, completed, unroutable)
+
+    def _passes_on(self, request: protocol.Envelope) -> bool:
+        """Whether another node's request is sent on rather than applied (or refused) here:
+        with replicas, a node that no longer leads its keys sends it to the leader it knows,
+        when that is neither this node nor the one that sent it (the sender's news of a new
+        leader may be late; this node's may be newer)."""
+        if self.cluster.leader_of is None:
+            return False
+        owners = self.cluster.parts(request.body).keys()
+        return not owners & {self.cluster.node_id, request.src, ""}
 
     def is_part(self, request: protocol.Envelope | protocol.Rejected) -> bool:
         """Whether `request` is the part of a client's request cut across owners applied here."""
