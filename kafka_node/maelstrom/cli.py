@@ -42,8 +42,9 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
             "Run Jepsen Maelstrom's kafka workload against a node program and check the history, "
             "as `maelstrom test -w kafka` does: each node is a child process spoken to in JSON lines "
             "on its stdin/stdout, on a simulated network that also carries messages between nodes and "
-            "to Maelstrom's services (lin-kv, seq-kv, lww-kv, lin-tso); each node's stderr goes to "
-            "node-logs/<node id>.log in the run directory."
+            "to Maelstrom's services (lin-kv, seq-kv, lww-kv, lin-tso); each node runs in a directory of "
+            "its own, nodes/<node id>/ in the run directory (a relative path it is given lands there), and "
+            "its stderr goes to node-logs/<node id>.log."
         ),
         epilog=(
             "Writes store/kafka/<time>/ (results.json and results.edn, history.jsonl, history.edn and "
@@ -79,7 +80,7 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     parser.add_argument("--restart-every", type=argtypes.positive_float, default=None, metavar="SECONDS",
                         help="SIGKILL and restart the node (same arguments and directory) at random "
                              "moments about this far apart during the main phase (a node keeping its "
-                             "log in a file must be given the same file each time, e.g. -- --db PATH). "
+                             "log in a file must be given the same file each time, e.g. -- --db log.db). "
                              "Also checks that a committed offset listed by the node is never below a "
                              "commit acknowledged earlier: a rule stricter than Maelstrom's, which "
                              "accepts last-write-wins commits (see --no-commit-check)")
@@ -199,7 +200,7 @@ def test_main(argv: list[str]) -> int:
     run_dir = new_run_dir(Path(args.store))
     command = [program, *node_args]
     config = RunConfig(
-        command=command, cwd=os.getcwd(), log_dir=run_dir / "node-logs", concurrency=concurrency,
+        command=command, node_dirs=run_dir / "nodes", log_dir=run_dir / "node-logs", concurrency=concurrency,
         time_limit=args.time_limit, rate=args.rate, max_writes_per_key=args.max_writes_per_key,
         recovery_time=args.recovery_time, restart_every=args.restart_every, seed=seed,
         rpc_timeout=args.rpc_timeout, hostile_every=args.hostile_every, memory_path=run_dir / "memory.csv",
@@ -215,7 +216,7 @@ def test_main(argv: list[str]) -> int:
         "recovery_time": args.recovery_time, "final_time_limit": FINAL_TIME_LIMIT,
         "restart_every": args.restart_every, "commit_check": commit_check, "rpc_timeout": args.rpc_timeout,
         "hostile_every": args.hostile_every, "nemesis": args.nemesis, "nemesis_interval": args.nemesis_interval,
-        "availability": args.availability, "seed": seed, "cwd": os.getcwd(),
+        "availability": args.availability, "seed": seed, "cwd": os.getcwd(), "node_dirs": "nodes/<node id>",
     }
     run_log = open_run_log(run_dir / "jepsen.log")
     try:

@@ -1,5 +1,6 @@
-"""The node processes of a run: each started and sent init, its stdout read and routed, killed
-and restarted on demand; one that prints a non-message or exits on its own aborts the run."""
+"""The node processes of a run, each in a working directory of its own: started and sent init,
+stdout read and routed, killed and restarted on demand; one that prints a non-message or exits
+on its own aborts the run."""
 
 from __future__ import annotations
 
@@ -20,13 +21,14 @@ log = logging.getLogger("kafka_node.maelstrom.run")
 
 
 class Nodes:
-    """Every node of the run, by id, each the latest incarnation of the program; `aborted` is
-    set (with `abort_reason`) once the run must end early."""
+    """Every node of the run, by id, each the latest incarnation of the program, run in
+    `node_dirs`/<node id>/ (so a relative path it is given lands there); `aborted` is set
+    (with `abort_reason`) once the run must end early."""
 
-    def __init__(self, command: list[str], cwd: str, log_dir: Path, net: Network, history: History,
+    def __init__(self, command: list[str], node_dirs: Path, log_dir: Path, net: Network, history: History,
                  node_ids: list[str], on_change: Callable[[], None] = lambda: None) -> None:
         self.command = command
-        self.cwd = cwd
+        self.node_dirs = node_dirs
         self.log_dir = log_dir  # <node id>.log for each node: its stderr, and our notes
         self.net = net
         self.history = history
@@ -42,8 +44,11 @@ class Nodes:
             net.add_node(node_id)
 
     async def start(self, node_id: str) -> None:
-        """Start the node and send it init; NodeStartError if it does not answer init_ok."""
-        node = NodeProcess(self.command, self.cwd, self.log_dir / f"{node_id}.log")
+        """Start the node in its directory and send it init; NodeStartError if it does not
+        answer init_ok."""
+        directory = self.directory(node_id)
+        directory.mkdir(parents=True, exist_ok=True)
+        node = NodeProcess(self.command, str(directory), self.log_dir / f"{node_id}.log")
         await node.start()
         self.processes[node_id] = node
         self.net.attach(node_id, node)
@@ -120,6 +125,10 @@ class Nodes:
     async def stop_all(self) -> None:
         for node_id in list(self.processes):
             await self.stop(node_id)
+
+    def directory(self, node_id: str) -> Path:
+        """The node's working directory."""
+        return self.node_dirs / node_id
 
     async def restart(self, node_id: str, why: str) -> float:
         """SIGKILL the node and start it again (if it cannot be, the run is aborted); when

@@ -37,7 +37,7 @@ class RunConfig:
     """What one run does, as the command line resolved it."""
 
     command: list[str]
-    cwd: str
+    node_dirs: Path  # nodes/: each node's working directory, <node id>/
     log_dir: Path  # node-logs/: <node id>.log for each node
     concurrency: int
     time_limit: float
@@ -112,7 +112,7 @@ class Runner:
         self.node_ids = [f"n{i}" for i in range(config.node_count)]
         self.net = Network(config.rpc_timeout, config.latency, default_services(random.Random(f"{config.seed}:services")),
                            clock=self.history.seconds, journal_limit=config.journal_limit)
-        self.nodes = Nodes(config.command, config.cwd, config.log_dir, self.net, self.history, self.node_ids,
+        self.nodes = Nodes(config.command, config.node_dirs, config.log_dir, self.net, self.history, self.node_ids,
                            on_change=self._sample_memory)
         self.record = RunRecord(self.history, self.latencies, self.net)
         if config.hostile_every:
