@@ -21,7 +21,7 @@ from kafka_node.maelstrom import exit_status, report, run_files, web
 from kafka_node.maelstrom.check_command import check_main, with_runner_findings
 from kafka_node.maelstrom.checker import MAELSTROM_TYPES, check
 from kafka_node.maelstrom.hostile import HOSTILE_ACCEPTED, HOSTILE_CLIENT, write_lines
-from kafka_node.maelstrom.nemesis import NEMESIS_INTERVAL
+from kafka_node.maelstrom.nemesis_package import NEMESIS_INTERVAL
 from kafka_node.maelstrom.network import RPC_TIMEOUT
 from kafka_node.maelstrom.process import NodeStartError
 from kafka_node.maelstrom.progress import close_run_log, open_run_log
@@ -252,7 +252,7 @@ def run_and_report(runner: Runner, run_dir: Path, described: dict) -> int:
         notes.append(note)
     described |= {"phases": record.phases, "restarts": record.restarts, "node_exits": record.node_exits,
                   "net_counts": record.net_counts, "memory": record.memory, "notes": notes}
-    if runner.nemesis:
+    if runner.partitioner:
         described["partitions"] = report.partitions_data(record.partitions, record.net.dropped)
     if record.hostile:
         write_lines(record.hostile, run_dir / "hostile.jsonl")

@@ -18,7 +18,8 @@ from kafka_node.maelstrom.history import INFO, OK, History, Op
 from kafka_node.maelstrom.hostile import HostileLines, HostileTally
 from kafka_node.maelstrom.journal import JOURNAL_LIMIT
 from kafka_node.maelstrom.memory import MEMORY_INTERVAL, MemoryLog
-from kafka_node.maelstrom.nemesis import NEMESIS_INTERVAL, Partitioner, Period
+from kafka_node.maelstrom.nemesis import Partitioner, Period
+from kafka_node.maelstrom.nemesis_package import NEMESIS_INTERVAL, NemesisPackage
 from kafka_node.maelstrom.network import NODE_ID, RPC_TIMEOUT, Network
 from kafka_node.maelstrom.nodes import Nodes
 from kafka_node.maelstrom.process import NodeStartError
@@ -121,11 +122,19 @@ class Runner:
         self.memory = MemoryLog(config.memory_path) if config.memory_path else None
         self.workload = Workload(random.Random(config.seed), config.max_writes_per_key)
         self.timing = random.Random(f"{config.seed}:timing")
-        self.nemesis = (Partitioner(self.net, self.history, self.node_ids, random.Random(f"{config.seed}:nemesis"),
-                                    config.nemesis_interval) if config.nemesis == "partition" else None)
+        self._build_nemesis(config)
         self.progress = Progress(self.history, progress, self._progress_extras)
         self._client_ids = itertools.count(1)
         self._main_over = asyncio.Event()
+
+    def _build_nemesis(self, config: RunConfig) -> None:
+        """The packages --nemesis asks for, each with a random source of its own."""
+        self.one_at_a_time = asyncio.Lock()  # Jepsen's one nemesis process
+        self.partitioner = (Partitioner(self.net, self.history, self.node_ids, random.Random(f"{config.seed}:nemesis"))
+                            if config.nemesis == "partition" else None)
+        packages = [package for package in (self.partitioner,) if package]
+        self.nemesis = (NemesisPackage(packages, self.history.seconds, self.one_at_a_time, config.nemesis_interval,
+                                       random.Random(f"{config.seed}:nemesis-ties")) if packages else None)
 
     def new_client(self, node: str) -> Client:
         return Client(f"c{next(self._client_ids)}", node, self.net, self.latencies)
@@ -170,9 +179,9 @@ class Runner:
             self.memory.close()
             record.memory = self.memory.described()
         record.net_counts = dict(self.net.counts)
-        if self.nemesis:
-            self.nemesis.heal_now()  # an interrupted run still records how its partition ended
-            record.partitions = self.nemesis.periods
+        if self.partitioner:
+            self.partitioner.heal_now()  # an interrupted run still records how its partition ended
+            record.partitions = self.partitioner.periods
 
     def _enter(self, phase: str) -> None:
         self.progress.enter(phase)
@@ -209,7 +218,7 @@ class Runner:
             for fault in faults:
                 fault.cancel()
         if self.nemesis:
-            self.nemesis.stop()
+            await self.nemesis.final()
         self._enter("recovery")
         await asyncio.sleep(self.config.recovery_time)
         self._enter("final")
@@ -307,8 +316,8 @@ class Runner:
         extras = ""
         if self.config.restart_every:
             extras += f"  restarts {len(self.record.restarts)}"
-        if self.nemesis:
-            extras += f"  partitions {len(self.nemesis.periods)}  dropped {self.net.dropped}"
+        if self.partitioner:
+            extras += f"  partitions {len(self.partitioner.periods)}  dropped {self.net.dropped}"
         if self.record.hostile:
             extras += f"  hostile {sum(self.record.hostile.sent_by_kind.values())}"
         return extras
