@@ -21,7 +21,8 @@ from kafka_node.maelstrom import exit_status, report, run_files, web
 from kafka_node.maelstrom.check_command import check_main, with_runner_findings
 from kafka_node.maelstrom.checker import MAELSTROM_TYPES, check
 from kafka_node.maelstrom.hostile import HOSTILE_ACCEPTED, HOSTILE_CLIENT, write_lines
-from kafka_node.maelstrom.nemesis_package import NEMESIS_INTERVAL
+from kafka_node.maelstrom.nemesis_package import NEMESIS_INTERVAL, faults_of
+from kafka_node.maelstrom.nemesis_package import described as faults_described
 from kafka_node.maelstrom.network import RPC_TIMEOUT
 from kafka_node.maelstrom.process import NodeStartError
 from kafka_node.maelstrom.progress import close_run_log, open_run_log
@@ -80,21 +81,27 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     parser.add_argument("--restart-every", type=argtypes.positive_float, default=None, metavar="SECONDS",
                         help="SIGKILL and restart the node (same arguments and directory) at random "
                              "moments about this far apart during the main phase (a node keeping its "
-                             "log in a file must be given the same file each time, e.g. -- --db log.db). "
+                             "log in a file must be given the same file each time, e.g. -- --db PATH). "
                              "Also checks that a committed offset listed by the node is never below a "
                              "commit acknowledged earlier: a rule stricter than Maelstrom's, which "
                              "accepts last-write-wins commits (see --no-commit-check)")
     parser.add_argument("--no-commit-check", action="store_true",
                         help="with --restart-every, skip the committed-offset check: for nodes whose "
                              "commits are last-write-wins, as Maelstrom allows")
-    parser.add_argument("--nemesis", choices=["partition"], default=None,
-                        help="faults to inject, as Maelstrom's: partition cuts the network between nodes "
-                             "(clients and services stay reachable) with Jepsen's partition specs (one node "
-                             "isolated, a third, a majority, a ring of majorities), then heals it, in turn; "
-                             "all heals before the recovery pause")
+    parser.add_argument("--nemesis", type=faults_of, default=frozenset(), metavar="FAULTS",
+                        help="faults to inject, comma-separated, combined as Jepsen's nemesis package combines "
+                             "them (e.g. kill,partition). partition, as Maelstrom's: cuts the network between "
+                             "nodes (clients and services stay reachable) with Jepsen's partition specs (one node "
+                             "isolated, a third, a majority, a ring of majorities), then heals it, in turn. kill "
+                             "and pause go beyond Maelstrom, whose --nemesis accepts only partition; they follow "
+                             "Jepsen's db package: kill SIGKILLs nodes (one, a minority, a third, a majority, all, "
+                             "or a random set), which stay down, dropping what is sent to them, until the next "
+                             "start restarts them (same command, same directory, init again); pause SIGSTOPs "
+                             "nodes until the next resume (SIGCONT). Before the recovery pause, the network is "
+                             "healed, then every node resumed, then every node started")
     parser.add_argument("--nemesis-interval", type=argtypes.positive_float, default=NEMESIS_INTERVAL,
-                        metavar="SECONDS", help=f"mean seconds between two nemesis operations (default "
-                                                f"{NEMESIS_INTERVAL:g})")
+                        metavar="SECONDS", help=f"mean seconds between two operations of one kind of fault "
+                                                f"(partitions; kills and pauses) (default {NEMESIS_INTERVAL:g})")
     parser.add_argument("--availability", type=argtypes.availability, default=None, metavar="total|FRACTION",
                         help="also check, as Maelstrom's availability checker, that this fraction of operations "
                              "(0 to 1) completed ok, or all of them with total (default: no such check)")
@@ -215,7 +222,8 @@ def test_main(argv: list[str]) -> int:
         "time_limit": args.time_limit, "rate": args.rate, "max_writes_per_key": args.max_writes_per_key,
         "recovery_time": args.recovery_time, "final_time_limit": FINAL_TIME_LIMIT,
         "restart_every": args.restart_every, "commit_check": commit_check, "rpc_timeout": args.rpc_timeout,
-        "hostile_every": args.hostile_every, "nemesis": args.nemesis, "nemesis_interval": args.nemesis_interval,
+        "hostile_every": args.hostile_every, "nemesis": faults_described(args.nemesis),
+        "nemesis_interval": args.nemesis_interval,
         "availability": args.availability, "seed": seed, "cwd": os.getcwd(), "node_dirs": "nodes/<node id>",
     }
     run_log = open_run_log(run_dir / "jepsen.log")
@@ -254,6 +262,7 @@ def run_and_report(runner: Runner, run_dir: Path, described: dict) -> int:
                   "net_counts": record.net_counts, "memory": record.memory, "notes": notes}
     if runner.partitioner:
         described["partitions"] = report.partitions_data(record.partitions, record.net.dropped)
+    described |= record.db_faults
     if record.hostile:
         write_lines(record.hostile, run_dir / "hostile.jsonl")
         described["hostile"] = record.hostile.described()

@@ -1,15 +1,33 @@
-"""Jepsen's nemesis-package as Maelstrom composes it: the packages --nemesis asks for, each
-staggered on its own, their operations done one at a time by the one nemesis process."""
+"""Jepsen's nemesis-package as Maelstrom composes it: the partition and db packages --nemesis asks
+for, each staggered on its own, their operations done one at a time by the one nemesis process."""
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import random
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
+#: The faults --nemesis takes: Maelstrom's one (partition), and Jepsen's db package's two.
+FAULTS = ("partition", "kill", "pause")
 #: Mean seconds between two operations of one package (Maelstrom's --nemesis-interval default).
 NEMESIS_INTERVAL = 10.0
+
+
+def faults_of(text: str) -> frozenset[str]:
+    """--nemesis as Maelstrom parses it: names separated by commas (spaces around them allowed)."""
+    names = [name.strip() for name in text.split(",")]
+    unknown = [name for name in names if name not in FAULTS]
+    if unknown:
+        raise argparse.ArgumentTypeError(f"unknown fault {', '.join(map(repr, unknown))}: choose among "
+                                         f"{', '.join(FAULTS)}, separated by commas (e.g. kill,partition)")
+    return frozenset(names)
+
+
+def described(faults: frozenset[str]) -> str | None:
+    """The faults as results.json names them: comma-separated, in FAULTS' order."""
+    return ",".join(fault for fault in FAULTS if fault in faults) or None
 
 
 class Package(Protocol):

@@ -1,6 +1,6 @@
 """The node processes of a run, each in a working directory of its own: started and sent init,
-stdout read and routed, killed and restarted on demand; one that prints a non-message or exits
-on its own aborts the run."""
+stdout read and routed, killed, started again, paused and resumed; one that prints a
+non-message or exits on its own aborts the run."""
 
 from __future__ import annotations
 
@@ -130,19 +130,65 @@ class Nodes:
         """The node's working directory."""
         return self.node_dirs / node_id
 
-    async def restart(self, node_id: str, why: str) -> float:
-        """SIGKILL the node and start it again (if it cannot be, the run is aborted); when
-        (seconds since the start) it was killed."""
+    def running(self, node_id: str) -> bool:
+        """Whether the node's latest incarnation was started and not killed (paused or not)."""
+        node = self.processes.get(node_id)
+        return node is not None and not node.killed
+
+    async def kill(self, node_id: str, why: str, *, stays_down: bool) -> str:
+        """SIGKILL the node. Until it is started again, what is sent to it is dropped if it
+        `stays_down` (the kill nemesis), else held for it, with requests in flight failed at
+        once (a restart). What was done, as the nemesis records it: killed or not-running."""
+        if not self.running(node_id):
+            return "not-running"
         at = self.history.seconds()
-        self.net.lose(node_id, f"{node_id} was killed by {why}")
+        if stays_down:
+            self.net.take_down(node_id)
+        else:
+            self.net.lose(node_id, f"{node_id} was killed by {why}")
         await self.stop(node_id)
-        self.processes[node_id].append_to_log(f"--- maelstrom-kafka-test: SIGKILL at {at:.3f} s ({why}); restarting ---")
-        log.info("%s killed (SIGKILL) by %s; restarting", node_id, why)
+        then = "down until it is started again" if stays_down else "restarting"
+        self.processes[node_id].append_to_log(f"--- maelstrom-kafka-test: SIGKILL at {at:.3f} s ({why}); {then} ---")
+        log.info("%s killed (SIGKILL) by %s; %s", node_id, why, then)
+        return "killed"
+
+    async def start_again(self, node_id: str) -> str:
+        """Start a killed node again, with the same command in the same directory, and send it
+        init: started, already-running, or not-started (the run is then aborted)."""
+        if self.running(node_id):
+            return "already-running"
         try:
             await self.start(node_id)
         except NodeStartError as error:
-            self.abort(f"{node_id} could not be restarted: {error}")
-        return at
+            self.abort(f"{node_id} could not be started again: {error}")
+            return "not-started"
+        return "started"
+
+    async def pause(self, node_id: str, why: str) -> str:
+        """SIGSTOP the node: paused, already-paused or not-running."""
+        node = self.processes.get(node_id)
+        if node is None or node.killed:
+            return "not-running"
+        if node.paused:
+            return "already-paused"
+        if not node.pause():
+            return "not-running"
+        node.append_to_log(f"--- maelstrom-kafka-test: SIGSTOP at {self.history.seconds():.3f} s ({why}) ---")
+        log.info("%s paused (SIGSTOP) by %s", node_id, why)
+        return "paused"
+
+    async def resume(self, node_id: str, why: str) -> str:
+        """SIGCONT the node if it is paused: resumed, not-paused or not-running."""
+        node = self.processes.get(node_id)
+        if node is None or node.killed:
+            return "not-running"
+        if not node.paused:
+            return "not-paused"
+        node.append_to_log(f"--- maelstrom-kafka-test: SIGCONT at {self.history.seconds():.3f} s ({why}) ---")
+        if not node.resume():
+            return "not-running"
+        log.info("%s resumed (SIGCONT) by %s", node_id, why)
+        return "resumed"
 
     def live(self, node_id: str) -> NodeProcess | None:
         """The node's process if it is running and reachable now, else None."""

@@ -125,6 +125,7 @@ def summary(data: dict[str, Any], run_dir: Path) -> str:
                   "the run ended before the final heal")
         lines.append(f"\npartitions: {partitions['count']} ({partitions['cutting']} cutting any link), "
                      f"{partitions['dropped_messages']} messages dropped; {healed}")
+    lines += db_fault_lines(run)
     if availability := data.get("availability"):
         lines.append(f"availability: {availability['ok_fraction']:.4f} of operations ok "
                      f"({availability['ok']} of {availability['invoked']}); asked: {availability['expected']}")
@@ -142,6 +143,23 @@ def summary(data: dict[str, Any], run_dir: Path) -> str:
     if data["aborted"]:
         lines[-1] = ABORTED
     return "\n".join(lines)
+
+
+def db_fault_lines(run: dict[str, Any]) -> list[str]:
+    """The kill and pause nemeses, as the partitions are summed up."""
+    lines = []
+    final = "recovery" in run.get("phases", {})
+    if kills := run.get("kills"):
+        lines.append(f"kills: {kills['count']} ({kills['effective']} killing any node, {kills['nodes_hit']} nodes in "
+                     f"all), {kills['dropped_messages']} messages to killed nodes dropped; "
+                     + ("all started again before the recovery pause" if final else "the run ended before the final start"))
+    if pauses := run.get("pauses"):
+        lines.append(f"pauses: {pauses['count']} ({pauses['effective']} pausing any node, {pauses['nodes_hit']} nodes "
+                     "in all); " + ("all resumed before the recovery pause" if final else
+                                    "the run ended before the final resume"))
+    if lines and not run.get("partitions"):
+        lines[0] = "\n" + lines[0]
+    return lines
 
 
 def net_lines(net: dict[str, dict[str, float]]) -> list[str]:

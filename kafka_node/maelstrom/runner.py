@@ -1,6 +1,7 @@
 """Runs one test against a node program: the paced main phase beside its faults (restarts,
-partitions, hostile input), the heal, the recovery pause and the final polls, then SIGKILL;
-the nodes' memory is sampled throughout. Returns what happened, for the checker."""
+the nemesis' partitions, kills and pauses, hostile input), the nemesis' final operations, the
+recovery pause and the final polls, then SIGKILL; the nodes' memory is sampled throughout.
+Returns what happened, for the checker."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from kafka_node.maelstrom.client import Client, Latencies, invocation_value, perform
+from kafka_node.maelstrom.db_nemesis import DbNemesis, DbPackage
 from kafka_node.maelstrom.history import INFO, OK, History, Op
 from kafka_node.maelstrom.hostile import HostileLines, HostileTally
 from kafka_node.maelstrom.journal import JOURNAL_LIMIT
@@ -52,7 +54,7 @@ class RunConfig:
     memory_path: Path | None = None  # memory.csv; None samples nothing
     node_count: int = 1
     latency: float = 0.0  # seconds added to each message between servers
-    nemesis: str | None = None  # "partition", or None for no faults of the network
+    nemesis: frozenset[str] = frozenset()  # of nemesis_package.FAULTS
     nemesis_interval: float = NEMESIS_INTERVAL
     journal_limit: int = JOURNAL_LIMIT  # messages kept for messages.svg
 
@@ -67,6 +69,7 @@ class RunRecord:
     net_counts: dict[str, int] = field(default_factory=dict)
     restarts: list[float] = field(default_factory=list)  # seconds since start
     partitions: list[Period] = field(default_factory=list)
+    db_faults: dict[str, Any] = field(default_factory=dict)  # DbPackage.described(): kills, pauses
     node_exits: list[str] = field(default_factory=list)  # exits we did not cause
     phases: dict[str, float] = field(default_factory=dict)  # phase name -> start (s)
     hostile: HostileTally | None = None
@@ -128,11 +131,14 @@ class Runner:
         self._main_over = asyncio.Event()
 
     def _build_nemesis(self, config: RunConfig) -> None:
-        """The packages --nemesis asks for, each with a random source of its own."""
+        """The packages --nemesis asks for, each with a random source of its own (so a
+        partition-only run draws what it always drew), and the db nemesis --restart-every uses."""
         self.one_at_a_time = asyncio.Lock()  # Jepsen's one nemesis process
+        self.db_nemesis = DbNemesis(self.nodes, self.history, self.node_ids, random.Random(f"{config.seed}:db"))
         self.partitioner = (Partitioner(self.net, self.history, self.node_ids, random.Random(f"{config.seed}:nemesis"))
-                            if config.nemesis == "partition" else None)
-        packages = [package for package in (self.partitioner,) if package]
+                            if "partition" in config.nemesis else None)
+        self.db_package = (DbPackage(self.db_nemesis, config.nemesis) if config.nemesis & {"kill", "pause"} else None)
+        packages = [package for package in (self.partitioner, self.db_package) if package]
         self.nemesis = (NemesisPackage(packages, self.history.seconds, self.one_at_a_time, config.nemesis_interval,
                                        random.Random(f"{config.seed}:nemesis-ties")) if packages else None)
 
@@ -182,6 +188,8 @@ class Runner:
         if self.partitioner:
             self.partitioner.heal_now()  # an interrupted run still records how its partition ended
             record.partitions = self.partitioner.periods
+        if self.db_package:
+            record.db_faults = self.db_package.described(self.net.dropped_while_down)
 
     def _enter(self, phase: str) -> None:
         self.progress.enter(phase)
@@ -228,17 +236,20 @@ class Runner:
         await asyncio.gather(*(self._final_polls(w, keys, targets, deadline) for w in workers))
 
     async def _restarts(self, period: float) -> None:
-        """SIGKILL a node chosen at random, and start it again, about every `period` seconds."""
+        """SIGKILL a node chosen at random, and start it again, about every `period` seconds:
+        the db nemesis' kill and start of that node (one it holds down is left alone)."""
         while not self.nodes.aborted.is_set():
             try:
                 await asyncio.wait_for(self._main_over.wait(), restart_delay(self.timing, period))
                 return
             except TimeoutError:
                 node_id = self.timing.choice(self.node_ids)
-                self.history.nemesis("kill", [node_id])
-                at = await self.nodes.restart(node_id, "--restart-every")
-                restarted = self.nodes.abort_reason is None
-                self.history.nemesis("kill", {node_id: "killed-and-restarted" if restarted else "killed-not-restarted"})
+                async with self.one_at_a_time:
+                    if not self.nodes.running(node_id):
+                        continue
+                    at = self.history.seconds()
+                    await self.db_nemesis.kill([node_id], "--restart-every", stays_down=False)
+                    await self.db_nemesis.start([node_id])
                 self.record.restarts.append(round(at, 3))
 
     async def _main_phase(self, worker: Worker, end: float, crashes: CrashSchedule, stagger: Stagger) -> None:
@@ -318,6 +329,8 @@ class Runner:
             extras += f"  restarts {len(self.record.restarts)}"
         if self.partitioner:
             extras += f"  partitions {len(self.partitioner.periods)}  dropped {self.net.dropped}"
+        if self.db_package:
+            extras += "".join(f"  {fault}s {len(periods)}" for fault, periods in self.db_package.periods().items())
         if self.record.hostile:
             extras += f"  hostile {sum(self.record.hostile.sent_by_kind.values())}"
         return extras

@@ -533,7 +533,8 @@ def test_a_run_without_hostile_input_still_samples_memory(runs):
     (["--concurrency", "3x", "--bin", sys.executable], "--concurrency"),
     (["--time-limit", "0", "--bin", sys.executable], "--time-limit"),
     (["--availability", "1.5", "--bin", sys.executable], "--availability"),
-    (["--nemesis", "kill", "--bin", sys.executable], "--nemesis"),
+    (["--nemesis", "kill,clock", "--bin", sys.executable], "--nemesis"),
+    (["--nemesis", "", "--bin", sys.executable], "--nemesis"),
     (["--nemesis-interval", "0", "--bin", sys.executable], "--nemesis-interval"),
 ])
 def test_bad_arguments_exit_254_as_jepsens(tmp_path, flags, message):
