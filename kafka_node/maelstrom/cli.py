@@ -118,7 +118,16 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
                                f"{HOSTILE_CLIENT} (unknown types, missing or mistyped fields, bad offsets and "
                                f"msg_ids). Replies to {HOSTILE_CLIENT} are counted by error code; one that is "
                                f"not an error accepted an invalid request and is flagged {HOSTILE_ACCEPTED}")
-    return parser.parse_args(argv), node_args
+    advanced.add_argument("--lose-disk", action="store_true",
+                          help="with --nemesis kill or --restart-every: each time a node is killed, delete its "
+                               "files (everything in its directory, nodes/<node id>/ in the run directory) "
+                               "before it starts again, as if its disk had been lost. Goes beyond both "
+                               "Maelstrom and Jepsen's combined nemesis package. Give the node relative paths "
+                               "(e.g. -- --db {node_id}.db): a file at an absolute path is out of its reach")
+    args = parser.parse_args(argv)
+    if args.lose_disk and "kill" not in args.nemesis and not args.restart_every:
+        parser.error("--lose-disk needs --nemesis kill or --restart-every: it acts when a node is killed")
+    return args, node_args
 
 
 def concurrency_of(text: str, node_count: int) -> int:
@@ -212,7 +221,7 @@ def test_main(argv: list[str]) -> int:
         recovery_time=args.recovery_time, restart_every=args.restart_every, seed=seed,
         rpc_timeout=args.rpc_timeout, hostile_every=args.hostile_every, memory_path=run_dir / "memory.csv",
         node_count=args.node_count, latency=args.latency / 1000, nemesis=args.nemesis,
-        nemesis_interval=args.nemesis_interval,
+        nemesis_interval=args.nemesis_interval, lose_disk=args.lose_disk,
     )
     config.log_dir.mkdir()
     commit_check = bool(args.restart_every) and not args.no_commit_check
@@ -223,7 +232,7 @@ def test_main(argv: list[str]) -> int:
         "recovery_time": args.recovery_time, "final_time_limit": FINAL_TIME_LIMIT,
         "restart_every": args.restart_every, "commit_check": commit_check, "rpc_timeout": args.rpc_timeout,
         "hostile_every": args.hostile_every, "nemesis": faults_described(args.nemesis),
-        "nemesis_interval": args.nemesis_interval,
+        "nemesis_interval": args.nemesis_interval, "lose_disk": args.lose_disk,
         "availability": args.availability, "seed": seed, "cwd": os.getcwd(), "node_dirs": "nodes/<node id>",
     }
     run_log = open_run_log(run_dir / "jepsen.log")
@@ -263,6 +272,8 @@ def run_and_report(runner: Runner, run_dir: Path, described: dict) -> int:
     if runner.partitioner:
         described["partitions"] = report.partitions_data(record.partitions, record.net.dropped)
     described |= record.db_faults
+    if described["lose_disk"]:
+        described["disk_losses"] = report.disk_losses_data(record.disk_losses)
     if record.hostile:
         write_lines(record.hostile, run_dir / "hostile.jsonl")
         described["hostile"] = record.hostile.described()

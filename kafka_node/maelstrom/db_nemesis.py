@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from kafka_node.maelstrom.history import History
@@ -18,7 +18,7 @@ NODE_SPECS: tuple[str | None, ...] = (None, "one", "minority-third", "minority",
 #: The faults of the db package, in the order db-generators lists its modes and final ops.
 DB_FAULTS = ("pause", "kill")
 #: What the db nemesis says it did to a node that the fault hit.
-HIT = ("killed", "paused")
+HIT = ("killed", "killed-files-lost", "paused")
 
 NodeSpec = str | list[str] | None  # a spec of NODE_SPECS, or the nodes themselves
 
@@ -89,12 +89,13 @@ class DbNemesis:
 @dataclass
 class FaultPeriod:
     """One kill or pause: when it took effect and ended (seconds since the start; end None:
-    never ended), the spec drawn, and the nodes it hit."""
+    never ended), the spec drawn, the nodes it hit, and, for a kill, whether they lost files."""
 
     start: float
     spec: str | None
     nodes: list[str]
     end: float | None = None
+    files_lost: bool = field(default=False)
 
 
 class DbPackage:
@@ -123,7 +124,8 @@ class DbPackage:
         spec = self.rng.choice(NODE_SPECS)
         done = await (self.nemesis.kill(spec) if fault == "kill" else self.nemesis.pause(spec))
         periods.append(FaultPeriod(round(self.nemesis.history.seconds(), 3), spec,
-                                   [node for node, what in done.items() if what in HIT]))
+                                   [node for node, what in done.items() if what in HIT],
+                                   files_lost=any(what == "killed-files-lost" for what in done.values())))
 
     async def final(self) -> None:
         """Jepsen's final generator for the package: resume every node, then start every one."""
@@ -152,5 +154,6 @@ class DbPackage:
                 "count": len(periods), "effective": sum(1 for p in periods if p.nodes),
                 "nodes_hit": sum(len(p.nodes) for p in periods),
                 **({"dropped_messages": dropped_while_down} if fault == "kill" else {}),
-                "periods": [{"start": p.start, "end": p.end, "spec": p.spec, "nodes": p.nodes} for p in periods]}
+                "periods": [{"start": p.start, "end": p.end, "spec": p.spec, "nodes": p.nodes,
+                             **({"files_lost": p.files_lost} if fault == "kill" else {})} for p in periods]}
         return found

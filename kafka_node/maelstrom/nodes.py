@@ -1,12 +1,15 @@
 """The node processes of a run, each in a working directory of its own: started and sent init,
-stdout read and routed, killed, started again, paused and resumed; one that prints a
+stdout read and routed, killed, started again, paused, resumed, files lost; one that prints a
 non-message or exits on its own aborts the run."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import shutil
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from kafka_node.maelstrom.history import History
@@ -20,16 +23,44 @@ INIT_TIMEOUT = 10.0
 log = logging.getLogger("kafka_node.maelstrom.run")
 
 
+@dataclass
+class DiskLoss:
+    """A killed node's files deleted before it started again: whose, when (seconds since the
+    start), on whose kill, and how many files and bytes were deleted."""
+
+    node: str
+    at: float
+    by: str
+    files: int
+    bytes: int
+
+
+def empty_directory(path: Path) -> tuple[int, int]:
+    """Delete everything in `path` (links are deleted, never followed); the files and bytes
+    deleted."""
+    files = size = 0
+    for top, _, names in os.walk(path):
+        for name in names:
+            files += 1
+            size += os.lstat(os.path.join(top, name)).st_size
+    shutil.rmtree(path)
+    path.mkdir()
+    return files, size
+
+
 class Nodes:
     """Every node of the run, by id, each the latest incarnation of the program, run in
     `node_dirs`/<node id>/ (so a relative path it is given lands there); `aborted` is set
-    (with `abort_reason`) once the run must end early."""
+    (with `abort_reason`) once the run must end early. With `lose_disk`, a killed node's
+    directory is emptied before it starts again."""
 
     def __init__(self, command: list[str], node_dirs: Path, log_dir: Path, net: Network, history: History,
-                 node_ids: list[str], on_change: Callable[[], None] = lambda: None) -> None:
+                 node_ids: list[str], on_change: Callable[[], None] = lambda: None, lose_disk: bool = False) -> None:
         self.command = command
         self.node_dirs = node_dirs
         self.log_dir = log_dir  # <node id>.log for each node: its stderr, and our notes
+        self.lose_disk = lose_disk
+        self.disk_losses: list[DiskLoss] = []
         self.net = net
         self.history = history
         self.node_ids = node_ids
@@ -136,9 +167,10 @@ class Nodes:
         return node is not None and not node.killed
 
     async def kill(self, node_id: str, why: str, *, stays_down: bool) -> str:
-        """SIGKILL the node. Until it is started again, what is sent to it is dropped if it
-        `stays_down` (the kill nemesis), else held for it, with requests in flight failed at
-        once (a restart). What was done, as the nemesis records it: killed or not-running."""
+        """SIGKILL the node, then, with disk loss, empty its directory. Until it is started
+        again, what is sent to it is dropped if it `stays_down` (the kill nemesis), else held
+        for it, with requests in flight failed at once (a restart). What was done, as the
+        nemesis records it: killed, killed-files-lost, or not-running."""
         if not self.running(node_id):
             return "not-running"
         at = self.history.seconds()
@@ -147,10 +179,15 @@ class Nodes:
         else:
             self.net.lose(node_id, f"{node_id} was killed by {why}")
         await self.stop(node_id)
-        then = "down until it is started again" if stays_down else "restarting"
-        self.processes[node_id].append_to_log(f"--- maelstrom-kafka-test: SIGKILL at {at:.3f} s ({why}); {then} ---")
-        log.info("%s killed (SIGKILL) by %s; %s", node_id, why, then)
-        return "killed"
+        done, note = "killed", f"SIGKILL at {at:.3f} s ({why})"
+        if self.lose_disk:
+            files, size = empty_directory(self.directory(node_id))
+            self.disk_losses.append(DiskLoss(node_id, round(at, 3), why, files, size))
+            done, note = "killed-files-lost", f"{note}; its files were lost ({files} files, {size} bytes deleted)"
+        note += "; down until it is started again" if stays_down else "; restarting"
+        self.processes[node_id].append_to_log(f"--- maelstrom-kafka-test: {note} ---")
+        log.info("%s killed (SIGKILL) by %s%s", node_id, why, "; its files were lost" if self.lose_disk else "")
+        return done
 
     async def start_again(self, node_id: str) -> str:
         """Start a killed node again, with the same command in the same directory, and send it

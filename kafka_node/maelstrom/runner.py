@@ -23,7 +23,7 @@ from kafka_node.maelstrom.memory import MEMORY_INTERVAL, MemoryLog
 from kafka_node.maelstrom.nemesis import Partitioner, Period
 from kafka_node.maelstrom.nemesis_package import NEMESIS_INTERVAL, NemesisPackage
 from kafka_node.maelstrom.network import NODE_ID, RPC_TIMEOUT, Network
-from kafka_node.maelstrom.nodes import Nodes
+from kafka_node.maelstrom.nodes import DiskLoss, Nodes
 from kafka_node.maelstrom.process import NodeStartError
 from kafka_node.maelstrom.progress import Progress
 from kafka_node.maelstrom.services import default_services
@@ -56,6 +56,7 @@ class RunConfig:
     latency: float = 0.0  # seconds added to each message between servers
     nemesis: frozenset[str] = frozenset()  # of nemesis_package.FAULTS
     nemesis_interval: float = NEMESIS_INTERVAL
+    lose_disk: bool = False  # a killed node's files are deleted before it starts again
     journal_limit: int = JOURNAL_LIMIT  # messages kept for messages.svg
 
 
@@ -70,6 +71,7 @@ class RunRecord:
     restarts: list[float] = field(default_factory=list)  # seconds since start
     partitions: list[Period] = field(default_factory=list)
     db_faults: dict[str, Any] = field(default_factory=dict)  # DbPackage.described(): kills, pauses
+    disk_losses: list[DiskLoss] = field(default_factory=list)
     node_exits: list[str] = field(default_factory=list)  # exits we did not cause
     phases: dict[str, float] = field(default_factory=dict)  # phase name -> start (s)
     hostile: HostileTally | None = None
@@ -117,7 +119,7 @@ class Runner:
         self.net = Network(config.rpc_timeout, config.latency, default_services(random.Random(f"{config.seed}:services")),
                            clock=self.history.seconds, journal_limit=config.journal_limit)
         self.nodes = Nodes(config.command, config.node_dirs, config.log_dir, self.net, self.history, self.node_ids,
-                           on_change=self._sample_memory)
+                           on_change=self._sample_memory, lose_disk=config.lose_disk)
         self.record = RunRecord(self.history, self.latencies, self.net)
         if config.hostile_every:
             self.record.hostile = self.nodes.hostile = HostileTally(config.hostile_every)
@@ -190,6 +192,7 @@ class Runner:
             record.partitions = self.partitioner.periods
         if self.db_package:
             record.db_faults = self.db_package.described(self.net.dropped_while_down)
+        record.disk_losses = self.nodes.disk_losses
 
     def _enter(self, phase: str) -> None:
         self.progress.enter(phase)
@@ -331,6 +334,8 @@ class Runner:
             extras += f"  partitions {len(self.partitioner.periods)}  dropped {self.net.dropped}"
         if self.db_package:
             extras += "".join(f"  {fault}s {len(periods)}" for fault, periods in self.db_package.periods().items())
+        if self.config.lose_disk:
+            extras += f"  disk losses {len(self.nodes.disk_losses)}"
         if self.record.hostile:
             extras += f"  hostile {sum(self.record.hostile.sent_by_kind.values())}"
         return extras

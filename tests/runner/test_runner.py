@@ -535,6 +535,7 @@ def test_a_run_without_hostile_input_still_samples_memory(runs):
     (["--availability", "1.5", "--bin", sys.executable], "--availability"),
     (["--nemesis", "kill,clock", "--bin", sys.executable], "--nemesis"),
     (["--nemesis", "", "--bin", sys.executable], "--nemesis"),
+    (["--lose-disk", "--nemesis", "partition,pause", "--bin", sys.executable], "--lose-disk"),
     (["--nemesis-interval", "0", "--bin", sys.executable], "--nemesis-interval"),
 ])
 def test_bad_arguments_exit_254_as_jepsens(tmp_path, flags, message):
