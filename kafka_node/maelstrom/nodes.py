@@ -39,8 +39,8 @@ def empty_directory(path: Path) -> tuple[int, int]:
     """Delete everything in `path` (links are deleted, never followed); the files and bytes
     deleted."""
     files = size = 0
-    for top, _, names in os.walk(path):
-        for name in names:
+    for top, folders, names in os.walk(path):  # a link to a folder is listed as a folder, not walked
+        for name in [*names, *(folder for folder in folders if os.path.islink(os.path.join(top, folder)))]:
             files += 1
             size += os.lstat(os.path.join(top, name)).st_size
     shutil.rmtree(path)
