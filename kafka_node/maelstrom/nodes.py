@@ -1,6 +1,5 @@
-"""The node processes of a run, each in a working directory of its own: started and sent init,
-stdout read and routed, killed, started again, paused, resumed, files lost; one that prints a
-non-message or exits on its own aborts the run."""
+"""The node processes of a run, each in a directory of its own: started, sent init, read, killed,
+started again, paused, resumed, files lost; one printing a non-message or exiting aborts the run."""
 
 from __future__ import annotations
 

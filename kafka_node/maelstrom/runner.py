@@ -1,7 +1,6 @@
-"""Runs one test against a node program: the paced main phase beside its faults (restarts,
-the nemesis' partitions, kills and pauses, hostile input), the nemesis' final operations, the
-recovery pause and the final polls, then SIGKILL; the nodes' memory is sampled throughout.
-Returns what happened, for the checker."""
+"""Runs one test against a node program: the paced main phase beside its faults (restarts, the
+nemesis, hostile input), the nemesis' final operations, the recovery pause and the final polls,
+then SIGKILL; the nodes' memory is sampled throughout. Returns what happened, for the checker."""
 
 from __future__ import annotations
 
