@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from kafka_node.maelstrom.history import History
@@ -95,7 +95,7 @@ class FaultPeriod:
     spec: str | None
     nodes: list[str]
     end: float | None = None
-    files_lost: bool = field(default=False)
+    files_lost: bool = False
 
 
 class DbPackage:
