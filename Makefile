@@ -83,7 +83,7 @@ bench: install
 restarts: install-runtime
 	rm -rf store/restarts
 	$(BIN)/maelstrom-kafka-test --bin $(BIN)/maelstrom-kafka --node-count 1 --concurrency 2n --time-limit 60 \
-		--rate 1000 --restart-every 1 --store store/restarts -- --db store/restarts/log.db
+		--rate 1000 --restart-every 1 --store store/restarts -- --db log.db
 
 # The seed's workload on 3 and then 5 of our nodes, each on its own file, first on a calm
 # network (the baseline), then while Maelstrom's partition nemesis cuts it about every 2 s
@@ -93,13 +93,13 @@ partitions: install-runtime
 		store=store/partitions-$$n-$$nemesis; rm -rf $$store; \
 		$(BIN)/maelstrom-kafka-test --bin $(BIN)/maelstrom-kafka --node-count $$n --concurrency 2n --time-limit 20 \
 			--rate 1000 $$([ $$nemesis = calm ] || echo --nemesis partition --nemesis-interval 2 --availability 0.9) \
-			--store $$store -- --db $$store/{node_id}.db || status=$$?; done; done; exit $$status
+			--store $$store -- --db '{node_id}.db' || status=$$?; done; done; exit $$status
 
 # Not in CI: 10 minutes with restarts and hostile input; reports anomalies and memory over time.
 soak: install-runtime
 	rm -rf store/soak
 	$(BIN)/maelstrom-kafka-test --bin $(BIN)/maelstrom-kafka --node-count 1 --concurrency 2n --time-limit 600 \
-		--rate 1000 --restart-every 30 --hostile-every 0.05 --store store/soak -- --db store/soak/log.db
+		--rate 1000 --restart-every 30 --hostile-every 0.05 --store store/soak -- --db log.db
 
 # uv.lock again from the newest releases that pyproject.toml's ranges allow.
 lock: $(UV)

@@ -21,7 +21,8 @@ from kafka_node.maelstrom import exit_status, report, run_files, web
 from kafka_node.maelstrom.check_command import check_main, with_runner_findings
 from kafka_node.maelstrom.checker import MAELSTROM_TYPES, check
 from kafka_node.maelstrom.hostile import HOSTILE_ACCEPTED, HOSTILE_CLIENT, write_lines
-from kafka_node.maelstrom.nemesis import NEMESIS_INTERVAL
+from kafka_node.maelstrom.nemesis_package import NEMESIS_INTERVAL, faults_of
+from kafka_node.maelstrom.nemesis_package import described as faults_described
 from kafka_node.maelstrom.network import RPC_TIMEOUT
 from kafka_node.maelstrom.process import NodeStartError
 from kafka_node.maelstrom.progress import close_run_log, open_run_log
@@ -42,8 +43,9 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
             "Run Jepsen Maelstrom's kafka workload against a node program and check the history, "
             "as `maelstrom test -w kafka` does: each node is a child process spoken to in JSON lines "
             "on its stdin/stdout, on a simulated network that also carries messages between nodes and "
-            "to Maelstrom's services (lin-kv, seq-kv, lww-kv, lin-tso); each node's stderr goes to "
-            "node-logs/<node id>.log in the run directory."
+            "to Maelstrom's services (lin-kv, seq-kv, lww-kv, lin-tso); each node runs in a directory of "
+            "its own, nodes/<node id>/ in the run directory (a relative path it is given lands there), and "
+            "its stderr goes to node-logs/<node id>.log."
         ),
         epilog=(
             "Writes store/kafka/<time>/ (results.json and results.edn, history.jsonl, history.edn and "
@@ -86,14 +88,20 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     parser.add_argument("--no-commit-check", action="store_true",
                         help="with --restart-every, skip the committed-offset check: for nodes whose "
                              "commits are last-write-wins, as Maelstrom allows")
-    parser.add_argument("--nemesis", choices=["partition"], default=None,
-                        help="faults to inject, as Maelstrom's: partition cuts the network between nodes "
-                             "(clients and services stay reachable) with Jepsen's partition specs (one node "
-                             "isolated, a third, a majority, a ring of majorities), then heals it, in turn; "
-                             "all heals before the recovery pause")
+    parser.add_argument("--nemesis", type=faults_of, default=frozenset(), metavar="FAULTS",
+                        help="faults to inject, comma-separated, combined as Jepsen's nemesis package combines "
+                             "them (e.g. kill,partition). partition, as Maelstrom's: cuts the network between "
+                             "nodes (clients and services stay reachable) with Jepsen's partition specs (one node "
+                             "isolated, a third, a majority, a ring of majorities), then heals it, in turn. kill "
+                             "and pause go beyond Maelstrom, whose --nemesis accepts only partition; they follow "
+                             "Jepsen's db package: kill SIGKILLs nodes (one, a minority, a third, a majority, all, "
+                             "or a random set), which stay down, dropping what is sent to them, until the next "
+                             "start restarts them (same command, same directory, init again); pause SIGSTOPs "
+                             "nodes until the next resume (SIGCONT). Before the recovery pause, the network is "
+                             "healed, then every node resumed, then every node started")
     parser.add_argument("--nemesis-interval", type=argtypes.positive_float, default=NEMESIS_INTERVAL,
-                        metavar="SECONDS", help=f"mean seconds between two nemesis operations (default "
-                                                f"{NEMESIS_INTERVAL:g})")
+                        metavar="SECONDS", help=f"mean seconds between two operations of one kind of fault "
+                                                f"(partitions; kills and pauses) (default {NEMESIS_INTERVAL:g})")
     parser.add_argument("--availability", type=argtypes.availability, default=None, metavar="total|FRACTION",
                         help="also check, as Maelstrom's availability checker, that this fraction of operations "
                              "(0 to 1) completed ok, or all of them with total (default: no such check)")
@@ -110,7 +118,16 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
                                f"{HOSTILE_CLIENT} (unknown types, missing or mistyped fields, bad offsets and "
                                f"msg_ids). Replies to {HOSTILE_CLIENT} are counted by error code; one that is "
                                f"not an error accepted an invalid request and is flagged {HOSTILE_ACCEPTED}")
-    return parser.parse_args(argv), node_args
+    advanced.add_argument("--lose-disk", action="store_true",
+                          help="with --nemesis kill or --restart-every: each time a node is killed, delete its "
+                               "files (everything in its directory, nodes/<node id>/ in the run directory) "
+                               "before it starts again, as if its disk had been lost. Goes beyond both "
+                               "Maelstrom and Jepsen's combined nemesis package. Give the node relative paths "
+                               "(e.g. -- --db {node_id}.db): a file at an absolute path is out of its reach")
+    args = parser.parse_args(argv)
+    if args.lose_disk and "kill" not in args.nemesis and not args.restart_every:
+        parser.error("--lose-disk needs --nemesis kill or --restart-every: it acts when a node is killed")
+    return args, node_args
 
 
 def concurrency_of(text: str, node_count: int) -> int:
@@ -199,12 +216,12 @@ def test_main(argv: list[str]) -> int:
     run_dir = new_run_dir(Path(args.store))
     command = [program, *node_args]
     config = RunConfig(
-        command=command, cwd=os.getcwd(), log_dir=run_dir / "node-logs", concurrency=concurrency,
+        command=command, node_dirs=run_dir / "nodes", log_dir=run_dir / "node-logs", concurrency=concurrency,
         time_limit=args.time_limit, rate=args.rate, max_writes_per_key=args.max_writes_per_key,
         recovery_time=args.recovery_time, restart_every=args.restart_every, seed=seed,
         rpc_timeout=args.rpc_timeout, hostile_every=args.hostile_every, memory_path=run_dir / "memory.csv",
         node_count=args.node_count, latency=args.latency / 1000, nemesis=args.nemesis,
-        nemesis_interval=args.nemesis_interval,
+        nemesis_interval=args.nemesis_interval, lose_disk=args.lose_disk,
     )
     config.log_dir.mkdir()
     commit_check = bool(args.restart_every) and not args.no_commit_check
@@ -214,8 +231,9 @@ def test_main(argv: list[str]) -> int:
         "time_limit": args.time_limit, "rate": args.rate, "max_writes_per_key": args.max_writes_per_key,
         "recovery_time": args.recovery_time, "final_time_limit": FINAL_TIME_LIMIT,
         "restart_every": args.restart_every, "commit_check": commit_check, "rpc_timeout": args.rpc_timeout,
-        "hostile_every": args.hostile_every, "nemesis": args.nemesis, "nemesis_interval": args.nemesis_interval,
-        "availability": args.availability, "seed": seed, "cwd": os.getcwd(),
+        "hostile_every": args.hostile_every, "nemesis": faults_described(args.nemesis),
+        "nemesis_interval": args.nemesis_interval, "lose_disk": args.lose_disk,
+        "availability": args.availability, "seed": seed, "cwd": os.getcwd(), "node_dirs": "nodes/<node id>",
     }
     run_log = open_run_log(run_dir / "jepsen.log")
     try:
@@ -251,8 +269,11 @@ def run_and_report(runner: Runner, run_dir: Path, described: dict) -> int:
         notes.append(note)
     described |= {"phases": record.phases, "restarts": record.restarts, "node_exits": record.node_exits,
                   "net_counts": record.net_counts, "memory": record.memory, "notes": notes}
-    if runner.nemesis:
+    if runner.partitioner:
         described["partitions"] = report.partitions_data(record.partitions, record.net.dropped)
+    described |= record.db_faults
+    if described["lose_disk"]:
+        described["disk_losses"] = report.disk_losses_data(record.disk_losses)
     if record.hostile:
         write_lines(record.hostile, run_dir / "hostile.jsonl")
         described["hostile"] = record.hostile.described()

@@ -1,9 +1,8 @@
 """Maelstrom's partition nemesis (Jepsen's partition package): grudges of the four partition
-specs, started and healed in turn at staggered moments, each step an operation in the history."""
+specs, started and healed in turn, each step a pair of operations in the history."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import random
 from collections.abc import Sequence
@@ -12,8 +11,6 @@ from dataclasses import dataclass, field
 from kafka_node.maelstrom.history import History
 from kafka_node.maelstrom.network import Network
 
-#: Mean seconds between two nemesis operations (Maelstrom's --nemesis-interval default).
-NEMESIS_INTERVAL = 10.0
 #: The specs Maelstrom draws from: jepsen.nemesis.combined/partition-specs for a database
 #: without primaries, as Maelstrom's is.
 PARTITION_SPECS = ("one", "minority-third", "majority", "majorities-ring")
@@ -95,32 +92,27 @@ class Period:
 
 
 class Partitioner:
-    """Starts a partition of a random spec and heals it, in turn, each after a pause drawn
-    uniformly from [0, 2 x interval) (Jepsen's stagger: the first comes at once), until the
-    main phase ends; then the final generator's stop, whether or not a partition is on. Every step is a pair of :info
-    operations of the nemesis process, as Jepsen records them."""
+    """Jepsen's partition package: starts a partition of a random spec and heals it, in turn
+    (a flip-flop, staggered by the nemesis package, the first step at once), until the main
+    phase ends; then the final generator's stop, whether or not a partition is on. Every step
+    is a pair of :info operations of the nemesis process, as Jepsen records them."""
 
-    def __init__(self, net: Network, history: History, node_ids: Sequence[str], rng: random.Random,
-                 interval: float = NEMESIS_INTERVAL) -> None:
+    def __init__(self, net: Network, history: History, node_ids: Sequence[str], rng: random.Random) -> None:
         self.net = net
         self.history = history
         self.node_ids = list(node_ids)
-        self.rng = rng
-        self.interval = interval
+        self.rng = rng  # the specs, the grudges, and this package's stagger
         self.periods: list[Period] = []
         self._dropped_before = 0
+        self._starting = True
 
-    async def run(self, end: float) -> None:
-        """Alternate start and stop until the next step would come at or after `end`."""
-        starting = True
-        at = self.history.seconds()
-        while True:
-            self.start() if starting else self.stop()
-            starting = not starting
-            at += self.rng.uniform(0, 2 * self.interval)
-            if at >= end:
-                return
-            await asyncio.sleep(max(0.0, at - self.history.seconds()))
+    async def step(self) -> None:
+        """The flip-flop's next operation: a start, then a stop, and so on."""
+        self.start() if self._starting else self.stop()
+        self._starting = not self._starting
+
+    async def final(self) -> None:
+        self.stop()
 
     def start(self) -> None:
         spec = self.rng.choice(PARTITION_SPECS)

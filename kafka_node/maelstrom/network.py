@@ -1,6 +1,6 @@
 """Maelstrom's simulated network: requests from the runner's clients encoded as Maelstrom
 sends them, every stdout line validated and routed by its dest (clients, nodes, services),
-replies matched to requests by in_reply_to, RPC timeouts, latency, partitions, counts."""
+replies matched to requests by in_reply_to, RPC timeouts, latency, partitions, down nodes, counts."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import itertools
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, NoReturn
 
 import msgspec
 
@@ -115,10 +115,11 @@ class Network:
     """Every message of a test, routed as Maelstrom's simulated network routes them: client
     requests to the node a client is bound to and replies back (matched by in_reply_to),
     messages between nodes and to and from services, delayed by `latency` seconds when
-    neither end is a client. A message for a node that is down waits for it to come back;
-    one for an id nobody has is counted and kept as an example. While `grudge` names a
-    message's sender among those its receiver drops (only nodes are ever partitioned, as in
-    Maelstrom), the message is dropped and counted."""
+    neither end is a client. A message for a node that is restarting waits for it to come
+    back; one for a node the kill nemesis holds `down` is dropped and counted (a request to it
+    is never answered: its client times out); one for an id nobody has is counted and kept as
+    an example. While `grudge` names a message's sender among those its receiver drops (only
+    nodes are ever partitioned, as in Maelstrom), the message is dropped and counted."""
 
     def __init__(self, timeout: float = RPC_TIMEOUT, latency: float = 0.0,
                  services: dict[str, Any] | None = None, clock: Callable[[], float] = time.monotonic,
@@ -129,7 +130,9 @@ class Network:
         self.clock = clock
         self.journal = Journal(journal_limit)
         self.grudge: Mapping[str, frozenset[str]] = {}  # receiver -> senders whose messages it drops
-        self.dropped = 0
+        self.dropped = 0  # by partitions
+        self.down: set[str] = set()  # nodes killed and not started again
+        self.dropped_while_down = 0  # messages to nodes that were down
         self.nodes: dict[str, NodeProcess | None] = {}
         self.ready: dict[str, asyncio.Event] = {}  # cleared while a node starts or restarts
         self.gone: dict[str, str | None] = {}  # node -> why requests to it cannot be delivered
@@ -149,7 +152,10 @@ class Network:
         self.gone.setdefault(node_id, "not started")
 
     def attach(self, node_id: str, node: NodeProcess) -> None:
+        """A new incarnation of the node: clients wait for it to answer init."""
         self.nodes[node_id], self.gone[node_id] = node, None
+        self.down.discard(node_id)
+        self.ready[node_id].clear()
 
     def up(self, node_id: str) -> None:
         """The node answered init: deliver what waited for it, and let clients in."""
@@ -167,6 +173,8 @@ class Network:
         """Send one request from `client` to `node_id` and return the reply's head and raw body."""
         if wait_ready:
             await self.ready[node_id].wait()
+        if node_id in self.down:
+            await self._unanswered(client, node_id, body, timeout or self.timeout)
         node = self.nodes.get(node_id)
         if self.gone.get(node_id) or node is None:
             raise NodeLost(self.gone.get(node_id) or "no node")
@@ -190,6 +198,17 @@ class Network:
             raise RpcTimeout(f"no reply within {limit:g} s") from None
         finally:
             self._pending.pop((client, msg_id), None)
+
+    async def _unanswered(self, client: str, node_id: str, body: dict[str, Any], limit: float) -> NoReturn:
+        """A request to a node that is down: sent, dropped, and timed out, as on a network."""
+        msg_id = next(self._msg_ids.setdefault(client, itertools.count(1)))
+        self.counts["sent"] += 1
+        self.stats.sent(client, node_id)
+        self.dropped_while_down += 1
+        if entry := self.journal.sent(client, node_id, body["type"], {**body, "msg_id": msg_id}, self.clock()):
+            entry.dropped = True
+        await asyncio.sleep(limit)
+        raise RpcTimeout(f"no reply within {limit:g} s ({node_id} is down)")
 
     def route(self, src: str, envelope: Envelope, head: Head, line: bytes) -> None:
         """Take one message a node printed to wherever its `dest` says."""
@@ -244,7 +263,9 @@ class Network:
 
     def _deliver_to_node(self, src: str, dest: str, line: bytes, entry: Message | None = None) -> None:
         node = self.nodes.get(dest)
-        if node is None or self.gone.get(dest) or not self.ready[dest].is_set():
+        if dest in self.down:
+            self._drop_while_down(entry)
+        elif node is None or self.gone.get(dest) or not self.ready[dest].is_set():
             self._waiting[dest].append((line, entry))
         elif node.write(line):
             self.stats.received(src, dest)
@@ -281,6 +302,21 @@ class Network:
         for asked, future in self._pending.values():
             if asked == node_id and not future.done():
                 future.set_exception(NodeLost(reason))
+
+    def take_down(self, node_id: str) -> None:
+        """The node was killed and stays down until it is started again: what is sent to it
+        from now on is dropped (and what waited for it), and requests in flight to it are
+        never answered (their clients time out), as on a network."""
+        self.down.add(node_id)
+        self.gone[node_id] = None
+        for _, entry in self._waiting.pop(node_id, []):
+            self._drop_while_down(entry)
+        self.ready[node_id].set()  # nothing to wait for: requests go out, and are lost
+
+    def _drop_while_down(self, entry: Message | None) -> None:
+        self.dropped_while_down += 1
+        if entry:
+            entry.dropped = True
 
     def lose_all(self, reason: str) -> None:
         for node_id in self.nodes:

@@ -1,11 +1,14 @@
-"""The node processes of a run: each started and sent init, its stdout read and routed, killed
-and restarted on demand; one that prints a non-message or exits on its own aborts the run."""
+"""The node processes of a run, each in a directory of its own: started, sent init, read, killed,
+started again, paused, resumed, files lost; one printing a non-message or exiting aborts the run."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import shutil
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from kafka_node.maelstrom.history import History
@@ -19,15 +22,44 @@ INIT_TIMEOUT = 10.0
 log = logging.getLogger("kafka_node.maelstrom.run")
 
 
-class Nodes:
-    """Every node of the run, by id, each the latest incarnation of the program; `aborted` is
-    set (with `abort_reason`) once the run must end early."""
+@dataclass
+class DiskLoss:
+    """A killed node's files deleted before it started again: whose, when (seconds since the
+    start), on whose kill, and how many files and bytes were deleted."""
 
-    def __init__(self, command: list[str], cwd: str, log_dir: Path, net: Network, history: History,
-                 node_ids: list[str], on_change: Callable[[], None] = lambda: None) -> None:
+    node: str
+    at: float
+    by: str
+    files: int
+    bytes: int
+
+
+def empty_directory(path: Path) -> tuple[int, int]:
+    """Delete everything in `path` (links are deleted, never followed); the files and bytes
+    deleted."""
+    files = size = 0
+    for top, folders, names in os.walk(path):  # a link to a folder is listed as a folder, not walked
+        for name in [*names, *(folder for folder in folders if os.path.islink(os.path.join(top, folder)))]:
+            files += 1
+            size += os.lstat(os.path.join(top, name)).st_size
+    shutil.rmtree(path)
+    path.mkdir()
+    return files, size
+
+
+class Nodes:
+    """Every node of the run, by id, each the latest incarnation of the program, run in
+    `node_dirs`/<node id>/ (so a relative path it is given lands there); `aborted` is set
+    (with `abort_reason`) once the run must end early. With `lose_disk`, a killed node's
+    directory is emptied before it starts again."""
+
+    def __init__(self, command: list[str], node_dirs: Path, log_dir: Path, net: Network, history: History,
+                 node_ids: list[str], on_change: Callable[[], None] = lambda: None, lose_disk: bool = False) -> None:
         self.command = command
-        self.cwd = cwd
+        self.node_dirs = node_dirs
         self.log_dir = log_dir  # <node id>.log for each node: its stderr, and our notes
+        self.lose_disk = lose_disk
+        self.disk_losses: list[DiskLoss] = []
         self.net = net
         self.history = history
         self.node_ids = node_ids
@@ -42,8 +74,11 @@ class Nodes:
             net.add_node(node_id)
 
     async def start(self, node_id: str) -> None:
-        """Start the node and send it init; NodeStartError if it does not answer init_ok."""
-        node = NodeProcess(self.command, self.cwd, self.log_dir / f"{node_id}.log")
+        """Start the node in its directory and send it init; NodeStartError if it does not
+        answer init_ok."""
+        directory = self.directory(node_id)
+        directory.mkdir(parents=True, exist_ok=True)
+        node = NodeProcess(self.command, str(directory), self.log_dir / f"{node_id}.log")
         await node.start()
         self.processes[node_id] = node
         self.net.attach(node_id, node)
@@ -121,19 +156,75 @@ class Nodes:
         for node_id in list(self.processes):
             await self.stop(node_id)
 
-    async def restart(self, node_id: str, why: str) -> float:
-        """SIGKILL the node and start it again (if it cannot be, the run is aborted); when
-        (seconds since the start) it was killed."""
+    def directory(self, node_id: str) -> Path:
+        """The node's working directory."""
+        return self.node_dirs / node_id
+
+    def running(self, node_id: str) -> bool:
+        """Whether the node's latest incarnation was started and not killed (paused or not)."""
+        node = self.processes.get(node_id)
+        return node is not None and not node.killed
+
+    async def kill(self, node_id: str, why: str, *, stays_down: bool) -> str:
+        """SIGKILL the node, then, with disk loss, empty its directory. Until it is started
+        again, what is sent to it is dropped if it `stays_down` (the kill nemesis), else held
+        for it, with requests in flight failed at once (a restart). What was done, as the
+        nemesis records it: killed, killed-files-lost, or not-running."""
+        if not self.running(node_id):
+            return "not-running"
         at = self.history.seconds()
-        self.net.lose(node_id, f"{node_id} was killed by {why}")
+        if stays_down:
+            self.net.take_down(node_id)
+        else:
+            self.net.lose(node_id, f"{node_id} was killed by {why}")
         await self.stop(node_id)
-        self.processes[node_id].append_to_log(f"--- maelstrom-kafka-test: SIGKILL at {at:.3f} s ({why}); restarting ---")
-        log.info("%s killed (SIGKILL) by %s; restarting", node_id, why)
+        done, note = "killed", f"SIGKILL at {at:.3f} s ({why})"
+        if self.lose_disk:
+            files, size = empty_directory(self.directory(node_id))
+            self.disk_losses.append(DiskLoss(node_id, round(at, 3), why, files, size))
+            done, note = "killed-files-lost", f"{note}; its files were lost ({files} files, {size} bytes deleted)"
+        note += "; down until it is started again" if stays_down else "; restarting"
+        self.processes[node_id].append_to_log(f"--- maelstrom-kafka-test: {note} ---")
+        log.info("%s killed (SIGKILL) by %s%s", node_id, why, "; its files were lost" if self.lose_disk else "")
+        return done
+
+    async def start_again(self, node_id: str) -> str:
+        """Start a killed node again, with the same command in the same directory, and send it
+        init: started, already-running, or not-started (the run is then aborted)."""
+        if self.running(node_id):
+            return "already-running"
         try:
             await self.start(node_id)
         except NodeStartError as error:
-            self.abort(f"{node_id} could not be restarted: {error}")
-        return at
+            self.abort(f"{node_id} could not be started again: {error}")
+            return "not-started"
+        return "started"
+
+    async def pause(self, node_id: str, why: str) -> str:
+        """SIGSTOP the node: paused, already-paused or not-running."""
+        node = self.processes.get(node_id)
+        if node is None or node.killed:
+            return "not-running"
+        if node.paused:
+            return "already-paused"
+        if not node.pause():
+            return "not-running"
+        node.append_to_log(f"--- maelstrom-kafka-test: SIGSTOP at {self.history.seconds():.3f} s ({why}) ---")
+        log.info("%s paused (SIGSTOP) by %s", node_id, why)
+        return "paused"
+
+    async def resume(self, node_id: str, why: str) -> str:
+        """SIGCONT the node if it is paused: resumed, not-paused or not-running."""
+        node = self.processes.get(node_id)
+        if node is None or node.killed:
+            return "not-running"
+        if not node.paused:
+            return "not-paused"
+        node.append_to_log(f"--- maelstrom-kafka-test: SIGCONT at {self.history.seconds():.3f} s ({why}) ---")
+        if not node.resume():
+            return "not-running"
+        log.info("%s resumed (SIGCONT) by %s", node_id, why)
+        return "resumed"
 
     def live(self, node_id: str) -> NodeProcess | None:
         """The node's process if it is running and reachable now, else None."""

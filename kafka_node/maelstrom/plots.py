@@ -21,9 +21,10 @@ QUANTILES = {0.5: "tab:blue", 0.95: "tab:purple", 0.99: "tab:orange", 1.0: "tab:
 #: Jepsen's bucket for latency quantiles is 30 s and for rates 10 s; a shorter run gets at
 #: least this many buckets, or the whole of a 20 s run would be one point.
 MIN_BUCKETS = 20
-#: How Jepsen's perf checker shades each nemesis (jepsen.nemesis.combined's :perf): its
-#: name, the fs that start and stop it, its colour.
-NEMESES = (("partition", "start-partition", "stop-partition", "#E9DCA0"), ("kill", "kill", None, "#E9A4A0"))
+#: How Jepsen's perf checker shades each nemesis (jepsen.nemesis.combined's :perf of the
+#: partition and db packages): its name, the fs that start and stop it, its colour.
+NEMESES = (("partition", "start-partition", "stop-partition", "#E9DCA0"), ("kill", "kill", "start", "#E9A4A0"),
+           ("pause", "pause", "resume", "#A0B1E9"))
 NEMESIS_ALPHA = 0.6
 #: Each nemesis' band takes a twelfth of the plot's height, from the top, as in Jepsen.
 BAND = 0.0834
@@ -40,22 +41,24 @@ class NemesisPeriod:
 
 
 def nemesis_periods(ops: Sequence[Op]) -> list[NemesisPeriod]:
-    """Each nemesis period: a partition from its start's completion to the next stop's
-    completion, a kill from its invocation to its completion."""
+    """Each nemesis period, from the completion of an operation that starts it (a partition
+    in place, nodes killed or paused) to the completion of the next that stops it (healed,
+    started, resumed). Jepsen pairs the invocations and the completions alike; these are the
+    moments the fault was in effect."""
     found: list[NemesisPeriod] = []
     opened: dict[str, NemesisPeriod] = {}
     asked: set[str] = set()  # fs whose invocation has been seen, not yet their completion
     for position, op in enumerate(ops):
         if type(op.process) is int:
             continue
-        completion = op.f in asked
-        (asked.discard if completion else asked.add)(op.f)
+        if op.f not in asked:
+            asked.add(op.f)
+            continue
+        asked.discard(op.f)
         for name, start, stop, color in NEMESES:
-            opens = op.f == start and (stop is None) != completion
-            closes = op.f == (stop or start) and completion
-            if closes and name in opened:
+            if op.f == stop and name in opened:
                 opened.pop(name).last = position
-            elif opens and name not in opened:
+            elif op.f == start and name not in opened:
                 opened[name] = NemesisPeriod(name, color, position)
                 found.append(opened[name])
     return found
@@ -63,7 +66,7 @@ def nemesis_periods(ops: Sequence[Op]) -> list[NemesisPeriod]:
 
 def nemesis_moments(ops: Sequence[Op]) -> Iterator[tuple[float, str]]:
     """When each nemesis op happened, and its nemesis' colour (Jepsen draws a line at each)."""
-    colors = {f: color for _, start, stop, color in NEMESES for f in (start, stop) if f}
+    colors = {f: color for _, start, stop, color in NEMESES for f in (start, stop)}
     for op in ops:
         if type(op.process) is not int and op.f in colors:
             yield op.time / 1e9, colors[op.f]

@@ -1,5 +1,5 @@
 """The node under test as a child process: started with its stderr appended to a log file,
-fed lines on stdin, read line by line from stdout, and ended with SIGKILL."""
+fed lines on stdin, read line by line from stdout, paused and resumed, ended with SIGKILL."""
 
 from __future__ import annotations
 
@@ -32,6 +32,7 @@ class NodeProcess:
         self.cwd = cwd
         self.log_path = log_path
         self.killed = False  # by us: a truncated last line is then no fault of the node
+        self.paused = False  # stopped by our SIGSTOP, until our SIGCONT
         self.answered_init = False
         self.exited_on_its_own: str | None = None  # why, when it exited without our SIGKILL
         self._proc: asyncio.subprocess.Process | None = None
@@ -87,6 +88,30 @@ class NodeProcess:
         assert self._proc
         return await self._proc.wait()
 
+    def pause(self) -> bool:
+        """SIGSTOP the node's process group (the node and what it started), as Jepsen's pause
+        does; False if it is not running. Its stdin still takes what the pipe can hold."""
+        if not self._signal_group(signal.SIGSTOP):
+            return False
+        self.paused = True
+        return True
+
+    def resume(self) -> bool:
+        """SIGCONT the node's process group; False if it is not running."""
+        if not self._signal_group(signal.SIGCONT):
+            return False
+        self.paused = False
+        return True
+
+    def _signal_group(self, signum: int) -> bool:
+        if self._proc is None or self.killed or self._proc.returncode is not None:
+            return False
+        try:
+            os.killpg(self._proc.pid, signum)
+        except ProcessLookupError:
+            return False
+        return True
+
     async def kill(self, grace: float = EXIT_GRACE) -> int | None:
         """SIGKILL the node (and anything it started in its session); its exit status.
 
@@ -94,7 +119,7 @@ class NodeProcess:
         that left the session can hold open forever: after `grace` seconds we close them."""
         if not self._proc:
             return None
-        self.killed = True
+        self.killed, self.paused = True, False  # SIGKILL ends a stopped process too
         if self._proc.returncode is None:
             kill_group(self._proc.pid)
             # Not Popen.kill(): it first polls, and a node already dead of the SIGKILL above

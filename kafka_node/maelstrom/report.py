@@ -90,6 +90,15 @@ def partitions_data(periods: list[Any], dropped: int) -> dict[str, Any]:
                         for p in periods]}
 
 
+def disk_losses_data(losses: list[Any]) -> dict[str, Any]:
+    """What results.json says of --lose-disk: how many times a killed node's files were
+    deleted, how many files and bytes in all, and each loss (node, time, whose kill)."""
+    return {"count": len(losses), "files_deleted": sum(loss.files for loss in losses),
+            "bytes_deleted": sum(loss.bytes for loss in losses),
+            "losses": [{"node": loss.node, "at": loss.at, "by": loss.by, "files": loss.files, "bytes": loss.bytes}
+                       for loss in losses]}
+
+
 def log_settings(run: dict[str, Any]) -> None:
     log.info("test: %s", msgspec.json.encode(run).decode())
 
@@ -125,6 +134,7 @@ def summary(data: dict[str, Any], run_dir: Path) -> str:
                   "the run ended before the final heal")
         lines.append(f"\npartitions: {partitions['count']} ({partitions['cutting']} cutting any link), "
                      f"{partitions['dropped_messages']} messages dropped; {healed}")
+    lines += db_fault_lines(run)
     if availability := data.get("availability"):
         lines.append(f"availability: {availability['ok_fraction']:.4f} of operations ok "
                      f"({availability['ok']} of {availability['invoked']}); asked: {availability['expected']}")
@@ -142,6 +152,29 @@ def summary(data: dict[str, Any], run_dir: Path) -> str:
     if data["aborted"]:
         lines[-1] = ABORTED
     return "\n".join(lines)
+
+
+def db_fault_lines(run: dict[str, Any]) -> list[str]:
+    """The kill and pause nemeses and disk loss, as the partitions are summed up."""
+    lines = []
+    final = "recovery" in run.get("phases", {})
+    if kills := run.get("kills"):
+        lines.append(f"kills: {kills['count']} ({kills['effective']} killing any node, {kills['nodes_hit']} nodes in "
+                     f"all), {kills['dropped_messages']} messages to killed nodes dropped; "
+                     + ("all started again before the recovery pause" if final else "the run ended before the final start"))
+    if pauses := run.get("pauses"):
+        lines.append(f"pauses: {pauses['count']} ({pauses['effective']} pausing any node, {pauses['nodes_hit']} nodes "
+                     "in all); " + ("all resumed before the recovery pause" if final else
+                                    "the run ended before the final resume"))
+    if (losses := run.get("disk_losses")) is not None:
+        lines.append(f"disk losses (--lose-disk): {losses['count']}, {losses['files_deleted']} files "
+                     f"({losses['bytes_deleted']} bytes) deleted")
+        if any(loss["files"] == 0 for loss in losses["losses"]):
+            lines.append("  some found no files to delete: a node keeping its files at an absolute path "
+                         "(or in a fresh temporary file) is out of disk loss's reach")
+    if lines and not run.get("partitions"):
+        lines[0] = "\n" + lines[0]
+    return lines
 
 
 def net_lines(net: dict[str, dict[str, float]]) -> list[str]:

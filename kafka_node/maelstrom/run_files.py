@@ -26,6 +26,7 @@ FILES = {
     "memory.csv": "the nodes' memory over time",
     "hostile.jsonl": "each hostile line written and the node's answer",
     "node-logs": "each node's stderr",
+    "nodes": "each node's working directory, holding what it wrote at relative paths",
 }
 
 

@@ -1,6 +1,6 @@
-"""Runs one test against a node program: the paced main phase beside its faults (restarts,
-partitions, hostile input), the heal, the recovery pause and the final polls, then SIGKILL;
-the nodes' memory is sampled throughout. Returns what happened, for the checker."""
+"""Runs one test against a node program: the paced main phase beside its faults (restarts, the
+nemesis, hostile input), the nemesis' final operations, the recovery pause and the final polls,
+then SIGKILL; the nodes' memory is sampled throughout. Returns what happened, for the checker."""
 
 from __future__ import annotations
 
@@ -14,13 +14,15 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from kafka_node.maelstrom.client import Client, Latencies, invocation_value, perform
+from kafka_node.maelstrom.db_nemesis import DbNemesis, DbPackage
 from kafka_node.maelstrom.history import INFO, OK, History, Op
 from kafka_node.maelstrom.hostile import HostileLines, HostileTally
 from kafka_node.maelstrom.journal import JOURNAL_LIMIT
 from kafka_node.maelstrom.memory import MEMORY_INTERVAL, MemoryLog
-from kafka_node.maelstrom.nemesis import NEMESIS_INTERVAL, Partitioner, Period
+from kafka_node.maelstrom.nemesis import Partitioner, Period
+from kafka_node.maelstrom.nemesis_package import NEMESIS_INTERVAL, NemesisPackage
 from kafka_node.maelstrom.network import NODE_ID, RPC_TIMEOUT, Network
-from kafka_node.maelstrom.nodes import Nodes
+from kafka_node.maelstrom.nodes import DiskLoss, Nodes
 from kafka_node.maelstrom.process import NodeStartError
 from kafka_node.maelstrom.progress import Progress
 from kafka_node.maelstrom.services import default_services
@@ -37,7 +39,7 @@ class RunConfig:
     """What one run does, as the command line resolved it."""
 
     command: list[str]
-    cwd: str
+    node_dirs: Path  # nodes/: each node's working directory, <node id>/
     log_dir: Path  # node-logs/: <node id>.log for each node
     concurrency: int
     time_limit: float
@@ -51,8 +53,9 @@ class RunConfig:
     memory_path: Path | None = None  # memory.csv; None samples nothing
     node_count: int = 1
     latency: float = 0.0  # seconds added to each message between servers
-    nemesis: str | None = None  # "partition", or None for no faults of the network
+    nemesis: frozenset[str] = frozenset()  # of nemesis_package.FAULTS
     nemesis_interval: float = NEMESIS_INTERVAL
+    lose_disk: bool = False  # a killed node's files are deleted before it starts again
     journal_limit: int = JOURNAL_LIMIT  # messages kept for messages.svg
 
 
@@ -66,6 +69,8 @@ class RunRecord:
     net_counts: dict[str, int] = field(default_factory=dict)
     restarts: list[float] = field(default_factory=list)  # seconds since start
     partitions: list[Period] = field(default_factory=list)
+    db_faults: dict[str, Any] = field(default_factory=dict)  # DbPackage.described(): kills, pauses
+    disk_losses: list[DiskLoss] = field(default_factory=list)
     node_exits: list[str] = field(default_factory=list)  # exits we did not cause
     phases: dict[str, float] = field(default_factory=dict)  # phase name -> start (s)
     hostile: HostileTally | None = None
@@ -112,8 +117,8 @@ class Runner:
         self.node_ids = [f"n{i}" for i in range(config.node_count)]
         self.net = Network(config.rpc_timeout, config.latency, default_services(random.Random(f"{config.seed}:services")),
                            clock=self.history.seconds, journal_limit=config.journal_limit)
-        self.nodes = Nodes(config.command, config.cwd, config.log_dir, self.net, self.history, self.node_ids,
-                           on_change=self._sample_memory)
+        self.nodes = Nodes(config.command, config.node_dirs, config.log_dir, self.net, self.history, self.node_ids,
+                           on_change=self._sample_memory, lose_disk=config.lose_disk)
         self.record = RunRecord(self.history, self.latencies, self.net)
         if config.hostile_every:
             self.record.hostile = self.nodes.hostile = HostileTally(config.hostile_every)
@@ -121,11 +126,22 @@ class Runner:
         self.memory = MemoryLog(config.memory_path) if config.memory_path else None
         self.workload = Workload(random.Random(config.seed), config.max_writes_per_key)
         self.timing = random.Random(f"{config.seed}:timing")
-        self.nemesis = (Partitioner(self.net, self.history, self.node_ids, random.Random(f"{config.seed}:nemesis"),
-                                    config.nemesis_interval) if config.nemesis == "partition" else None)
+        self._build_nemesis(config)
         self.progress = Progress(self.history, progress, self._progress_extras)
         self._client_ids = itertools.count(1)
         self._main_over = asyncio.Event()
+
+    def _build_nemesis(self, config: RunConfig) -> None:
+        """The packages --nemesis asks for, each with a random source of its own (so a
+        partition-only run draws what it always drew), and the db nemesis --restart-every uses."""
+        self.one_at_a_time = asyncio.Lock()  # Jepsen's one nemesis process
+        self.db_nemesis = DbNemesis(self.nodes, self.history, self.node_ids, random.Random(f"{config.seed}:db"))
+        self.partitioner = (Partitioner(self.net, self.history, self.node_ids, random.Random(f"{config.seed}:nemesis"))
+                            if "partition" in config.nemesis else None)
+        self.db_package = (DbPackage(self.db_nemesis, config.nemesis) if config.nemesis & {"kill", "pause"} else None)
+        packages = [package for package in (self.partitioner, self.db_package) if package]
+        self.nemesis = (NemesisPackage(packages, self.history.seconds, self.one_at_a_time, config.nemesis_interval,
+                                       random.Random(f"{config.seed}:nemesis-ties")) if packages else None)
 
     def new_client(self, node: str) -> Client:
         return Client(f"c{next(self._client_ids)}", node, self.net, self.latencies)
@@ -170,9 +186,12 @@ class Runner:
             self.memory.close()
             record.memory = self.memory.described()
         record.net_counts = dict(self.net.counts)
-        if self.nemesis:
-            self.nemesis.heal_now()  # an interrupted run still records how its partition ended
-            record.partitions = self.nemesis.periods
+        if self.partitioner:
+            self.partitioner.heal_now()  # an interrupted run still records how its partition ended
+            record.partitions = self.partitioner.periods
+        if self.db_package:
+            record.db_faults = self.db_package.described(self.net.dropped_while_down)
+        record.disk_losses = self.nodes.disk_losses
 
     def _enter(self, phase: str) -> None:
         self.progress.enter(phase)
@@ -209,7 +228,7 @@ class Runner:
             for fault in faults:
                 fault.cancel()
         if self.nemesis:
-            self.nemesis.stop()
+            await self.nemesis.final()
         self._enter("recovery")
         await asyncio.sleep(self.config.recovery_time)
         self._enter("final")
@@ -219,17 +238,20 @@ class Runner:
         await asyncio.gather(*(self._final_polls(w, keys, targets, deadline) for w in workers))
 
     async def _restarts(self, period: float) -> None:
-        """SIGKILL a node chosen at random, and start it again, about every `period` seconds."""
+        """SIGKILL a node chosen at random, and start it again, about every `period` seconds:
+        the db nemesis' kill and start of that node (one it holds down is left alone)."""
         while not self.nodes.aborted.is_set():
             try:
                 await asyncio.wait_for(self._main_over.wait(), restart_delay(self.timing, period))
                 return
             except TimeoutError:
                 node_id = self.timing.choice(self.node_ids)
-                self.history.nemesis("kill", [node_id])
-                at = await self.nodes.restart(node_id, "--restart-every")
-                restarted = self.nodes.abort_reason is None
-                self.history.nemesis("kill", {node_id: "killed-and-restarted" if restarted else "killed-not-restarted"})
+                async with self.one_at_a_time:
+                    if not self.nodes.running(node_id):
+                        continue
+                    at = self.history.seconds()
+                    await self.db_nemesis.kill([node_id], "--restart-every", stays_down=False)
+                    await self.db_nemesis.start([node_id])
                 self.record.restarts.append(round(at, 3))
 
     async def _main_phase(self, worker: Worker, end: float, crashes: CrashSchedule, stagger: Stagger) -> None:
@@ -307,8 +329,12 @@ class Runner:
         extras = ""
         if self.config.restart_every:
             extras += f"  restarts {len(self.record.restarts)}"
-        if self.nemesis:
-            extras += f"  partitions {len(self.nemesis.periods)}  dropped {self.net.dropped}"
+        if self.partitioner:
+            extras += f"  partitions {len(self.partitioner.periods)}  dropped {self.net.dropped}"
+        if self.db_package:
+            extras += "".join(f"  {fault}s {len(periods)}" for fault, periods in self.db_package.periods().items())
+        if self.config.lose_disk:
+            extras += f"  disk losses {len(self.nodes.disk_losses)}"
         if self.record.hostile:
             extras += f"  hostile {sum(self.record.hostile.sent_by_kind.values())}"
         return extras

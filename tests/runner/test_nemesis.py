@@ -11,6 +11,7 @@ import pytest
 
 from kafka_node.maelstrom.history import History
 from kafka_node.maelstrom.nemesis import PARTITION_SPECS, Partitioner, complete_grudge, grudge_of
+from kafka_node.maelstrom.nemesis_package import NemesisPackage
 from kafka_node.maelstrom.network import Envelope, Head, Network
 
 NODES = [f"n{i}" for i in range(5)]
@@ -73,9 +74,10 @@ def test_starts_and_stops_alternate_from_the_first_moment_until_the_main_phase_e
     async def scenario() -> tuple[History, Partitioner]:
         history = History()
         net = Network(services={}, clock=history.seconds)
-        nemesis = Partitioner(net, history, NODES[:3], random.Random(3), interval=0.05)
-        await nemesis.run(end=history.seconds() + 0.6)
-        nemesis.stop()  # the final generator's heal
+        nemesis = Partitioner(net, history, NODES[:3], random.Random(3))
+        package = NemesisPackage([nemesis], history.seconds, asyncio.Lock(), interval=0.05)
+        await package.run(end=history.seconds() + 0.6)
+        await package.final()  # the final generator's heal
         return history, nemesis
     history, nemesis = asyncio.run(scenario())
     steps = [(op.f, op.value) for op in history.ops]

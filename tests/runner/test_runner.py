@@ -341,7 +341,7 @@ def test_a_stray_process_holding_the_nodes_stdout_does_not_hang_the_run(runs):
     run = runs["leaves-a-child"]
     done = run.finish()  # without a bound on the wait for stdout to close, this would time out
     assert_correct_node_verdict(done.results, status=done.status, stdout=done.stdout)
-    assert (run.cwd / "stray.pid").exists()
+    assert (done.run_dir / "nodes" / "n0" / "stray.pid").exists(), "written in the node's own directory"
 
 
 def test_a_node_that_stops_reading_its_input_times_the_request_out(tmp_path):
@@ -533,7 +533,9 @@ def test_a_run_without_hostile_input_still_samples_memory(runs):
     (["--concurrency", "3x", "--bin", sys.executable], "--concurrency"),
     (["--time-limit", "0", "--bin", sys.executable], "--time-limit"),
     (["--availability", "1.5", "--bin", sys.executable], "--availability"),
-    (["--nemesis", "kill", "--bin", sys.executable], "--nemesis"),
+    (["--nemesis", "kill,clock", "--bin", sys.executable], "--nemesis"),
+    (["--nemesis", "", "--bin", sys.executable], "--nemesis"),
+    (["--lose-disk", "--nemesis", "partition,pause", "--bin", sys.executable], "--lose-disk"),
     (["--nemesis-interval", "0", "--bin", sys.executable], "--nemesis-interval"),
 ])
 def test_bad_arguments_exit_254_as_jepsens(tmp_path, flags, message):

@@ -79,8 +79,7 @@ class Run:
         if self.proc and self.proc.poll() is None:
             self.proc.terminate()
             self.proc.wait(30)
-        stray = self.cwd / "stray.pid"  # left by leaves_a_child.py: ours to end
-        if stray.exists():
+        for stray in self.store.glob("kafka/*/nodes/*/stray.pid"):  # left by leaves_a_child.py: ours to end
             with contextlib.suppress(ProcessLookupError):
                 os.kill(int(stray.read_text()), signal.SIGKILL)
 
