@@ -255,6 +255,21 @@ class Forwarding:
                 replies.append(reply)
         return replies
 
+    def lead_moved(self, former: str, belongs: Callable[[str], bool]) -> list[Held]:
+        """Answer at once the parts sent on to `former` for keys (those `belongs` accepts) whose
+        partition it no longer leads: its reply may never come (it is likely down). A read
+        failed with nothing read; a write's outcome is unknown (it may have been applied)."""
+        replies = []
+        for msg_id, part in list(self._remote.items()):
+            asked = part.gather.asked.get(former)
+            if part.owner != former or asked is None or not any(map(belongs, rpc_of(asked).keys(asked))):
+                continue
+            del self._remote[msg_id]
+            failure = OutcomeUnknown(f"{former} no longer leads these keys and has not answered")
+            if (reply := part.gather.settle(former, failure, self.cluster.node_id)) is not None:
+                replies.append(reply)
+        return replies
+
     def abandon(self, reason: str) -> list[Held]:
         """Fail every part sent on at once (the node is stopping: no reply can come)."""
         replies = []

@@ -147,8 +147,13 @@ class Node:
 
     def _release(self, step: Step) -> None:
         """Move to the outbox the replies whose commit the in-sync set now holds, and answer
-        those whose commit it was given up on with an unknown outcome."""
+        those whose commit it was given up on with an unknown outcome; answer at once the parts
+        sent on to a node whose lead moved to another."""
         replicator = self.replicator
+        if replicator is not None and self.forwarding is not None:
+            placement = replicator.placement
+            for former, part in replicator.take_moved():
+                step.held.extend(self.forwarding.lead_moved(former, lambda key, p=part: placement.partition(key) == p))
         if replicator is None or not self._replicating:
             if replicator is not None:
                 replicator.take_failed()

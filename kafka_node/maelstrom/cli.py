@@ -20,6 +20,7 @@ from kafka_node import argtypes
 from kafka_node.maelstrom import exit_status, report, run_files, web
 from kafka_node.maelstrom.check_command import check_main, with_runner_findings
 from kafka_node.maelstrom.checker import MAELSTROM_TYPES, check
+from kafka_node.maelstrom.db_nemesis import NODE_SPECS, targets_of
 from kafka_node.maelstrom.hostile import HOSTILE_ACCEPTED, HOSTILE_CLIENT, write_lines
 from kafka_node.maelstrom.nemesis_package import NEMESIS_INTERVAL, faults_of
 from kafka_node.maelstrom.nemesis_package import described as faults_described
@@ -124,6 +125,11 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
                                "before it starts again, as if its disk had been lost. Goes beyond both "
                                "Maelstrom and Jepsen's combined nemesis package. Give the node relative paths "
                                "(e.g. -- --db {node_id}.db): a file at an absolute path is out of its reach")
+    advanced.add_argument("--nemesis-targets", type=targets_of, default=NODE_SPECS, metavar="SPECS",
+                          help="the node specs kills and pauses draw their targets from, comma-separated, as "
+                               "the :targets option of Jepsen's :kill and :pause (default: all of them: "
+                               "random, one, minority-third, minority, majority, all); e.g. one, to kill or "
+                               "pause a single node at a time")
     args = parser.parse_args(argv)
     if args.lose_disk and "kill" not in args.nemesis and not args.restart_every:
         parser.error("--lose-disk needs --nemesis kill or --restart-every: it acts when a node is killed")
@@ -222,6 +228,7 @@ def test_main(argv: list[str]) -> int:
         rpc_timeout=args.rpc_timeout, hostile_every=args.hostile_every, memory_path=run_dir / "memory.csv",
         node_count=args.node_count, latency=args.latency / 1000, nemesis=args.nemesis,
         nemesis_interval=args.nemesis_interval, lose_disk=args.lose_disk,
+        nemesis_targets=args.nemesis_targets,
     )
     config.log_dir.mkdir()
     commit_check = bool(args.restart_every) and not args.no_commit_check
@@ -233,6 +240,7 @@ def test_main(argv: list[str]) -> int:
         "restart_every": args.restart_every, "commit_check": commit_check, "rpc_timeout": args.rpc_timeout,
         "hostile_every": args.hostile_every, "nemesis": faults_described(args.nemesis),
         "nemesis_interval": args.nemesis_interval, "lose_disk": args.lose_disk,
+        "nemesis_targets": [spec or "random" for spec in args.nemesis_targets],
         "availability": args.availability, "seed": seed, "cwd": os.getcwd(), "node_dirs": "nodes/<node id>",
     }
     run_log = open_run_log(run_dir / "jepsen.log")

@@ -3,6 +3,7 @@ and resumed, picked by Jepsen's node specs, each step a pair of :info ops of the
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import random
 from collections.abc import Awaitable, Callable, Sequence
@@ -21,6 +22,17 @@ DB_FAULTS = ("pause", "kill")
 HIT = ("killed", "killed-files-lost", "paused")
 
 NodeSpec = str | list[str] | None  # a spec of NODE_SPECS, or the nodes themselves
+
+
+def targets_of(text: str) -> tuple[str | None, ...]:
+    """--nemesis-targets: node specs separated by commas (`random` for Jepsen's nil spec)."""
+    names = [name.strip() for name in text.split(",")]
+    known = {spec or "random": spec for spec in NODE_SPECS}
+    unknown = [name for name in names if name not in known]
+    if unknown:
+        raise argparse.ArgumentTypeError(f"unknown node spec {', '.join(map(repr, unknown))}: choose among "
+                                         f"{', '.join(known)}, separated by commas")
+    return tuple(known[name] for name in names)
 
 
 def majority(n: int) -> int:
@@ -103,8 +115,9 @@ class DbPackage:
     a pause/resume flip-flop, mixed at random (gen/mix), each fault's targets drawn from
     NODE_SPECS; the final generator resumes, then starts, every node."""
 
-    def __init__(self, nemesis: DbNemesis, faults: frozenset[str]) -> None:
+    def __init__(self, nemesis: DbNemesis, faults: frozenset[str], targets: Sequence[str | None] = NODE_SPECS) -> None:
         self.nemesis = nemesis
+        self.targets = list(targets)  # Jepsen's :targets option of :kill and :pause
         self.rng = nemesis.rng  # the mix, the specs, the targets and this package's stagger
         self.faults = [fault for fault in DB_FAULTS if fault in faults]
         self._recovering = dict.fromkeys(self.faults, False)  # each flip-flop's next half
@@ -121,7 +134,7 @@ class DbPackage:
             await (self.nemesis.start() if fault == "kill" else self.nemesis.resume())
             self._close(periods)
             return
-        spec = self.rng.choice(NODE_SPECS)
+        spec = self.rng.choice(self.targets)
         done = await (self.nemesis.kill(spec) if fault == "kill" else self.nemesis.pause(spec))
         periods.append(FaultPeriod(round(self.nemesis.history.seconds(), 3), spec,
                                    [node for node, what in done.items() if what in HIT],

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from kafka_node.maelstrom.client import Client, Latencies, invocation_value, perform
-from kafka_node.maelstrom.db_nemesis import DbNemesis, DbPackage
+from kafka_node.maelstrom.db_nemesis import NODE_SPECS, DbNemesis, DbPackage
 from kafka_node.maelstrom.history import INFO, OK, History, Op
 from kafka_node.maelstrom.hostile import HostileLines, HostileTally
 from kafka_node.maelstrom.journal import JOURNAL_LIMIT
@@ -56,6 +56,7 @@ class RunConfig:
     nemesis: frozenset[str] = frozenset()  # of nemesis_package.FAULTS
     nemesis_interval: float = NEMESIS_INTERVAL
     lose_disk: bool = False  # a killed node's files are deleted before it starts again
+    nemesis_targets: tuple[str | None, ...] = NODE_SPECS  # the node specs kills and pauses draw from
     journal_limit: int = JOURNAL_LIMIT  # messages kept for messages.svg
 
 
@@ -138,7 +139,7 @@ class Runner:
         self.db_nemesis = DbNemesis(self.nodes, self.history, self.node_ids, random.Random(f"{config.seed}:db"))
         self.partitioner = (Partitioner(self.net, self.history, self.node_ids, random.Random(f"{config.seed}:nemesis"))
                             if "partition" in config.nemesis else None)
-        self.db_package = (DbPackage(self.db_nemesis, config.nemesis) if config.nemesis & {"kill", "pause"} else None)
+        self.db_package = (DbPackage(self.db_nemesis, config.nemesis, config.nemesis_targets) if config.nemesis & {"kill", "pause"} else None)
         packages = [package for package in (self.partitioner, self.db_package) if package]
         self.nemesis = (NemesisPackage(packages, self.history.seconds, self.one_at_a_time, config.nemesis_interval,
                                        random.Random(f"{config.seed}:nemesis-ties")) if packages else None)

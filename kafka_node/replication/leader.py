@@ -14,9 +14,9 @@ from kafka_node.replication.wire import PartitionState, Replicate
 from kafka_node.storage.replica import Entry, ReplicaLog
 
 #: Seconds without sending a follower anything before an empty batch tells it the leader lives.
-HEARTBEAT = 0.2
+HEARTBEAT = 0.1
 #: Seconds a follower may go without acknowledging all the leader wrote before it leaves the in-sync set.
-LAG_TIMEOUT = 1.0
+LAG_TIMEOUT = 0.5
 #: Seconds before a probe or catch-up left unanswered is sent again.
 RESEND_AFTER = 0.5
 #: Messages at most in one catch-up: a follower far behind is filled in several.

@@ -18,7 +18,7 @@ from kafka_node.storage import Storage
 logger = logging.getLogger(__name__)
 
 #: Seconds without hearing from its leader before an in-sync follower tries to lead.
-ELECTION_TIMEOUT = 1.0
+ELECTION_TIMEOUT = 0.5
 #: Seconds a commit may wait for the in-sync set before its outcome is given as unknown: less
 #: than a forwarding node waits, so that its client hears this node's answer.
 REPLICATION_TIMEOUT = 2.5
@@ -44,6 +44,22 @@ class Replicator:
         self._first_pending: dict[int, int] = {}  # led partition -> its oldest commit still waiting
         self._reread_at: dict[int, float] = {}
         self._next_tick = now
+        self._known_leaders: dict[int, tuple[str | None, int]] = {}  # part -> (leader, epoch) last known
+        self.moved: list[tuple[str, int]] = []  # (former leader, partition): its lead moved, not yet told
+
+    def learned(self, part: int, leader: str | None, epoch: int) -> None:
+        """Note who leads `part` in `epoch`: if a newer epoch moved the lead away from a node,
+        requests sent on to it for that partition can be given up on (see `moved`)."""
+        former, known_epoch = self._known_leaders.get(part, (None, -1))
+        if epoch <= known_epoch:
+            return
+        self._known_leaders[part] = (leader, epoch)
+        if former is not None and former != leader:
+            self.moved.append((former, part))
+
+    def take_moved(self) -> list[tuple[str, int]]:
+        moved, self.moved = self.moved, []
+        return moved
 
     def start(self, now: float) -> list[wire.Sent]:
         """Ask lin-kv for every partition's state (routing needs them all)."""
@@ -218,11 +234,13 @@ class Replicator:
         leader = LeaderPartition(part, state, self.placement, self.node_id, self.storage.replica,
                                  self.storage.log.commits, now)
         self.leading[part] = leader
+        self.learned(part, self.node_id, state.epoch)
         logger.info("partition %d: leading epoch %d, in sync %s", part, state.epoch, ",".join(state.isr))
         commits = self.storage.log.commits
         return [leader.probe(follower, commits, now) for follower in leader.followers]
 
     def _demote(self, part: int, leader: str | None, epoch: int, now: float) -> None:
+        self.learned(part, leader, epoch)
         led = self.leading.pop(part, None)
         if led is not None:
             self.failed += led.abandon()
