@@ -37,6 +37,11 @@ class Step(NamedTuple):
     opened: Storage | None = None
 
 
+#: Seconds a request may wait for its keys' partition to have a leader able to take it (about
+#: an election's length) before it is refused with a definite error.
+LEADER_WAIT = 1.0
+
+
 class Replication(NamedTuple):
     """How many replicas each key has on several nodes, and how many must hold a write."""
 
@@ -64,6 +69,8 @@ class Node:
         # Once init names several nodes and each key has several replicas: this node's part in that.
         self.replicator: Replicator | None = None
         self._replicating: list[Held] = []  # replies waiting for the in-sync set to hold their commit
+        self._waiting: list[protocol.Envelope] = []  # requests waiting for their keys' leader
+        self._waiting_since: dict[int, tuple[protocol.Envelope, float]] = {}  # id -> (it, its deadline)
         self._unsynced = Unsynced()
 
     @property
@@ -116,7 +123,9 @@ class Node:
             local, forwarded, completed, unroutable = forwarding.route_batch(decoded, now)  # type: ignore[arg-type]
             step.forwarded.extend(forwarded)
             held.extend(completed)
-            held.extend(self._held(request, failure, 0) for request, failure in unroutable)
+            for request, failure in unroutable:
+                if not (isinstance(failure, NothingApplied) and self._parked(request, now)):
+                    held.append(self._held(request, failure, 0))
         for request, answer in zip(local, self._answers(local, step, now), strict=True):
             if answer is None:  # a line that names nobody to answer
                 continue
@@ -144,6 +153,27 @@ class Node:
         step.forwarded.extend(sent)
         return [d for d in decoded if not (isinstance(d, wire.ReplicaEnvelope)
                                            or (isinstance(d, protocol.PeerReplyEnvelope) and d.src == wire.LIN_KV))]
+
+    def _parked(self, request: protocol.Envelope, now: float) -> bool:
+        """Whether a request its keys' leader cannot take now (none is known, or it is being
+        elected, or is starting its epoch) waits for one, to be tried again at the next tick,
+        rather than failing: up to LEADER_WAIT seconds from when it first came."""
+        deadline = self._waiting_since.setdefault(id(request), (request, now + LEADER_WAIT))[1]
+        if deadline <= now:
+            del self._waiting_since[id(request)]
+            return False
+        self._waiting.append(request)
+        return True
+
+    def _try_waiting(self, step: Step, now: float) -> None:
+        """Try again the requests waiting for their keys' leader."""
+        if self._waiting:
+            waiting, self._waiting = self._waiting, []
+            self._answer(waiting, step, now)  # type: ignore[arg-type]  # envelopes only
+            still = {id(request) for request in self._waiting}
+            for request in waiting:
+                if id(request) not in still:  # answered (or sent on) this time
+                    self._waiting_since.pop(id(request), None)
 
     def _release(self, step: Step) -> None:
         """Move to the outbox the replies whose commit the in-sync set now holds, and answer
@@ -191,12 +221,13 @@ class Node:
         sync enough to write); what it writes is stamped with its batch, and sent to followers."""
         replicator = self.replicator
         assert replicator is not None
-        refused: dict[int, Answer] = {}
+        refused: dict[int, Answer | None] = {}
         for at, request in enumerate(requests):
             if type(request) is protocol.Envelope:
                 rpc = rpc_of(request.body)
                 if (reason := replicator.refusal(rpc.keys(request.body), rpc.writes)) is not None:
-                    refused[at] = Answer(NothingApplied(f"not applied: {reason}"), 0)
+                    parked = not (self.forwarding is not None and self.forwarding.is_part(request)) and self._parked(request, now)
+                    refused[at] = None if parked else Answer(NothingApplied(f"not applied: {reason}"), 0)
         stored = [r for at, r in enumerate(requests) if type(r) is protocol.Envelope and at not in refused]
         storage.log.stamp = replicator.stamp
         try:
@@ -269,6 +300,7 @@ class Node:
         step = Step([], [])
         if self.replicator is not None:
             step.forwarded.extend(self.replicator.tick(now))
+            self._try_waiting(step, now)
             self._release(step)
         return step
 

@@ -43,3 +43,12 @@ GENERATOR_HEADROOM = 2.0
 FORWARD_ROUND_TRIP_MS = 0.3
 #: 5c's goal: messages between servers per operation, on two nodes.
 SERVER_MSGS_PER_OP = 1.5
+
+#: Replication (three nodes, three replicas): messages between servers per operation at most this,
+REPLICATED_SERVER_MSGS_PER_OP = 5.0
+#: ... and a send's p50 at most this many ms above the same run with one copy per key.
+REPLICATION_SEND_MS = 0.5
+#: Under partitions, at least this share of operations completes ok;
+PARTITION_OK_FRACTION = 0.99
+#: with a node killed about every 4 s and kept down 4 s, throughput at least this share of the calm run's.
+KILL_THROUGHPUT_OVER_CALM = 0.7

@@ -7,13 +7,15 @@ from typing import Any
 
 from kafka_node.bench import goals
 from kafka_node.bench.report import Row, Target
+from kafka_node.bench.faults import quantile
 from kafka_node.bench.suite import OTHER_IN_FLIGHT, SEED_RPCS, Outcome, median
 
 
 def table(outcome: Outcome) -> list[Row]:
     """Every row, in the table's order; a figure that was not measured shows as a dash."""
     figures = _Figures(outcome)
-    return [*_seed_rows(figures), *_load_rows(figures), *_one_in_flight_rows(figures), *_cluster_rows(figures)]
+    return [*_seed_rows(figures), *_load_rows(figures), *_one_in_flight_rows(figures), *_cluster_rows(figures),
+            *_fault_rows(figures)]
 
 
 class _Figures:
@@ -184,11 +186,54 @@ def _cluster_rows(f: _Figures) -> list[Row]:
             unit="", measured=anomalies("ours-2-nodes-restarting"), baseline=None, baseline_is="",
             target=Target(on="measured", bound="<=", value=0, text="0 (valid)")),
     ]
-    for name, count in (("ours-3-nodes", 3), ("ours-5-nodes", 5)):
+    one_copy = send_p50("ours-3-nodes-one-copy")
+    rows += [
+        Row(id="l", figure="3 nodes, 3 replicas: send p50", unit="ms", measured=send_p50("ours-3-nodes"),
+            baseline=one_copy, baseline_is="3 nodes, one copy per key",
+            target=_at_most(None if one_copy is None else one_copy + goals.REPLICATION_SEND_MS,
+                            f"<= one copy + {goals.REPLICATION_SEND_MS:g} ms")),
+        Row(id="l", figure="3 nodes, 3 replicas: messages between servers per op", unit="",
+            measured=server_msgs("ours-3-nodes"), baseline=server_msgs("ours-3-nodes-one-copy"),
+            baseline_is="3 nodes, one copy per key",
+            target=Target(on="measured", bound="<=", value=goals.REPLICATED_SERVER_MSGS_PER_OP,
+                          text=f"<= {goals.REPLICATED_SERVER_MSGS_PER_OP:g}")),
+        Row(id="l", figure="5 nodes, 3 replicas: send p50", unit="ms", measured=send_p50("ours-5-nodes"),
+            baseline=one_node, baseline_is="row a, 1 node", target=_report()),
+        Row(id="l", figure="5 nodes, 3 replicas: messages between servers per op", unit="",
+            measured=server_msgs("ours-5-nodes"), baseline=None, baseline_is="", target=_report()),
+    ]
+    return rows
+
+
+def _fault_rows(f: _Figures) -> list[Row]:
+    """m: throughput and n: ok fraction under each fault, beside the calm run; validity; o: how
+    long a partition goes without an acknowledged send once a node is killed."""
+    runs = f.outcome.faults
+    calm = runs.get("calm", {})
+    rows = []
+    for name, label in (("kill", "a node killed about every 4 s, down about 4 s"),
+                        ("pause", "a node paused about every 4 s, for about 4 s"),
+                        ("partition", "partitions (Maelstrom's nemesis)"),
+                        ("disk-loss", "a node's disk lost about every 3 s"),
+                        ("disk-loss-5-nodes", "5 nodes, a node's disk lost about every 3 s")):
+        run = runs.get(name, {})
+        throughput_target = (_ratio(">=", goals.KILL_THROUGHPUT_OVER_CALM) if name == "kill" else _report())
+        ok_target = (Target(on="measured", bound=">=", value=goals.PARTITION_OK_FRACTION,
+                            text=f">= {goals.PARTITION_OK_FRACTION:g}") if name == "partition" else _report())
+        anomalies = run.get("unexplained_anomaly_types")
         rows += [
-            Row(id="l", figure=f"{count} nodes: send p50", unit="ms", measured=send_p50(name),
-                baseline=one_node, baseline_is="row a, 1 node", target=_report()),
-            Row(id="l", figure=f"{count} nodes: messages between servers per op", unit="",
-                measured=server_msgs(name), baseline=None, baseline_is="", target=_report()),
+            Row(id="m", figure=f"3 replicas, {label}: throughput", unit="op/s", measured=run.get("throughput"),
+                baseline=calm.get("throughput"), baseline_is="calm run, 3 nodes", target=throughput_target),
+            Row(id="n", figure=f"3 replicas, {label}: operations ok", unit="", measured=run.get("ok_fraction"),
+                baseline=calm.get("ok_fraction"), baseline_is="calm run, 3 nodes", target=ok_target),
+            Row(id="n", figure=f"3 replicas, {label}: anomaly types (both verdicts)", unit="",
+                measured=None if anomalies is None else float(len(anomalies)), baseline=None, baseline_is="",
+                target=Target(on="measured", bound="<=", value=0, text="0 (valid)")),
         ]
+    gaps = [gap for name in ("kill", "disk-loss") for gap in runs.get(name, {}).get("unavailable_s", [])]
+    for q, label in ((0.5, "median"), (0.99, "p99")):
+        value = quantile(gaps, q)
+        rows.append(Row(id="o", figure=f"a node killed: longest wait for a partition's next acknowledged send, {label}",
+                        unit="ms", measured=None if value is None else value * 1000, baseline=None,
+                        baseline_is=f"{len(gaps)} kills", target=_report()))
     return rows

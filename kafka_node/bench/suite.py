@@ -22,7 +22,7 @@ import apsw
 import msgspec
 
 from kafka_node import __version__
-from kafka_node.bench import datasets, fsync
+from kafka_node.bench import datasets, faults, fsync
 from kafka_node.bench.child import NodeFailure
 from kafka_node.bench.load import LoadResult, LoadSpec, measure_startup, run_load
 from kafka_node.bench.report import Row, rows_as_data
@@ -41,9 +41,10 @@ WIDE_LOG = (2_000, 16)
 IN_FLIGHT = 64
 #: Runs of the seed's workload on several of our nodes: name, node count, further runner flags.
 CLUSTER_RUNS: tuple[tuple[str, int, tuple[str, ...]], ...] = (
-    ("ours-2-nodes", 2, ()),
+    ("ours-2-nodes", 2, ("--replication-factor", "1")),  # 5b's figures: forwarding, one copy per key
     ("ours-2-nodes-restarting", 2, ("--restart-every", "2")),
     ("ours-3-nodes", 3, ()),
+    ("ours-3-nodes-one-copy", 3, ("--replication-factor", "1")),
     ("ours-5-nodes", 5, ()),
 )
 
@@ -85,6 +86,7 @@ class Outcome:
     loads: dict[str, list[LoadResult]] = field(default_factory=dict)  # by name, one per round
     seed: dict[str, Any] = field(default_factory=dict)  # runner perf by node
     cluster: dict[str, Any] = field(default_factory=dict)  # several nodes: run name -> perf, net, validity
+    faults: dict[str, Any] = field(default_factory=dict)  # replication under faults: run name -> figures
     starts_ms: dict[str, list[float]] = field(default_factory=dict)
     fsync_ms: list[float] = field(default_factory=list)  # p50s, measured at moments of the run
     failures: list[str] = field(default_factory=list)
@@ -98,6 +100,7 @@ class Outcome:
             "loads": msgspec.to_builtins(self.loads),
             "seed": self.seed,
             "cluster": self.cluster,
+            "faults": self.faults,
             "starts_ms": self.starts_ms,
             "fsync_ms": self.fsync_ms,
             "failures": self.failures,
@@ -295,11 +298,11 @@ class Suite:
                          f"({time.monotonic() - began:.1f} s)")
 
     def seed_run(self, name: str, program: str, node_args: list[str], node_count: int = 1,
-                 runner_args: tuple[str, ...] = ()) -> dict[str, Any] | None:
+                 runner_args: tuple[str, ...] = (), rate: float = 1000.0) -> dict[str, Any] | None:
         """One run of the seed's workload; its results.json (None, and a failure, without one)."""
         store = self.work / f"seed-{name}"
         command = [self.settings.runner, "--bin", program, "--node-count", str(node_count), "--concurrency", "2n",
-                   "--time-limit", f"{self.settings.seed_time_limit:g}", "--rate", "1000",
+                   "--time-limit", f"{self.settings.seed_time_limit:g}", "--rate", f"{rate:g}",
                    "--recovery-time", "1", *runner_args, "--store", str(store), *node_args]
         with open(self.work / f"seed-{name}.out", "wb") as out:
             status = subprocess.run(command, stdout=out, stderr=subprocess.STDOUT, cwd=self.work).returncode
@@ -312,14 +315,23 @@ class Suite:
             self.fail(f"seed workload ({name}): the run was not valid: {data.get('aborted') or data.get('anomaly_types')}")
         return data
 
+    def fault_workload(self) -> None:
+        """m-o: replication under each fault, beside the calm run (`faults`)."""
+        def run_seed(name: str, count: int, flags: tuple[str, ...], rate: float) -> tuple[dict[str, Any] | None, Path | None]:
+            data = self.seed_run(name, self.settings.node, ["--", "--db", "{node_id}.db"], count, flags, rate)
+            return data, (self.work / f"seed-{name}" / "latest").resolve() if data is not None else None
+        self.outcome.faults = faults.measure(run_seed, progress, unexplained_anomalies)
+
     def cluster_workload(self) -> None:
         """k, l: the seed's workload on several of our nodes (challenges 5b and 5c), each node
         on its own file, beside row a's run on one node."""
         for name, count, runner_args in CLUSTER_RUNS:
             began = time.monotonic()
-            db = str(self.work / name / "{node_id}.db")
-            (self.work / name).mkdir()
-            data = self.seed_run(name, self.settings.node, ["--", "--db", db], count, runner_args)
+            node_args = ["--", "--db", "{node_id}.db"]
+            if "--replication-factor" in runner_args:  # a flag of the node's, not the runner's
+                node_args += list(runner_args)
+                runner_args = ()
+            data = self.seed_run(name, self.settings.node, node_args, count, runner_args)
             if data is not None:
                 self.outcome.cluster[name] = {"perf": data.get("perf"), "net": data.get("net"),
                                               "valid": data.get("valid"), "anomaly_types": data.get("anomaly_types"),
@@ -336,7 +348,7 @@ def run(settings: Settings) -> Outcome:
     with tempfile.TemporaryDirectory(prefix="kafka-bench-") as work:
         suite = Suite(settings, Path(work))
         for part in (suite.fsync, suite.saturation, suite.one_in_flight, suite.wide_poll, suite.big_log, suite.fsync,
-                     suite.seed_workload, suite.cluster_workload):
+                     suite.seed_workload, suite.cluster_workload, suite.fault_workload):
             try:
                 part()
             except Exception as error:  # one broken part must not hide the others' figures

@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import pytest
 
-from kafka_node.node import Replication
+from kafka_node.node import LEADER_WAIT, Replication
 from kafka_node.replication.follower import FollowerPartition
 from kafka_node.replication.leader import LAG_TIMEOUT
 from kafka_node.replication.replicator import ELECTION_TIMEOUT, REPLICATION_TIMEOUT
 from kafka_node.replication.wire import Replicate
 from kafka_node.storage import Storage
 
-from support.replicas import Replicas
+from support.replicas import Replicas, message_line
 
 
 @pytest.fixture
@@ -73,7 +73,7 @@ def test_with_fewer_in_sync_than_min_insync_a_write_is_refused_definitely_and_ap
     replicas.cut.update({"n1", "n2"})
     replicas.settle(LAG_TIMEOUT + 0.5)
     assert replicas.leadership(0)["isr"] == ["n0"]
-    reply = replicas.ask("n0", {"type": "send", "key": key, "msg": 1})
+    reply = replicas.ask("n0", {"type": "send", "key": key, "msg": 1}, seconds=LEADER_WAIT + 0.1)
     assert reply["type"] == "error" and reply["code"] == 11, reply
     assert "min-insync" in reply["text"]
     assert replicas.stored("n0", key) == []
@@ -103,20 +103,38 @@ def test_when_a_leader_dies_an_in_sync_follower_leads_the_next_epoch_with_every_
     assert (reply["type"], reply.get("offset")) == ("send_ok", 3), reply
 
 
-def test_a_deposed_leader_can_acknowledge_nothing_since_its_followers_refuse_its_epoch(replicas):
+def test_a_deposed_leader_acknowledges_nothing_of_its_own_and_drops_what_only_it_held(replicas):
     key = replicas.key_in(0)
     assert replicas.ask("n0", {"type": "send", "key": key, "msg": 0})["type"] == "send_ok"
     replicas.cut.add("n0")  # cut off: the others elect a new leader
     replicas.settle(ELECTION_TIMEOUT + 0.5)
-    assert replicas.leadership(0)["leader"] != "n0"
+    new_leader = leader_of(replicas, 0)
+    assert new_leader != "n0"
     send = replicas.request("n0", {"type": "send", "key": key, "msg": 99})  # n0 still believes it leads
     replicas.cut.discard("n0")
-    replicas.settle(REPLICATION_TIMEOUT + 0.5)
-    assert replicas.replies[send]["type"] == "error", replicas.replies[send]
-    new_leader = leader_of(replicas, 0)
+    replicas.settle(LEADER_WAIT + REPLICATION_TIMEOUT)
+    reply = replicas.replies[send]
+    leaders_log = replicas.stored(new_leader, key)
+    if reply["type"] == "send_ok":  # it waited, learned of the new leader, and sent the request there
+        assert leaders_log[reply["offset"]] == (reply["offset"], 99)
+    assert replicas.stored("n0", key) == leaders_log, "the old leader holds exactly the new leader's log (KIP-101)"
     poll = replicas.ask(new_leader, {"type": "poll", "offsets": {key: 0}})
-    assert poll["msgs"] == {key: [[0, 0]]}
-    assert replicas.stored("n0", key) == [(0, 0)], "the old leader dropped the batch only it held (KIP-101)"
+    assert poll["msgs"] == {key: [list(entry) for entry in leaders_log]}
+
+
+def test_a_follower_refuses_the_batches_of_an_epoch_older_than_its_leaders(replicas):
+    key = replicas.key_in(0)
+    replicas.kill("n0")
+    replicas.settle(ELECTION_TIMEOUT + 0.5)
+    follower = next(node for node in ("n1", "n2") if node != leader_of(replicas, 0))
+    stale = {"type": "replicate", "part": 0, "epoch": 1, "covers": 10**6, "prev": [0, 0], "whole": True,
+             "sends": [[key, 0, 1, 1, 42]]}
+    replicas.queue.append(("n0", follower, message_line("n0", follower, stale)))
+    replicas.cut.discard("n0")
+    replicas.deliver_one()
+    answer = replicas.last_sent(follower, "n0")
+    assert answer["type"] == "replicate_refused" and answer["stale"] is True and answer["epoch"] == 2, answer
+    assert replicas.stored(follower, key) == []
 
 
 def test_a_node_that_lost_its_file_leaves_the_in_sync_set_and_is_filled_again_from_the_leader(replicas):

@@ -52,7 +52,7 @@ class Replicas:
         self.storages[node_id] = storage
         self.nodes[node_id] = Node(lambda _node_id: storage, replication=self.replication)
         self.held[node_id] = []
-        self._feed(node_id, [_line("c0", node_id, {"type": "init", "node_id": node_id, "node_ids": self.ids,
+        self._feed(node_id, [message_line("c0", node_id, {"type": "init", "node_id": node_id, "node_ids": self.ids,
                                                    "msg_id": next(self._msg_ids)})])
 
     def kill(self, node_id: str, lose_file: bool = False) -> None:
@@ -72,7 +72,7 @@ class Replicas:
     def request(self, node_id: str, body: dict[str, Any]) -> int:
         """A client's request to `node_id`; its msg_id (the reply lands in `replies`)."""
         msg_id = next(self._msg_ids)
-        self._feed(node_id, [_line("c1", node_id, {**body, "msg_id": msg_id})])
+        self._feed(node_id, [message_line("c1", node_id, {**body, "msg_id": msg_id})])
         return msg_id
 
     def ask(self, node_id: str, body: dict[str, Any], seconds: float = 0.0) -> dict[str, Any] | None:
@@ -107,7 +107,7 @@ class Replicas:
             body = msgspec.json.decode(line)["body"]
             reply = self.kv.handle(src, body)
             if reply is not None:
-                self.queue.append(("lin-kv", src, _line("lin-kv", src, {**reply, "in_reply_to": body["msg_id"]})))
+                self.queue.append(("lin-kv", src, message_line("lin-kv", src, {**reply, "in_reply_to": body["msg_id"]})))
         elif dest in self.nodes:
             self.sent_between_nodes += src in self.ids
             self._feed(dest, [line])
@@ -131,6 +131,10 @@ class Replicas:
             if held.commit <= storage.durable:
                 self.queue.append((held.reply.src, held.reply.dest, protocol.encode([held.reply]).rstrip(b"\n")))
 
+    def last_sent(self, src: str, dest: str) -> dict[str, Any]:
+        """The body of the latest message `src` has in flight to `dest`."""
+        return next(msgspec.json.decode(line)["body"] for s, d, line in reversed(self.queue) if (s, d) == (src, dest))
+
     # --- looking inside ---------------------------------------------------------------------------
 
     def leadership(self, part: int) -> dict[str, Any]:
@@ -149,5 +153,5 @@ class Replicas:
         return [(offset, msgspec.json.decode(msg)) for offset, msg in rows]
 
 
-def _line(src: str, dest: str, body: dict[str, Any]) -> bytes:
+def message_line(src: str, dest: str, body: dict[str, Any]) -> bytes:
     return _encode({"src": src, "dest": dest, "body": body})

@@ -1,0 +1,102 @@
+"""m-o: replication under faults, at the load of the issue's measurements (3 nodes, 500 op/s): the
+calm run and one under each fault the runner has, their verdicts, ok fraction and throughput, and
+how long a partition goes without an acknowledged send after a node is killed."""
+
+from __future__ import annotations
+
+import json
+import statistics
+import time
+import zlib
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+#: The load of the fault runs (the issue measured at this rate).
+FAULT_RATE = 500.0
+#: name, node count, runner flags. A node is killed (or paused) about every 4 s and kept down
+#: (or paused) about 4 s; disk loss kills a node, deletes its files and starts it again at once
+#: about every 3 s; partitions come at Maelstrom's default interval.
+FAULT_RUNS: tuple[tuple[str, int, tuple[str, ...]], ...] = (
+    ("calm", 3, ()),
+    ("kill", 3, ("--nemesis", "kill", "--nemesis-targets", "one", "--nemesis-interval", "4")),
+    ("pause", 3, ("--nemesis", "pause", "--nemesis-targets", "one", "--nemesis-interval", "4")),
+    ("partition", 3, ("--nemesis", "partition")),
+    ("disk-loss", 3, ("--restart-every", "3", "--lose-disk")),
+    ("disk-loss-5-nodes", 5, ("--restart-every", "3", "--lose-disk")),
+)
+
+#: One run of the runner: (name, node count, runner flags, rate) -> results.json and its run directory.
+RunSeed = Callable[[str, int, tuple[str, ...], float], tuple[dict[str, Any] | None, Path | None]]
+
+
+def measure(run_seed: RunSeed, progress: Callable[[str], None], unexplained: Callable[[dict[str, Any]], list[str]]
+            ) -> dict[str, Any]:
+    """Every fault run's figures, by name."""
+    found: dict[str, Any] = {}
+    for name, count, flags in FAULT_RUNS:
+        began = time.monotonic()
+        data, run_dir = run_seed(f"faults-{name}", count, flags, FAULT_RATE)
+        if data is None or run_dir is None:
+            continue
+        found[name] = {
+            "throughput": data.get("perf", {}).get("main_phase_ops_per_s"),
+            "ok_fraction": ok_fraction(data.get("stats", {})),
+            "unexplained_anomaly_types": unexplained(data),
+            "unavailable_s": unavailability(run_dir / "history.jsonl", count),
+        }
+        progress(f"faults, {name}: {found[name]['throughput']} op/s, ok {found[name]['ok_fraction']:.4f} "
+                 f"({time.monotonic() - began:.1f} s)")
+    return found
+
+
+def ok_fraction(stats: dict[str, dict[str, int]]) -> float:
+    """Client operations that completed ok, of all of them (a client's crash is no operation)."""
+    counts = [c for f, c in stats.items() if f != "crash"]
+    total = sum(c.get("ok", 0) + c.get("fail", 0) + c.get("info", 0) for c in counts)
+    return sum(c.get("ok", 0) for c in counts) / total if total else 0.0
+
+
+def partition_of(key: str, partitions: int) -> int:
+    """Our node's documented rule: CRC-32 of the key's UTF-8 bytes, modulo the node count."""
+    return zlib.crc32(key.encode("utf-8")) % partitions
+
+
+def unavailability(history: Path, partitions: int) -> list[float]:
+    """For each node killed, the longest any partition went, from the kill's completion, until
+    a send to one of its keys was invoked and acknowledged (the partition that node led waits
+    for an election or a hand-over; the others hardly at all). Seconds, one per kill."""
+    ops = [json.loads(line) for line in history.read_text().splitlines() if line.strip()]
+    invoked: dict[Any, dict[str, Any]] = {}
+    acked: list[tuple[float, float, int]] = []  # (invoked, completed, partition) of ok sends
+    kills: list[float] = []
+    for op in ops:
+        if op.get("process") == "nemesis":
+            if op.get("f") == "kill" and isinstance(op.get("value"), dict):
+                kills.append(op["time"] / 1e9)
+            continue
+        if op.get("f") != "send":
+            continue
+        if op["type"] == "invoke":
+            invoked[op["process"]] = op
+        elif op["type"] == "ok" and op["process"] in invoked:
+            started = invoked.pop(op["process"])["time"] / 1e9
+            acked.append((started, op["time"] / 1e9, partition_of(op["value"]["key"], partitions)))
+    gaps = []
+    for killed_at in kills:
+        waits = []
+        for part in range(partitions):
+            after = [done for began, done, p in acked if p == part and began >= killed_at]
+            if after:
+                waits.append(min(after) - killed_at)
+        if len(waits) == partitions:
+            gaps.append(max(waits))
+    return gaps
+
+
+def quantile(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    if len(values) == 1:
+        return values[0]
+    return statistics.quantiles(values, n=100, method="inclusive")[round(q * 100) - 1]
