@@ -9,7 +9,6 @@ from typing import Annotated, Any, get_args, get_origin
 
 import msgspec
 
-from kafka_node.replication import wire
 from kafka_node.protocol import (
     MAX_OFFSET,
     PEER_REPLY_TYPES,
@@ -22,6 +21,7 @@ from kafka_node.protocol import (
     _PeerReply,
     carried_text,
 )
+from kafka_node.replication import wire
 
 _REPLICA_TYPES = (*wire.REPLICA_MESSAGE_TYPES, wire.KvReadOk, wire.KvCasOk)
 #: Replicas' messages and lin-kv's replies are never answered: a malformed one is only logged.
@@ -82,7 +82,7 @@ def decode_in_cluster(line: bytes | bytearray) -> Envelope | PeerReplyEnvelope |
         return PeerReplyEnvelope(decoded.src, body)
     if isinstance(body, _REPLICA_TYPES):
         return wire.ReplicaEnvelope(decoded.src, body)
-    return _with_utf8_message(Envelope(decoded.src, decoded.dest, body))
+    return _with_utf8_message(Envelope(decoded.src, decoded.dest, body))  # type: ignore[arg-type]  # a request
 
 
 def _refused(line: bytes | bytearray, error: ValueError | RecursionError, replies_known: bool) -> Rejected:

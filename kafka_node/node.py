@@ -3,6 +3,7 @@ time in; each reply with the commit it waits for, and the messages to send other
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable, Sequence
 from typing import NamedTuple
@@ -123,9 +124,9 @@ class Node:
             local, forwarded, completed, unroutable = forwarding.route_batch(decoded, now)  # type: ignore[arg-type]
             step.forwarded.extend(forwarded)
             held.extend(completed)
-            for request, failure in unroutable:
-                if not (isinstance(failure, NothingApplied) and self._parked(request, now)):
-                    held.append(self._held(request, failure, 0))
+            for unrouted, failure in unroutable:
+                if not (isinstance(failure, NothingApplied) and self._parked(unrouted, now)):
+                    held.append(self._held(unrouted, failure, 0))
         for request, answer in zip(local, self._answers(local, step, now), strict=True):
             if answer is None:  # a line that names nobody to answer
                 continue
@@ -181,9 +182,8 @@ class Node:
         sent on to a node whose lead moved to another."""
         replicator = self.replicator
         if replicator is not None and self.forwarding is not None:
-            placement = replicator.placement
             for former, part in replicator.take_moved():
-                step.held.extend(self.forwarding.lead_moved(former, lambda key, p=part: placement.partition(key) == p))
+                step.held.extend(self.forwarding.lead_moved(former, functools.partial(replicator.placement.holds, part)))
         if replicator is None or not self._replicating:
             if replicator is not None:
                 replicator.take_failed()

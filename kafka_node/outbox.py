@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
 from kafka_node import errors, protocol
+from kafka_node.replication import wire
 from kafka_node.storage import Storage
 
 logger = logging.getLogger(__name__)
@@ -74,7 +75,7 @@ class Outbox:
         logger.error("a sync of the WAL failed (%s): the outcome of the last batches is unknown", failure)
         self._wake()
 
-    def send(self, messages: Sequence[protocol.Outgoing | protocol.Forwarded]) -> None:
+    def send(self, messages: Sequence[protocol.Outgoing | protocol.Forwarded | wire.Sent]) -> None:
         """Write messages that wait for nothing (requests sent on to other nodes) at once."""
         with self._lock:
             self._write(protocol.encode(messages))

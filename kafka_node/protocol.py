@@ -208,6 +208,6 @@ def json_text(text: bytes) -> msgspec.Raw:
     return msgspec.Raw(text)
 
 
-def encode(messages: Sequence[Outgoing | Forwarded]) -> bytes:
+def encode(messages: Sequence[Outgoing | Forwarded | wire.Sent]) -> bytes:
     """Encode replies (and forwarded requests) as JSON lines, newline-terminated."""
     return _encoder.encode_lines(messages)

@@ -1,4 +1,4 @@
-"""m-o: replication under faults, at the load of the issue's measurements (3 nodes, 500 op/s): the
+"""p-r: replication under faults, at the load of the issue's measurements (3 nodes, 500 op/s): the
 calm run and one under each fault the runner has, their verdicts, ok fraction and throughput, and
 how long a partition goes without an acknowledged send after a node is killed."""
 

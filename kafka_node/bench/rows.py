@@ -6,8 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 from kafka_node.bench import goals
-from kafka_node.bench.report import Row, Target
 from kafka_node.bench.faults import quantile
+from kafka_node.bench.report import Row, Target
 from kafka_node.bench.suite import OTHER_IN_FLIGHT, SEED_RPCS, Outcome, median
 
 
@@ -206,8 +206,8 @@ def _cluster_rows(f: _Figures) -> list[Row]:
 
 
 def _fault_rows(f: _Figures) -> list[Row]:
-    """m: throughput and n: ok fraction under each fault, beside the calm run; validity; o: how
-    long a partition goes without an acknowledged send once a node is killed."""
+    """p: throughput and q: operations ok under each fault, beside the calm run, and validity;
+    r: how long a partition goes without an acknowledged send once a node is killed."""
     runs = f.outcome.faults
     calm = runs.get("calm", {})
     rows = []
@@ -218,22 +218,26 @@ def _fault_rows(f: _Figures) -> list[Row]:
                         ("disk-loss-5-nodes", "5 nodes, a node's disk lost about every 3 s")):
         run = runs.get(name, {})
         throughput_target = (_ratio(">=", goals.KILL_THROUGHPUT_OVER_CALM) if name == "kill" else _report())
-        ok_target = (Target(on="measured", bound=">=", value=goals.PARTITION_OK_FRACTION,
-                            text=f">= {goals.PARTITION_OK_FRACTION:g}") if name == "partition" else _report())
+        ok_target = (Target(on="measured", bound=">=", value=goals.PARTITION_OK_FRACTION * 100,
+                            text=f">= {goals.PARTITION_OK_FRACTION * 100:g} %") if name == "partition" else _report())
         anomalies = run.get("unexplained_anomaly_types")
         rows += [
-            Row(id="m", figure=f"3 replicas, {label}: throughput", unit="op/s", measured=run.get("throughput"),
+            Row(id="p", figure=f"3 replicas, {label}: throughput", unit="op/s", measured=run.get("throughput"),
                 baseline=calm.get("throughput"), baseline_is="calm run, 3 nodes", target=throughput_target),
-            Row(id="n", figure=f"3 replicas, {label}: operations ok", unit="", measured=run.get("ok_fraction"),
-                baseline=calm.get("ok_fraction"), baseline_is="calm run, 3 nodes", target=ok_target),
-            Row(id="n", figure=f"3 replicas, {label}: anomaly types (both verdicts)", unit="",
+            Row(id="q", figure=f"3 replicas, {label}: operations ok", unit="%", measured=_percent(run.get("ok_fraction")),
+                baseline=_percent(calm.get("ok_fraction")), baseline_is="calm run, 3 nodes", target=ok_target),
+            Row(id="q", figure=f"3 replicas, {label}: anomaly types (both verdicts)", unit="",
                 measured=None if anomalies is None else float(len(anomalies)), baseline=None, baseline_is="",
                 target=Target(on="measured", bound="<=", value=0, text="0 (valid)")),
         ]
     gaps = [gap for name in ("kill", "disk-loss") for gap in runs.get(name, {}).get("unavailable_s", [])]
     for q, label in ((0.5, "median"), (0.99, "p99")):
         value = quantile(gaps, q)
-        rows.append(Row(id="o", figure=f"a node killed: longest wait for a partition's next acknowledged send, {label}",
+        rows.append(Row(id="r", figure=f"a node killed: longest wait for a partition's next acknowledged send, {label}",
                         unit="ms", measured=None if value is None else value * 1000, baseline=None,
                         baseline_is=f"{len(gaps)} kills", target=_report()))
     return rows
+
+
+def _percent(fraction: float | None) -> float | None:
+    return None if fraction is None else fraction * 100

@@ -316,7 +316,7 @@ class Suite:
         return data
 
     def fault_workload(self) -> None:
-        """m-o: replication under each fault, beside the calm run (`faults`)."""
+        """p-r: replication under each fault, beside the calm run (`faults`)."""
         def run_seed(name: str, count: int, flags: tuple[str, ...], rate: float) -> tuple[dict[str, Any] | None, Path | None]:
             data = self.seed_run(name, self.settings.node, ["--", "--db", "{node_id}.db"], count, flags, rate)
             return data, (self.work / f"seed-{name}" / "latest").resolve() if data is not None else None

@@ -139,7 +139,8 @@ class Runner:
         self.db_nemesis = DbNemesis(self.nodes, self.history, self.node_ids, random.Random(f"{config.seed}:db"))
         self.partitioner = (Partitioner(self.net, self.history, self.node_ids, random.Random(f"{config.seed}:nemesis"))
                             if "partition" in config.nemesis else None)
-        self.db_package = (DbPackage(self.db_nemesis, config.nemesis, config.nemesis_targets) if config.nemesis & {"kill", "pause"} else None)
+        self.db_package = (DbPackage(self.db_nemesis, config.nemesis, config.nemesis_targets)
+                           if config.nemesis & {"kill", "pause"} else None)
         packages = [package for package in (self.partitioner, self.db_package) if package]
         self.nemesis = (NemesisPackage(packages, self.history.seconds, self.one_at_a_time, config.nemesis_interval,
                                        random.Random(f"{config.seed}:nemesis-ties")) if packages else None)

@@ -30,6 +30,10 @@ class Placement:
     def partition(self, key: str) -> int:
         return partition_of(key, self.partitions)
 
+    def holds(self, part: int, key: str) -> bool:
+        """Whether `key` belongs to partition `part`."""
+        return self.partition(key) == part
+
     def replicas(self, part: int) -> list[str]:
         n = len(self.node_ids)
         return [self.node_ids[(part + i) % n] for i in range(min(self.factor, n))]

@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Sequence
 
+from kafka_node import protocol
 from kafka_node.replication import roles, wire
 from kafka_node.replication.follower import FollowerPartition
 from kafka_node.replication.leader import LeaderPartition
@@ -130,16 +131,17 @@ class Replicator:
 
     # --- messages -----------------------------------------------------------------------------
 
-    def receive(self, envelopes: Sequence[wire.ReplicaEnvelope | object], now: float) -> tuple[list[tuple[wire.Sent, int]], list[wire.Sent]]:
+    def receive(self, envelopes: Sequence[wire.ReplicaEnvelope | protocol.PeerReplyEnvelope],
+                now: float) -> tuple[list[tuple[wire.Sent, int]], list[wire.Sent]]:
         """Other replicas' messages and lin-kv's replies: the acknowledgements to send once
         their commit is durable (with that commit), and the messages to send at once."""
         held: list[tuple[wire.Sent, int]] = []
         out: list[wire.Sent] = []
         replicates = []
         for envelope in envelopes:
-            src, body = envelope.src, envelope.body  # type: ignore[attr-defined]
-            if src == wire.LIN_KV:
-                outcome = self.kv.answered(body.in_reply_to, body)
+            src, body = envelope.src, envelope.body
+            if isinstance(body, wire.KvReadOk | wire.KvCasOk | protocol.PeerError):  # lin-kv's replies
+                outcome = self.kv.answered(body.in_reply_to, body) if src == wire.LIN_KV else None
                 if outcome is not None:
                     out += self._decided(outcome, now)
             elif isinstance(body, wire.Replicate):

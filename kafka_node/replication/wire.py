@@ -25,7 +25,7 @@ class PartitionState(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
         return PartitionState(leader, self.epoch + 1 if new_epoch else self.epoch, sorted(isr), self.version + 1)
 
 
-class _Message(msgspec.Struct, tag_field="type", kw_only=True, omit_defaults=True):  # noqa: D101
+class _Message(msgspec.Struct, tag_field="type", kw_only=True, omit_defaults=True):
     part: int
 
 

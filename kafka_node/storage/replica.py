@@ -48,10 +48,9 @@ class ReplicaLog:
     def end_of_epoch(self, part: int, epoch: int) -> int:
         """The last batch written in `epoch` or before it (Kafka's end offset for a leader
         epoch, KIP-101): a replica whose log diverges from this one truncates there."""
-        row = self.conn.execute(
-            "SELECT max(seq) FROM messages WHERE part = ? AND seq IS NOT NULL AND epoch <= ?",
-            (part, epoch)).fetchone()
-        return row[0] or 0
+        end = self.conn.execute(
+            "SELECT max(seq) FROM messages WHERE part = ? AND seq IS NOT NULL AND epoch <= ?", (part, epoch)).get
+        return end or 0
 
     def batches_after(self, part: int, seq: int, limit: int) -> list[Entry]:
         """Whole batches after `seq`, oldest first, stopping after the batch in which the

@@ -9,8 +9,8 @@ import sys
 # first argument names where our package is installed.
 sys.path.insert(0, sys.argv.pop(1))
 
-from kafka_node import cli  # noqa: E402
-from kafka_node.replication import roles  # noqa: E402
+from kafka_node import cli
+from kafka_node.replication import roles
 
 
 def resume_where_lin_kv_says(replicator, part, state, now):

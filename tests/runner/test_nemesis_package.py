@@ -11,6 +11,7 @@ import random
 
 import pytest
 
+from kafka_node.maelstrom.db_nemesis import NODE_SPECS, DbPackage, targets_of
 from kafka_node.maelstrom.history import History
 from kafka_node.maelstrom.nemesis import Partitioner
 from kafka_node.maelstrom.nemesis_package import FAULTS, NemesisPackage, described, faults_of
@@ -111,3 +112,53 @@ def test_the_partition_package_draws_what_it_drew_before_alone_or_beside_another
              if asked.f == "start-partition"]
     assert drawn[:2] == PARTITIONS_OF_SEED_1
     assert [op.f for op in ops[-2:]] == ["stop-partition"] * 2, "the final heal"
+
+
+@pytest.mark.parametrize(("text", "specs"), [
+    ("one", ("one",)), ("one, majority", ("one", "majority")), ("random,all", (None, "all")),
+])
+def test_nemesis_targets_name_jepsens_node_specs(text, specs):
+    assert targets_of(text) == specs
+
+
+@pytest.mark.parametrize("text", ["", "two", "one,"])
+def test_a_node_spec_jepsen_does_not_have_is_refused(text):
+    with pytest.raises(argparse.ArgumentTypeError):
+        targets_of(text)
+
+
+class _RecordingNemesis:
+    """Takes the db package's operations and says each hit its first target (no node runs)."""
+
+    def __init__(self) -> None:
+        self.rng = random.Random(3)
+        self.history = History()
+        self.asked: list[tuple[str, object]] = []
+
+    async def kill(self, spec: object) -> dict[str, str]:
+        self.asked.append(("kill", spec))
+        return {"n0": "killed"}
+
+    async def pause(self, spec: object) -> dict[str, str]:
+        self.asked.append(("pause", spec))
+        return {"n0": "paused"}
+
+    async def start(self) -> dict[str, str]:
+        return {"n0": "started"}
+
+    async def resume(self) -> dict[str, str]:
+        return {"n0": "resumed"}
+
+
+def test_kills_and_pauses_draw_their_targets_only_from_the_specs_asked():
+    nemesis = _RecordingNemesis()
+    package = DbPackage(nemesis, frozenset({"kill", "pause"}), targets_of("one"))  # type: ignore[arg-type]
+
+    async def steps() -> None:
+        for _ in range(40):
+            await package.step()
+
+    asyncio.run(steps())
+    assert len(nemesis.asked) >= 10 and {spec for _, spec in nemesis.asked} == {"one"}
+    everything = DbPackage(_RecordingNemesis(), frozenset({"kill"}))  # type: ignore[arg-type]
+    assert everything.targets == list(NODE_SPECS)
