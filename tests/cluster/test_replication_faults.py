@@ -42,9 +42,24 @@ RUNS = {
 }
 
 
+#: Started together once the first of them is needed, after the others have finished: eight
+#: runs of three to five nodes at once would starve the tests running beside this module.
+SECOND_WAVE = ("disk-loss-3", "disk-loss-5", "broken-calm", "broken-disk-loss")
+
+
+class _Waves(dict):
+    def __getitem__(self, name: str) -> Run:
+        if name in SECOND_WAVE:
+            for other in SECOND_WAVE:
+                if super().__getitem__(other).proc is None:
+                    super().__getitem__(other).start()
+        return super().__getitem__(name)
+
+
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
-    started = {name: Run(flags, tmp_path_factory.mktemp(name)) for name, flags in RUNS.items()}
+    started = _Waves({name: Run(flags, tmp_path_factory.mktemp(name), lazy=name in SECOND_WAVE)
+                      for name, flags in RUNS.items()})
     yield started
     for run in started.values():
         run.stop()
