@@ -11,7 +11,7 @@ import pytest
 
 from kafka_node.maelstrom.history import read_jsonl
 
-from support.runs import Run
+from support.runs import started_together
 from support.scripts import broken_node, installed_script
 from support.verdicts import assert_correct_node_verdict
 
@@ -43,10 +43,8 @@ RUNS = {
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
-    started = {name: Run(flags, tmp_path_factory.mktemp(name)) for name, flags in RUNS.items()}
-    yield started
-    for run in started.values():
-        run.stop()
+    with started_together(RUNS, tmp_path_factory) as started:
+        yield started
 
 
 @pytest.mark.parametrize("name", ["ours-3", "ours-5"])

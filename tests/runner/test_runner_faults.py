@@ -17,7 +17,7 @@ from kafka_node.maelstrom.db_nemesis import HIT
 from kafka_node.maelstrom.history import Op, read_jsonl
 
 from support.logs import stored_messages
-from support.runs import Run
+from support.runs import started_together
 from support.scripts import installed_script
 
 #: A fault about every 0.75 s through a short run; a request unanswered for 0.5 s times out.
@@ -41,10 +41,8 @@ RUNS = {
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
-    started = {name: Run(flags, tmp_path_factory.mktemp(name)) for name, flags in RUNS.items()}
-    yield started
-    for run in started.values():
-        run.stop()
+    with started_together(RUNS, tmp_path_factory) as started:
+        yield started
 
 
 def nemesis_pairs(ops: list[Op]) -> list[tuple[Op, Op]]:

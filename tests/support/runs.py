@@ -9,7 +9,7 @@ import os
 import re
 import signal
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -84,3 +84,14 @@ class Run:
                 os.kill(int(stray.read_text()), signal.SIGKILL)
 
 
+
+
+@contextlib.contextmanager
+def started_together(flags_by_name: dict[str, list[str]], tmp_path_factory: Any) -> Iterator[dict[str, Run]]:
+    """A module's runs, each in a directory of its own, all started at once and stopped at the end."""
+    started = {name: Run(flags, tmp_path_factory.mktemp(name)) for name, flags in flags_by_name.items()}
+    try:
+        yield started
+    finally:
+        for run in started.values():
+            run.stop()
