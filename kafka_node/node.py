@@ -70,6 +70,9 @@ class Node:
         # Once init names several nodes and each key has several replicas: this node's part in that.
         self.replicator: Replicator | None = None
         self._replicating: list[Held] = []  # replies waiting for the in-sync set to hold their commit
+        # Commits the in-sync set never came to hold, and when that was known: a reply waiting
+        # for one (even a split request's, completed later) says its outcome is unknown.
+        self._failed_commits: dict[int, float] = {}
         self._waiting: list[protocol.Envelope] = []  # requests waiting for their keys' leader
         self._waiting_since: dict[int, tuple[protocol.Envelope, float]] = {}  # id -> (it, its deadline)
         self._unsynced = Unsynced()
@@ -98,7 +101,7 @@ class Node:
                 step.held.append(self._held(request, self._init(request.body.msg_id, membership, step, now), 0))
                 after_init = at + 1
         self._answer(decoded[after_init:] if after_init else decoded, step, now)
-        self._release(step)
+        self._release(step, now)
         return step._replace(opened=self.storage) if self.storage is not had_storage else step
 
     def _decode(self, line: framing.Line | framing.Oversized) -> Decoded:
@@ -176,7 +179,7 @@ class Node:
                 if id(request) not in still:  # answered (or sent on) this time
                     self._waiting_since.pop(id(request), None)
 
-    def _release(self, step: Step) -> None:
+    def _release(self, step: Step, now: float) -> None:
         """Move to the outbox the replies whose commit the in-sync set now holds, and answer
         those whose commit it was given up on with an unknown outcome; answer at once the parts
         sent on to a node whose lead moved to another."""
@@ -184,11 +187,15 @@ class Node:
         if replicator is not None and self.forwarding is not None:
             for former, part in replicator.take_moved():
                 step.held.extend(self.forwarding.lead_moved(former, functools.partial(replicator.placement.holds, part)))
-        if replicator is None or not self._replicating:
-            if replicator is not None:
-                replicator.take_failed()
+        if replicator is None:
             return
-        failed = set(replicator.take_failed())
+        failed = self._failed_commits
+        for commit in replicator.take_failed():
+            failed[commit] = now
+        for commit in [c for c, since in failed.items() if now - since > self.forward_timeout + 1]:
+            del failed[commit]  # no part sent on can still complete a reply waiting for it
+        if not self._replicating:
+            return
         released = replicator.released()
         waiting = []
         for entry in self._replicating:
@@ -229,13 +236,18 @@ class Node:
                     parked = not (self.forwarding is not None and self.forwarding.is_part(request)) and self._parked(request, now)
                     refused[at] = None if parked else Answer(NothingApplied(f"not applied: {reason}"), 0)
         stored = [r for at, r in enumerate(requests) if type(r) is protocol.Envelope and at not in refused]
-        storage.log.stamp = replicator.stamp
-        try:
-            applied_answers = self._applied(storage, stored, min(storage.durable, replicator.released()))
-        finally:
-            storage.log.stamp = None
-        for commit, written in _writes_by_commit(stored, applied_answers).items():
-            step.forwarded.extend(replicator.wrote(commit, written.sent, written.committed, now))
+        applied_answers: list[Answer] = []
+        size = self.max_batch or len(stored) or 1
+        for start in range(0, len(stored), size):  # one transaction each: each is a batch of its own
+            chunk = stored[start:start + size]
+            storage.log.stamp = replicator.stamp
+            try:
+                answers = self._applied(storage, chunk, min(storage.durable, replicator.released()))
+            finally:
+                storage.log.stamp = None
+            for commit, written in _writes_by_commit(chunk, answers).items():
+                step.forwarded.extend(replicator.wrote(commit, written.sent, written.committed, now))
+            applied_answers += answers
         applied = iter(applied_answers)
         return [refused[at] if at in refused else self._refusal(request) if isinstance(request, protocol.Rejected)
                 else next(applied) for at, request in enumerate(requests)]
@@ -301,7 +313,7 @@ class Node:
         if self.replicator is not None:
             step.forwarded.extend(self.replicator.tick(now))
             self._try_waiting(step, now)
-            self._release(step)
+            self._release(step, now)
         return step
 
     def abandon_forwarded(self) -> list[Held]:

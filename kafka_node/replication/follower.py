@@ -27,6 +27,13 @@ class FollowerPartition:
         self.heard = now  # when the leader was last heard from
         self.electing = False
 
+    def snapshot(self) -> tuple[str | None, int, int, bool]:
+        """What it knows of its leader and log, to put back if a transaction is rolled back."""
+        return self.leader, self.epoch, self.applied, self.synced
+
+    def restore(self, snapshot: tuple[str | None, int, int, bool]) -> None:
+        self.leader, self.epoch, self.applied, self.synced = snapshot
+
     def follow(self, leader: str | None, epoch: int, now: float) -> None:
         """Follow `leader` from `epoch` on (a newer epoch than known)."""
         if epoch > self.epoch or leader != self.leader:

@@ -4,7 +4,7 @@ differs, what it lacks, from the file), which commits every in-sync replica hold
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import msgspec
 
@@ -30,7 +30,6 @@ class Progress:
     live: bool = False  # its log follows the leader's up to what was last sent: new batches go to it at once
     acked: int = 0  # the leader's commit up to which it durably holds the partition
     resync_covers: int = -1  # covers of the last probe or catch-up sent: refusals of older messages are stale
-    unacked: deque[tuple[int, float]] = field(default_factory=deque)  # (covers, when sent), oldest first
     last_sent: float = 0.0
     caught_up_at: float = 0.0  # when it last acknowledged holding all the leader had written
     catching_up: bool = False  # a partial catch-up is in flight: the next follows its acknowledgement
@@ -60,6 +59,15 @@ class LeaderPartition:
     @property
     def epoch(self) -> int:
         return self.state.epoch
+
+    def adopt(self, state: PartitionState) -> None:
+        """Take the partition's newer state (same epoch). A follower it drops from the in-sync
+        set starts over: it must hold the leader's log again, by a probe, before it rejoins
+        (it may have dropped out by restarting, with nothing)."""
+        for follower in set(self.state.isr) - set(state.isr):
+            if follower in self.followers:
+                self.followers[follower] = Progress(caught_up_at=0.0)
+        self.state = state
 
     def waited_on(self) -> set[str]:
         """The followers whose acknowledgement a commit needs: the in-sync set, and while a
@@ -97,7 +105,6 @@ class LeaderPartition:
         if body.covers and not body.whole:
             body = msgspec.structs.replace(body, after=progress.sent_covers)
         progress.sent_covers = max(progress.sent_covers, body.covers)
-        progress.unacked.append((body.covers, now))
         progress.last_sent = now
         return wire.Sent(self.node_id, follower, body)
 
@@ -138,8 +145,6 @@ class LeaderPartition:
         if progress is None:
             return []
         progress.acked = max(progress.acked, covers)
-        while progress.unacked and progress.unacked[0][0] <= progress.acked:
-            progress.unacked.popleft()
         if progress.catching_up and covers == 0:
             return [self.catch_up(follower, progress.partial_end, commits, now)]
         if progress.live and progress.acked >= self.last_write:

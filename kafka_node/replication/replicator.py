@@ -42,6 +42,8 @@ class Replicator:
         self.following = {part: FollowerPartition(part, None, 0, now) for part in placement.parts_of(node_id)}
         self.starting = set(self.following)  # replicas whose start-up decision is still to make
         self.failed: list[int] = []  # commits given up on, not yet told to the node
+        #: Partitions this node must never lead: it was their only in-sync replica and lost its file.
+        self.barred: set[int] = set()
         self._first_pending: dict[int, int] = {}  # led partition -> its oldest commit still waiting
         self._reread_at: dict[int, float] = {}
         self._next_tick = now
@@ -159,6 +161,7 @@ class Replicator:
         """Leaders' messages, stored in one transaction; the answers, with the commit they wait for."""
         log, replica = self.storage.log, self.storage.replica
         answers: dict[tuple[str, int], list[wire.ReplicateOk | wire.ReplicateRefused]] = {}
+        before = {part: follower.snapshot() for part, follower in self.following.items()}
         log.begin()
         try:
             for src, body in replicates:
@@ -173,6 +176,9 @@ class Replicator:
         except Exception:
             logger.exception("could not store a leader's batches; they will be sent again")
             log.rollback()
+            for part, snapshot in before.items():  # what they applied is not in the file
+                if part in self.following:
+                    self.following[part].restore(snapshot)
             return []
         held = []
         for (src, _), replies in answers.items():
@@ -270,6 +276,9 @@ class Replicator:
         self._next_tick = now + TICK
         out: list[wire.Sent] = []
         for call in self.kv.expired(now):
+            led = self.leading.get(call.part)
+            if led is not None and call.proposed is not None and led.proposal is call.proposed:
+                led.proposal = None
             out.append(self.kv.read(call.part, now))
         commits = self.storage.log.commits
         for leader in self.leading.values():

@@ -56,18 +56,18 @@ def adopt(r: Replicator, part: int, state: PartitionState, now: float) -> list[w
     led = r.leading.get(part)
     if led is not None:
         if state.leader == me and state.epoch == led.epoch:
-            led.state = state
+            led.adopt(state)
             return []
         r.follow(part, state, now)
         return []
     follower = r.following[part]
     if follower.electing:  # this replica stopped hearing its leader and asked lin-kv
-        if state.leader == follower.leader and state.epoch == follower.epoch and me in state.isr and state.leader != me:
+        if part not in r.barred and state.leader == follower.leader and state.epoch == follower.epoch and me in state.isr and state.leader != me:
             isr = [node for node in state.isr if node != state.leader]
             logger.info("partition %d: no word from %s, leader of epoch %d; proposing to lead", part, state.leader, state.epoch)
             return [r.kv.cas(part, state, state.changed(me, isr, new_epoch=True), now)]
         follower.electing = False
-    if state.leader == me and me in state.isr:  # handed the lead by the replica that had it
+    if state.leader == me and me in state.isr and part not in r.barred:  # handed the lead by the replica that had it
         return r.lead(part, state, now)
     if state.epoch >= follower.epoch:
         r.follow(part, state, now)
@@ -90,6 +90,7 @@ def _start(r: Replicator, part: int, state: PartitionState, now: float) -> list[
     if r.storage.created:
         logger.error("partition %d: this node was its only in-sync replica and lost its file; no replica may "
                      "lead it without losing acknowledged messages", part)
+        r.barred.add(part)
         r.follow(part, state, now)
         return []
     return [r.kv.cas(part, state, state.changed(me, [me], new_epoch=True), now)]
@@ -100,7 +101,7 @@ def _took(r: Replicator, part: int, state: PartitionState, now: float) -> list[w
     if state.leader == r.node_id:
         led = r.leading.get(part)
         if led is not None and led.epoch == state.epoch:
-            led.state = state
+            led.adopt(state)
             return []
         return r.lead(part, state, now)
     if part in r.following or part in r.leading:

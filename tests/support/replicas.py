@@ -27,10 +27,12 @@ class Replicas:
     a node once the commit it waits for is durable, as the outbox lets it; a node cut off
     neither sends nor receives; a killed node is gone until `restart`."""
 
-    def __init__(self, tmp_path: Path, count: int = 3, replication: Replication | None = None) -> None:
+    def __init__(self, tmp_path: Path, count: int = 3, replication: Replication | None = None,
+                 max_batch: int | None = None) -> None:
         self.tmp_path = tmp_path
         self.ids = [f"n{i}" for i in range(count)]
         self.replication = replication or Replication()
+        self.max_batch = max_batch
         self.kv = LinKV()
         self.now = 0.0
         self.cut: set[str] = set()
@@ -50,7 +52,7 @@ class Replicas:
     def start(self, node_id: str) -> None:
         storage = Storage.open(str(self.tmp_path / f"{node_id}.db"))
         self.storages[node_id] = storage
-        self.nodes[node_id] = Node(lambda _node_id: storage, replication=self.replication)
+        self.nodes[node_id] = Node(lambda _node_id: storage, max_batch=self.max_batch, replication=self.replication)
         self.held[node_id] = []
         self._feed(node_id, [message_line("c0", node_id, {"type": "init", "node_id": node_id, "node_ids": self.ids,
                                                    "msg_id": next(self._msg_ids)})])
@@ -114,6 +116,10 @@ class Replicas:
         elif dest.startswith("c"):
             body = msgspec.json.decode(line)["body"]
             self.replies[body.get("in_reply_to")] = body
+
+    def feed(self, node_id: str, lines: list[bytes]) -> None:
+        """Lines a node reads in one batch."""
+        self._feed(node_id, lines)
 
     def _feed(self, node_id: str, lines: list[bytes]) -> None:
         self._after(node_id, self.nodes[node_id].receive(lines, self.now))
