@@ -62,7 +62,8 @@ def adopt(r: Replicator, part: int, state: PartitionState, now: float) -> list[w
         return []
     follower = r.following[part]
     if follower.electing:  # this replica stopped hearing its leader and asked lin-kv
-        if part not in r.barred and state.leader == follower.leader and state.epoch == follower.epoch and me in state.isr and state.leader != me:
+        same = state.leader == follower.leader and state.epoch == follower.epoch
+        if part not in r.barred and same and me in state.isr and state.leader != me:
             isr = [node for node in state.isr if node != state.leader]
             logger.info("partition %d: no word from %s, leader of epoch %d; proposing to lead", part, state.leader, state.epoch)
             return [r.kv.cas(part, state, state.changed(me, isr, new_epoch=True), now)]
