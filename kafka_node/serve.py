@@ -150,6 +150,9 @@ class ServeLoop:
             self.outbox.send(step.forwarded)
         if step.held:
             self.outbox.hold(step.held)
+        storage = self._storage  # requests tried again at the tick may have written
+        if storage is not None and not storage.untrusted and storage.has_unsynced_commits:
+            storage.sync_here()
 
     def _finish(self) -> None:
         """Write every reply still held once its commit is durable (or failed); answer the

@@ -35,9 +35,11 @@ RUNS = {
     "ours-3": [*PARTITIONED, "--seed", "11", "--availability", "0.5", *ours(3)],
     "ours-5": [*PARTITIONED, "--seed", "12", *ours(5)],
     "cas-3": [*PARTITIONED, "--seed", "13", *broken(3, "cas_lin_kv.py")],
-    # Seed 1 draws a ring of majorities (the spec that cuts one way only) in the first seconds.
-    "retries-3": [*PARTITIONED, "--seed", "1", *broken(3, "retries_forwards.py")],
-    "retries-3-calm": [*CALM, "--seed", "1", *broken(3, "retries_forwards.py")],
+    # Seed 10 draws a ring of majorities (the spec that cuts one way only) first, at about
+    # 0.6 s, and again at about 2.5 s (seed 1 did so before kill and pause joined the nemesis
+    # package; now its only ring comes at 3 s, too late for a starved run to be caught).
+    "retries-3": [*PARTITIONED, "--seed", "10", *broken(3, "retries_forwards.py")],
+    "retries-3-calm": [*CALM, "--seed", "10", *broken(3, "retries_forwards.py")],
 }
 
 
