@@ -12,6 +12,7 @@ from kafka_node import batch, cluster, decoding, errors, framing, protocol
 from kafka_node.errors import Failure, NothingApplied, OutcomeUnknown
 from kafka_node.outbox import Held
 from kafka_node.replication import wire
+from kafka_node.replication.gate import ReplyGate
 from kafka_node.replication.placement import Placement
 from kafka_node.replication.replicator import Replicator
 from kafka_node.rpcs import Answer, Membership, PollLimits, Written, rpc_of
@@ -36,11 +37,6 @@ class Step(NamedTuple):
     held: list[Held]
     forwarded: list[protocol.Forwarded | wire.Sent]
     opened: Storage | None = None
-
-
-#: Seconds a request may wait for its keys' partition to have a leader able to take it (about
-#: an election's length) before it is refused with a definite error.
-LEADER_WAIT = 1.0
 
 
 class Replication(NamedTuple):
@@ -69,12 +65,7 @@ class Node:
         self.forwarding: cluster.Forwarding | None = None
         # Once init names several nodes and each key has several replicas: this node's part in that.
         self.replicator: Replicator | None = None
-        self._replicating: list[Held] = []  # replies waiting for the in-sync set to hold their commit
-        # Commits the in-sync set never came to hold, and when that was known: a reply waiting
-        # for one (even a split request's, completed later) says its outcome is unknown.
-        self._failed_commits: dict[int, float] = {}
-        self._waiting: list[protocol.Envelope] = []  # requests waiting for their keys' leader
-        self._waiting_since: dict[int, tuple[protocol.Envelope, float]] = {}  # id -> (it, its deadline)
+        self._gate = ReplyGate(forward_timeout)  # with replicas: what replies wait for beyond their COMMIT
         self._unsynced = Unsynced()
 
     @property
@@ -128,7 +119,7 @@ class Node:
             step.forwarded.extend(forwarded)
             held.extend(completed)
             for unrouted, failure in unroutable:
-                if not (isinstance(failure, NothingApplied) and self._parked(unrouted, now)):
+                if not (isinstance(failure, NothingApplied) and self._gate.wait(unrouted, now)):
                     held.append(self._held(unrouted, failure, 0))
         for request, answer in zip(local, self._answers(local, step, now), strict=True):
             if answer is None:  # a line that names nobody to answer
@@ -141,8 +132,7 @@ class Node:
         if self.replicator is None:
             step.held.extend(held)
         else:  # what waits for a commit waits for the in-sync set to hold it too
-            step.held.extend(entry for entry in held if not entry.commit)
-            self._replicating.extend(entry for entry in held if entry.commit)
+            step.held.extend(self._gate.hold(held))
 
     def _replicas_first(self, decoded: list[Decoded], step: Step, now: float) -> list[Decoded]:
         """Hand replicas' messages and lin-kv's replies to the replicator before the requests
@@ -158,54 +148,23 @@ class Node:
         return [d for d in decoded if not (isinstance(d, wire.ReplicaEnvelope)
                                            or (isinstance(d, protocol.PeerReplyEnvelope) and d.src == wire.LIN_KV))]
 
-    def _parked(self, request: protocol.Envelope, now: float) -> bool:
-        """Whether a request its keys' leader cannot take now (none is known, or it is being
-        elected, or is starting its epoch) waits for one, to be tried again at the next tick,
-        rather than failing: up to LEADER_WAIT seconds from when it first came."""
-        deadline = self._waiting_since.setdefault(id(request), (request, now + LEADER_WAIT))[1]
-        if deadline <= now:
-            del self._waiting_since[id(request)]
-            return False
-        self._waiting.append(request)
-        return True
-
     def _try_waiting(self, step: Step, now: float) -> None:
         """Try again the requests waiting for their keys' leader."""
-        if self._waiting:
-            waiting, self._waiting = self._waiting, []
+        if waiting := self._gate.take_waiting():
             self._answer(waiting, step, now)  # type: ignore[arg-type]  # envelopes only
-            still = {id(request) for request in self._waiting}
-            for request in waiting:
-                if id(request) not in still:  # answered (or sent on) this time
-                    self._waiting_since.pop(id(request), None)
+            self._gate.tried(waiting)
 
     def _release(self, step: Step, now: float) -> None:
-        """Move to the outbox the replies whose commit the in-sync set now holds, and answer
-        those whose commit it was given up on with an unknown outcome; answer at once the parts
-        sent on to a node whose lead moved to another."""
+        """Move to the outbox the replies whose commit the in-sync set now holds (or an unknown
+        outcome in place of those it never will); answer at once the parts sent on to a node
+        whose lead moved to another."""
         replicator = self.replicator
-        if replicator is not None and self.forwarding is not None:
-            for former, part in replicator.take_moved():
-                step.held.extend(self.forwarding.lead_moved(former, functools.partial(replicator.placement.holds, part)))
         if replicator is None:
             return
-        failed = self._failed_commits
-        for commit in replicator.take_failed():
-            failed[commit] = now
-        for commit in [c for c, since in failed.items() if now - since > self.forward_timeout + 1]:
-            del failed[commit]  # no part sent on can still complete a reply waiting for it
-        if not self._replicating:
-            return
-        released = replicator.released()
-        waiting = []
-        for entry in self._replicating:
-            if entry.commit in failed:
-                step.held.append(Held(errors.not_replicated(entry.reply), entry.commit))
-            elif entry.commit <= released:
-                step.held.append(entry)
-            else:
-                waiting.append(entry)
-        self._replicating = waiting
+        if self.forwarding is not None:
+            for former, part in replicator.take_moved():
+                step.held.extend(self.forwarding.lead_moved(former, functools.partial(replicator.placement.holds, part)))
+        step.held.extend(self._gate.release(replicator.released(), replicator.take_failed(), now))
 
     def _answers(self, requests: Sequence[Request], step: Step, now: float) -> list[Answer | None]:
         """Each request's answer (None: nobody to answer)."""
@@ -233,8 +192,9 @@ class Node:
             if type(request) is protocol.Envelope:
                 rpc = rpc_of(request.body)
                 if (reason := replicator.refusal(rpc.keys(request.body), rpc.writes)) is not None:
-                    parked = not (self.forwarding is not None and self.forwarding.is_part(request)) and self._parked(request, now)
-                    refused[at] = None if parked else Answer(NothingApplied(f"not applied: {reason}"), 0)
+                    part = self.forwarding is not None and self.forwarding.is_part(request)
+                    waits = not part and self._gate.wait(request, now)  # a part is answered in its request's reply
+                    refused[at] = None if waits else Answer(NothingApplied(f"not applied: {reason}"), 0)
         stored = [r for at, r in enumerate(requests) if type(r) is protocol.Envelope and at not in refused]
         applied_answers: list[Answer] = []
         size = self.max_batch or len(stored) or 1

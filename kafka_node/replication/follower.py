@@ -4,9 +4,12 @@ the batch before them) and stored, what diverges truncated, and when the leader 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Mapping
 from itertools import groupby
 
+from kafka_node.replication import wire
 from kafka_node.replication.wire import Replicate, ReplicateOk, ReplicateRefused
+from kafka_node.storage import Storage
 from kafka_node.storage.log import Log
 from kafka_node.storage.replica import Entry, ReplicaLog
 
@@ -86,3 +89,36 @@ class FollowerPartition:
         if body.covers:
             self.applied = body.covers
         return ReplicateOk(part=self.part, epoch=self.epoch, covers=body.covers)
+
+
+def apply_all(node_id: str, replicates: list[tuple[str, Replicate]], following: Mapping[int, FollowerPartition],
+              follower_for: Callable[[int, str, int, float], FollowerPartition | None],
+              refuse: Callable[[int, int], ReplicateRefused], storage: Storage,
+              now: float) -> list[tuple[wire.Sent, int]]:
+    """Leaders' messages stored in one transaction (each by the follower `follower_for` names,
+    else refused with `refuse`); each answer, with the commit it waits for. Acknowledgements
+    are cumulative, so only a partition's last one is sent. If the transaction fails, every
+    follower forgets what it applied."""
+    log, replica = storage.log, storage.replica
+    answers: dict[tuple[str, int], list[ReplicateOk | ReplicateRefused]] = {}
+    before = {part: follower.snapshot() for part, follower in following.items()}
+    log.begin()
+    try:
+        for src, body in replicates:
+            follower = follower_for(body.part, src, body.epoch, now)
+            answer = refuse(body.part, body.covers) if follower is None else follower.apply(src, body, log, replica, now)
+            answers.setdefault((src, body.part), []).append(answer)
+        commit = log.commit()
+    except Exception:
+        logger.exception("could not store a leader's batches; they will be sent again")
+        log.rollback()
+        for part, snapshot in before.items():  # what they applied is not in the file
+            if part in following:
+                following[part].restore(snapshot)
+        return []
+    held = []
+    for (src, _), replies in answers.items():
+        oks = [r for r in replies if isinstance(r, ReplicateOk)]
+        keep = [r for r in replies if not isinstance(r, ReplicateOk)] + oks[-1:]
+        held += [(wire.Sent(node_id, src, reply), commit) for reply in keep]
+    return held

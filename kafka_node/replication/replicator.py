@@ -9,7 +9,7 @@ from collections.abc import Iterable, Sequence
 
 from kafka_node import protocol
 from kafka_node.replication import roles, wire
-from kafka_node.replication.follower import FollowerPartition
+from kafka_node.replication.follower import FollowerPartition, apply_all
 from kafka_node.replication.leader import LeaderPartition
 from kafka_node.replication.leadership import KvCalls, Outcome
 from kafka_node.replication.placement import Placement
@@ -18,8 +18,6 @@ from kafka_node.storage import Storage
 
 logger = logging.getLogger(__name__)
 
-#: Seconds without hearing from its leader before an in-sync follower tries to lead.
-ELECTION_TIMEOUT = 0.5
 #: Seconds a commit may wait for the in-sync set before its outcome is given as unknown: less
 #: than a forwarding node waits, so that its client hears this node's answer.
 REPLICATION_TIMEOUT = 2.5
@@ -159,34 +157,10 @@ class Replicator:
 
     def _apply(self, replicates: list[tuple[str, wire.Replicate]], now: float) -> list[tuple[wire.Sent, int]]:
         """Leaders' messages, stored in one transaction; the answers, with the commit they wait for."""
-        log, replica = self.storage.log, self.storage.replica
-        answers: dict[tuple[str, int], list[wire.ReplicateOk | wire.ReplicateRefused]] = {}
-        before = {part: follower.snapshot() for part, follower in self.following.items()}
-        log.begin()
-        try:
-            for src, body in replicates:
-                follower = self._follower_for(body.part, src, body.epoch, now)
-                if follower is None:
-                    answer: wire.ReplicateOk | wire.ReplicateRefused = wire.ReplicateRefused(
-                        part=body.part, epoch=self._epoch_known(body.part), covers=body.covers, stale=True)
-                else:
-                    answer = follower.apply(src, body, log, replica, now)
-                answers.setdefault((src, body.part), []).append(answer)
-            commit = log.commit()
-        except Exception:
-            logger.exception("could not store a leader's batches; they will be sent again")
-            log.rollback()
-            for part, snapshot in before.items():  # what they applied is not in the file
-                if part in self.following:
-                    self.following[part].restore(snapshot)
-            return []
-        held = []
-        for (src, _), replies in answers.items():
-            oks = [r for r in replies if isinstance(r, wire.ReplicateOk)]
-            # acknowledgements are cumulative: the last one of a partition says it all
-            keep = [r for r in replies if not isinstance(r, wire.ReplicateOk)] + oks[-1:]
-            held += [(wire.Sent(self.node_id, src, reply), commit) for reply in keep]
-        return held
+        def refuse(part: int, covers: int) -> wire.ReplicateRefused:
+            return wire.ReplicateRefused(part=part, epoch=self._epoch_known(part), covers=covers, stale=True)
+
+        return apply_all(self.node_id, replicates, self.following, self._follower_for, refuse, self.storage, now)
 
     def _follower_for(self, part: int, src: str, epoch: int, now: float) -> FollowerPartition | None:
         """The follower that takes a message of `epoch` from `src` (a leader of an older epoch
@@ -232,6 +206,13 @@ class Replicator:
     def reread_at(self, part: int, when: float) -> None:
         """Read the partition's state again at `when` (lin-kv could not say it yet)."""
         self._reread_at[part] = when
+
+    def read_due(self, part: int, now: float) -> list[wire.Sent]:
+        """A read of the partition's state, unless one was made lately or is in flight."""
+        if self.kv.waiting(part) or now < self._reread_at.get(part, 0.0):
+            return []
+        self._reread_at[part] = now + REREAD_AFTER
+        return [self.kv.read(part, now)]
 
     # --- roles ------------------------------------------------------------------------------------
 
@@ -283,26 +264,7 @@ class Replicator:
         commits = self.storage.log.commits
         for leader in self.leading.values():
             out += leader.tick(commits, now)
-        for part, follower in self.following.items():
-            if self.kv.waiting(part):
-                continue
-            if part in self.starting:
-                if now >= self._reread_at.get(part, 0.0):
-                    self._reread_at[part] = now + REREAD_AFTER
-                    out.append(self.kv.read(part, now))
-                continue
-            state = self.states.get(part)
-            if follower.leader is None or state is None or state.leader is None:
-                if now >= self._reread_at.get(part, 0.0):
-                    self._reread_at[part] = now + REREAD_AFTER
-                    out.append(self.kv.read(part, now))
-            elif now - follower.heard > ELECTION_TIMEOUT and self.node_id in state.isr:
-                follower.electing = True
-                out.append(self.kv.read(part, now))
-        for part in set(range(self.placement.partitions)) - self.following.keys() - self.leading.keys():
-            if part not in self.states and not self.kv.waiting(part) and now >= self._reread_at.get(part, 0.0):
-                self._reread_at[part] = now + REREAD_AFTER
-                out.append(self.kv.read(part, now))
+        out += roles.reads_due(self, now)
         out += self._settle(now)
         return out
 

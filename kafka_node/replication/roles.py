@@ -15,6 +15,8 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("kafka_node.replication.replicator")
 
+#: Seconds without hearing from its leader before an in-sync follower tries to lead.
+ELECTION_TIMEOUT = 0.5
 #: Seconds before a partition's state is read again when lin-kv could not say it.
 RETRY_AFTER = 0.25
 
@@ -108,3 +110,22 @@ def _took(r: Replicator, part: int, state: PartitionState, now: float) -> list[w
     if part in r.following or part in r.leading:
         r.follow(part, state, now)
     return []
+
+
+def reads_due(r: Replicator, now: float) -> list[wire.Sent]:
+    """lin-kv reads the timers call for: a start-up decision still to make, a partition with no
+    leader known, and an election, by an in-sync follower that has not heard its leader for
+    ELECTION_TIMEOUT; on a node that holds no replica of a partition, its state until known."""
+    out: list[wire.Sent] = []
+    for part, follower in r.following.items():
+        state = r.states.get(part)
+        if part in r.starting or follower.leader is None or state is None or state.leader is None:
+            out += r.read_due(part, now)
+        elif (now - follower.heard > ELECTION_TIMEOUT and r.node_id in state.isr and part not in r.barred
+              and not r.kv.waiting(part)):
+            follower.electing = True
+            out.append(r.kv.read(part, now))
+    for part in set(range(r.placement.partitions)) - r.following.keys() - r.leading.keys():
+        if part not in r.states:
+            out += r.read_due(part, now)
+    return out

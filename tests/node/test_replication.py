@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import pytest
 
-from kafka_node.node import LEADER_WAIT, Replication
+from kafka_node.node import Replication
 from kafka_node.replication.follower import FollowerPartition
+from kafka_node.replication.gate import LEADER_WAIT
 from kafka_node.replication.leader import LAG_TIMEOUT
-from kafka_node.replication.replicator import ELECTION_TIMEOUT, REPLICATION_TIMEOUT
+from kafka_node.replication.replicator import REPLICATION_TIMEOUT
+from kafka_node.replication.roles import ELECTION_TIMEOUT
 from kafka_node.replication.wire import Replicate
 from kafka_node.storage import Storage
 
