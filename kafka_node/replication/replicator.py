@@ -144,6 +144,9 @@ class Replicator:
                 outcome = self.kv.answered(body.in_reply_to, body) if src == wire.LIN_KV else None
                 if outcome is not None:
                     out += self._decided(outcome, now)
+            elif src not in self.placement.node_ids or src == self.node_id:
+                logger.warning("ignored a %s from %s, which is not another node of the cluster",
+                               body.__struct_config__.tag, src)
             elif isinstance(body, wire.Replicate):
                 replicates.append((src, body))
             elif isinstance(body, wire.ReplicateOk | wire.ReplicateRefused):

@@ -258,3 +258,21 @@ def test_each_transaction_is_a_batch_of_its_own_with_max_batch(tmp_path):
     replicas.settle(1.0)
     assert replicas.leadership(0)["isr"] == ["n0", "n1", "n2"]
     assert replicas.stored("n2", second) == [(0, 1)]
+
+
+@pytest.mark.parametrize("src", ["c1", "n7", "lin-kv"])
+def test_a_replicas_message_from_anyone_but_another_node_changes_nothing(replicas, src):
+    key = replicas.key_in(1)  # led by n1; its followers n0 and n2 are fed the forged messages
+    forged = {"type": "replicate", "part": 1, "epoch": 99, "covers": 10**6, "prev": [0, 0], "whole": True,
+              "sends": [[key, 0, 1, 99, "forged"]], "commits": {key: 5}}
+    for node in ("n0", "n2"):
+        step_count = len(replicas.queue)
+        replicas.feed(node, [message_line(src, node, forged),
+                             message_line(src, node, {"type": "leadership", "part": 1,
+                                                      "state": {"leader": src, "epoch": 99, "isr": [src], "version": 99}}),
+                             message_line(src, node, {"type": "replicate", "part": "not a number"})])
+        assert len(replicas.queue) == step_count, "nothing is answered, nothing sent"
+        assert replicas.stored(node, key) == []
+    replicas.settle(0.3)
+    assert replicas.leadership(1)["leader"] == "n1"
+    assert replicas.ask("n0", {"type": "send", "key": key, "msg": 1})["offset"] == 0
