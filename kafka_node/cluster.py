@@ -7,13 +7,13 @@ from __future__ import annotations
 import itertools
 import logging
 import random
-import zlib
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, NamedTuple
 
 from kafka_node import errors, protocol
 from kafka_node.errors import Failure, NothingApplied, OutcomeUnknown, RefusedElsewhere
 from kafka_node.outbox import Held
+from kafka_node.replication.placement import partition_of
 from kafka_node.rpcs import MISMATCH, Payload, rpc_of
 
 logger = logging.getLogger(__name__)
@@ -25,9 +25,8 @@ FORWARD_TIMEOUT = 3.0
 
 
 def owner_of(key: str, node_ids: Sequence[str]) -> str:
-    """The node owning `key` among `node_ids` (sorted): the same answer on every node and in
-    every process, since CRC-32 of the key's UTF-8 bytes depends on nothing else."""
-    return node_ids[zlib.crc32(key.encode("utf-8", "surrogatepass")) % len(node_ids)]
+    """The node owning `key` among `node_ids` (sorted): the first replica of its partition."""
+    return node_ids[partition_of(key, len(node_ids))]
 
 
 class Cluster:

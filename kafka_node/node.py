@@ -162,7 +162,7 @@ class Node:
         if replicator is None:
             return
         if self.forwarding is not None:
-            for former, part in replicator.take_moved():
+            for former, part in replicator.moves.take():
                 step.held.extend(self.forwarding.lead_moved(former, functools.partial(replicator.placement.holds, part)))
         step.held.extend(self._gate.release(replicator.released(), replicator.take_failed(), now))
 

@@ -54,7 +54,6 @@ class LeaderPartition:
         self.ready = False
         self.pending: deque[tuple[int, float]] = deque()  # (commit, deadline) awaiting the in-sync set
         self.proposal: PartitionState | None = None  # an in-sync set change sent to lin-kv
-        self.started = now
 
     @property
     def epoch(self) -> int:

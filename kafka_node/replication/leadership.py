@@ -1,5 +1,6 @@
 """Calls to Maelstrom's lin-kv, where each partition's leadership lives: reads and compare-and-sets
-of a partition's state, numbered so that each reply finds what it was for, and given up on in time."""
+of a partition's state, numbered so that each reply finds what it was for, and given up on in time;
+and the leads this node saw move."""
 
 from __future__ import annotations
 
@@ -75,3 +76,26 @@ class KvCalls:
         """The calls unanswered past their deadline, forgotten now."""
         late = [msg_id for msg_id, call in self._calls.items() if call.deadline <= now]
         return [self._calls.pop(msg_id) for msg_id in late]
+
+
+class LeadMoves:
+    """Who leads each partition, as last known, and the leads that moved away from a node since
+    last asked: requests sent on to a former leader for its partition can be given up on."""
+
+    def __init__(self) -> None:
+        self._known: dict[int, tuple[str | None, int]] = {}  # part -> (leader, epoch)
+        self._moved: list[tuple[str, int]] = []  # (former leader, partition)
+
+    def learned(self, part: int, leader: str | None, epoch: int) -> None:
+        """Note who leads `part` in `epoch` (an older epoch's news changes nothing)."""
+        former, known_epoch = self._known.get(part, (None, -1))
+        if epoch <= known_epoch:
+            return
+        self._known[part] = (leader, epoch)
+        if former is not None and former != leader:
+            self._moved.append((former, part))
+
+    def take(self) -> list[tuple[str, int]]:
+        """The (former leader, partition) pairs noted since last asked."""
+        moved, self._moved = self._moved, []
+        return moved

@@ -11,7 +11,7 @@ from kafka_node import protocol
 from kafka_node.replication import roles, wire
 from kafka_node.replication.follower import FollowerPartition, apply_all
 from kafka_node.replication.leader import LeaderPartition
-from kafka_node.replication.leadership import KvCalls, Outcome
+from kafka_node.replication.leadership import KvCalls, LeadMoves, Outcome
 from kafka_node.replication.placement import Placement
 from kafka_node.replication.wire import PartitionState
 from kafka_node.storage import Storage
@@ -45,22 +45,7 @@ class Replicator:
         self._first_pending: dict[int, int] = {}  # led partition -> its oldest commit still waiting
         self._reread_at: dict[int, float] = {}
         self._next_tick = now
-        self._known_leaders: dict[int, tuple[str | None, int]] = {}  # part -> (leader, epoch) last known
-        self.moved: list[tuple[str, int]] = []  # (former leader, partition): its lead moved, not yet told
-
-    def learned(self, part: int, leader: str | None, epoch: int) -> None:
-        """Note who leads `part` in `epoch`: if a newer epoch moved the lead away from a node,
-        requests sent on to it for that partition can be given up on (see `moved`)."""
-        former, known_epoch = self._known_leaders.get(part, (None, -1))
-        if epoch <= known_epoch:
-            return
-        self._known_leaders[part] = (leader, epoch)
-        if former is not None and former != leader:
-            self.moved.append((former, part))
-
-    def take_moved(self) -> list[tuple[str, int]]:
-        moved, self.moved = self.moved, []
-        return moved
+        self.moves = LeadMoves()  # whose lead moved away, for the requests sent on to them
 
     def start(self, now: float) -> list[wire.Sent]:
         """Ask lin-kv for every partition's state (routing needs them all)."""
@@ -71,14 +56,7 @@ class Replicator:
     # --- routing and admission ----------------------------------------------------------------
 
     def leader_of(self, key: str) -> str | None:
-        part = self.placement.partition(key)
-        if part in self.leading:
-            return self.node_id
-        follower = self.following.get(part)
-        if follower is not None and part not in self.starting:
-            return follower.leader
-        state = self.states.get(part)
-        return state.leader if state is not None else None
+        return self.leader_of_part(self.placement.partition(key))
 
     def refusal(self, keys: Iterable[str], writes: bool) -> str | None:
         """Why a request naming `keys` may not be applied here now (None: it may)."""
@@ -94,8 +72,12 @@ class Replicator:
         return None
 
     def leader_of_part(self, part: int) -> str | None:
+        """The leader this node knows of (a follower hears of a new one before lin-kv tells)."""
         if part in self.leading:
             return self.node_id
+        follower = self.following.get(part)
+        if follower is not None and part not in self.starting:
+            return follower.leader
         state = self.states.get(part)
         return state.leader if state is not None else None
 
@@ -115,7 +97,7 @@ class Replicator:
             leader = self.leading.get(part)
             if leader is None:
                 continue
-            offsets = self.storage.log.committed_offsets(committed_keys.get(part, ()))
+            offsets = self.storage.log.committed_offsets(committed_keys[part]) if part in committed_keys else {}
             out += leader.wrote(commit, part in sent_parts, offsets, now + REPLICATION_TIMEOUT, now)
             self._first_pending.setdefault(part, commit)
         return out
@@ -226,13 +208,13 @@ class Replicator:
         leader = LeaderPartition(part, state, self.placement, self.node_id, self.storage.replica,
                                  self.storage.log.commits, now)
         self.leading[part] = leader
-        self.learned(part, self.node_id, state.epoch)
+        self.moves.learned(part, self.node_id, state.epoch)
         logger.info("partition %d: leading epoch %d, in sync %s", part, state.epoch, ",".join(state.isr))
         commits = self.storage.log.commits
         return [leader.probe(follower, commits, now) for follower in leader.followers]
 
     def _demote(self, part: int, leader: str | None, epoch: int, now: float) -> None:
-        self.learned(part, leader, epoch)
+        self.moves.learned(part, leader, epoch)
         led = self.leading.pop(part, None)
         if led is not None:
             self.failed += led.abandon()

@@ -49,7 +49,7 @@ def decide(r: Replicator, outcome: Outcome, now: float) -> list[wire.Sent]:
 def adopt(r: Replicator, part: int, state: PartitionState, now: float) -> list[wire.Sent]:
     """Act on a partition's current state (read from lin-kv, or told by the node that set it)."""
     r.states[part] = state
-    r.learned(part, state.leader, state.epoch)
+    r.moves.learned(part, state.leader, state.epoch)
     me = r.node_id
     if part not in r.following and part not in r.leading:
         return []  # not a replica of it: the state only routes requests

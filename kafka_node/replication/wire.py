@@ -120,7 +120,5 @@ def decode_state(value: msgspec.Raw) -> PartitionState | None:
     """A partition's state as lin-kv returned it; None if it is not one of ours."""
     try:
         return _state_decoder.decode(value)
-    except msgspec.ValidationError:
-        return None
-    except msgspec.DecodeError:
+    except msgspec.DecodeError:  # ValidationError too
         return None

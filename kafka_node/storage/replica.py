@@ -3,11 +3,10 @@ which epoch wrote a batch, what follows a batch (for a replica catching up), and
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
 import apsw
-import msgspec
 
 #: A batch's place in its partition's log: its sequence number and the leader epoch that wrote
 #: it. (0, 0) is the empty log, which every replica holds.
@@ -104,15 +103,6 @@ class ReplicaLog:
                 """,
                 [(key,) for key in set(keys)])
         return len(keys)
-
-    def next_offsets(self, keys: Iterable[str]) -> dict[str, int]:
-        """The next offset of each named key (0 for a key never written)."""
-        keys = list(keys)
-        rows = self.conn.execute(
-            "SELECT key, next_offset FROM log_keys WHERE key IN (SELECT value FROM json_each(?))",
-            (msgspec.json.encode(keys).decode(),))
-        found = dict(rows)
-        return {key: found.get(key, 0) for key in keys}
 
     def committed_in(self, belongs: Callable[[str], bool]) -> dict[str, int]:
         """Every committed offset of the keys for which `belongs` is true."""
