@@ -13,7 +13,7 @@ from kafka_node.rpcs import Answer, PollLimits, Rpc, Written, rpc_of
 from kafka_node.storage import Storage, StorageError
 from kafka_node.storage.failures import cache_untrustworthy_after, is_whole_database_error
 from kafka_node.storage.log import Log
-from kafka_node.unsynced import Unsynced
+from kafka_node.unsynced import PartitionedUnsynced, Unsynced
 
 logger = logging.getLogger(__name__)
 
@@ -26,8 +26,8 @@ class _BatchLost(Exception):
         self.error = error
 
 
-def apply(storage: Storage, requests: list[protocol.Envelope], limits: PollLimits, unsynced: Unsynced,
-          visible: int | None = None) -> list[Answer]:
+def apply(storage: Storage, requests: list[protocol.Envelope], limits: PollLimits,
+          unsynced: Unsynced | PartitionedUnsynced) -> list[Answer]:
     """Each request's answer, in order. Reads alone take no transaction and no lock; a batch
     with writes is one transaction, committed once, in which a poll sees every send before it.
 
@@ -40,11 +40,11 @@ def apply(storage: Storage, requests: list[protocol.Envelope], limits: PollLimit
     whether the batch reached the disk is unknown, and after an I/O error the storage is no
     longer trusted.
 
-    `visible`: with replicas, the newest commit every in-sync replica holds; reads see what
-    commits after it wrote as they see what is not yet durable (a poll reads below it).
+    With replicas, `unsynced` also holds what the in-sync sets do not hold yet: reads see it
+    as they see what is not yet durable (a poll reads below it).
     """
     log = storage.log
-    durable = storage.durable if visible is None else min(storage.durable, visible)
+    durable = storage.durable
     writes = sum(rpc_of(request.body).writes for request in requests)
     if not writes:
         reading = _Reading(unsynced, durable)
@@ -78,7 +78,7 @@ class _Reading:
     """What a read may see and must wait for: below the offsets commits not yet durable gave
     (a poll's reply then waits for nothing), and the commits that moved listed offsets."""
 
-    def __init__(self, unsynced: Unsynced, durable: int) -> None:
+    def __init__(self, unsynced: Unsynced | PartitionedUnsynced, durable: int) -> None:
         self.unsynced = unsynced
         self.durable = durable
 
@@ -93,7 +93,7 @@ class _Transaction(_Reading):
     """The requests of one writing transaction, answered in order before its COMMIT. A read
     of a key this transaction wrote sees it, and its reply waits for this commit."""
 
-    def __init__(self, log: Log, commit: int, limits: PollLimits, unsynced: Unsynced, durable: int,
+    def __init__(self, log: Log, commit: int, limits: PollLimits, unsynced: Unsynced | PartitionedUnsynced, durable: int,
                  savepoints: bool) -> None:
         super().__init__(unsynced, durable)
         self.log = log

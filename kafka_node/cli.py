@@ -9,7 +9,7 @@ import os
 import sys
 
 from kafka_node import __version__, argtypes, cluster, framing, serve
-from kafka_node.node import Node, Replication
+from kafka_node.node import Node, ReplicationSettings
 from kafka_node.rpcs import PollLimits
 from kafka_node.storage import (
     NODE_ID_PLACEHOLDER,
@@ -192,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
                 logger.error("cannot open the log: %s", describe(error))
                 return EXIT_FAILED
         node = Node(log_file.open, limits, args.max_batch, args.max_line_bytes, args.forward_timeout,
-                    Replication(args.replication_factor, args.min_insync))
+                    ReplicationSettings(args.replication_factor, args.min_insync))
         try:
             return serve.serve(node)
         except BrokenPipeError:

@@ -21,9 +21,11 @@ from kafka_node.protocol import (
     _PeerReply,
     carried_text,
 )
-from kafka_node.replication import wire
+from kafka_node.wire import ReplicaEnvelope
+from kafka_node.wire.kv import KvCasOk, KvReadOk
+from kafka_node.wire.replica import REPLICA_MESSAGE_TYPES
 
-_REPLICA_TYPES = (*wire.REPLICA_MESSAGE_TYPES, wire.KvReadOk, wire.KvCasOk)
+_REPLICA_TYPES = (*REPLICA_MESSAGE_TYPES, KvReadOk, KvCasOk)
 #: Replicas' messages and lin-kv's replies are never answered: a malformed one is only logged.
 _REPLICA_TAGS = frozenset(cls.__struct_config__.tag for cls in _REPLICA_TYPES)
 
@@ -68,7 +70,7 @@ def decode(line: bytes | bytearray) -> Envelope | Rejected:
     return _with_utf8_message(envelope)
 
 
-def decode_in_cluster(line: bytes | bytearray) -> Envelope | PeerReplyEnvelope | wire.ReplicaEnvelope | Rejected:
+def decode_in_cluster(line: bytes | bytearray) -> Envelope | PeerReplyEnvelope | ReplicaEnvelope | Rejected:
     """Decode one line of a node in a cluster: a request, a reply from another node to a
     request it was forwarded, or a replica's message (or lin-kv's reply). A line shaped like
     a reply is never answered, even when it is malformed, so that two nodes never trade
@@ -81,7 +83,7 @@ def decode_in_cluster(line: bytes | bytearray) -> Envelope | PeerReplyEnvelope |
     if isinstance(body, _PeerReply):
         return PeerReplyEnvelope(decoded.src, body)
     if isinstance(body, _REPLICA_TYPES):
-        return wire.ReplicaEnvelope(decoded.src, body)
+        return ReplicaEnvelope(decoded.src, body)
     return _with_utf8_message(Envelope(decoded.src, decoded.dest, body))  # type: ignore[arg-type]  # a request
 
 
@@ -164,6 +166,9 @@ def refusal(line: bytes | bytearray, reason: str, replies_known: bool = False) -
         return Rejected(src, dest, msg_id, ErrorCode.MALFORMED_REQUEST, "`$.body.type` must be a string")
     if replies_known and (request_type in PEER_REPLY_TYPES or request_type in _REPLICA_TAGS):
         return Rejected(None, dest, None, ErrorCode.MALFORMED_REQUEST, f"ignored a malformed reply from {src}: {reason}")
+    if request_type in _REPLICA_TAGS:  # a replica's message to a node not (yet) replicating: never answered
+        return Rejected(None, dest, None, ErrorCode.NOT_SUPPORTED,
+                        f"ignored a {request_type} from {src}: this node is not (yet) a replica in a cluster")
     if request_type not in REQUEST_TYPES:
         return Rejected(src, dest, msg_id, ErrorCode.NOT_SUPPORTED, f"unsupported message type {request_type!r}")
     if src is None:

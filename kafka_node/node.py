@@ -11,18 +11,20 @@ from typing import NamedTuple
 from kafka_node import batch, cluster, decoding, errors, framing, protocol
 from kafka_node.errors import Failure, NothingApplied, OutcomeUnknown
 from kafka_node.outbox import Held
-from kafka_node.replication import wire
-from kafka_node.replication.gate import ReplyGate
 from kafka_node.replication.placement import Placement
-from kafka_node.replication.replicator import Replicator
+from kafka_node.replication.shell import Replication
+from kafka_node.replication.sqlite_store import SqliteStore
+from kafka_node.replication.timing import Timing
 from kafka_node.rpcs import Answer, Membership, PollLimits, Written, rpc_of
 from kafka_node.storage import Storage, StorageError, UnusableDatabase
-from kafka_node.unsynced import Unsynced
+from kafka_node.unsynced import PartitionedUnsynced, Unsynced
+from kafka_node.wire import ReplicaEnvelope, Sent
+from kafka_node.wire.kv import LIN_KV
 
 logger = logging.getLogger(__name__)
 
 Request = protocol.Envelope | protocol.Rejected
-Decoded = Request | protocol.PeerReplyEnvelope | wire.ReplicaEnvelope
+Decoded = Request | protocol.PeerReplyEnvelope | ReplicaEnvelope
 
 #: Gives the open log of the node with this id (the runner opens it, at start-up or now);
 #: raises UnusableDatabase or StorageError if it cannot.
@@ -35,11 +37,11 @@ class Step(NamedTuple):
     opened it (the runner then listens to its syncs)."""
 
     held: list[Held]
-    forwarded: list[protocol.Forwarded | wire.Sent]
+    forwarded: list[protocol.Forwarded | Sent]
     opened: Storage | None = None
 
 
-class Replication(NamedTuple):
+class ReplicationSettings(NamedTuple):
     """How many replicas each key has on several nodes, and how many must hold a write."""
 
     factor: int = 3
@@ -51,9 +53,10 @@ class Node:
 
     def __init__(self, storage_for: StorageFor, poll_limits: PollLimits | None = None, max_batch: int | None = None,
                  max_line_bytes: int = framing.DEFAULT_MAX_LINE_BYTES, forward_timeout: float = cluster.FORWARD_TIMEOUT,
-                 replication: Replication | None = None) -> None:
+                 replication: ReplicationSettings | None = None, timing: Timing | None = None) -> None:
         self.storage_for = storage_for
-        self.replication = replication or Replication()
+        self.settings = replication or ReplicationSettings()
+        self.timing = timing or Timing(forward=forward_timeout)
         self.poll_limits = poll_limits or PollLimits()
         self.max_batch = max_batch
         self.max_line_bytes = max_line_bytes
@@ -64,9 +67,9 @@ class Node:
         # Once init names several nodes: the parts of requests owned elsewhere, in flight.
         self.forwarding: cluster.Forwarding | None = None
         # Once init names several nodes and each key has several replicas: this node's part in that.
-        self.replicator: Replicator | None = None
-        self._gate = ReplyGate(forward_timeout)  # with replicas: what replies wait for beyond their COMMIT
-        self._unsynced = Unsynced()
+        self.replication: Replication | None = None
+        self._unsynced: Unsynced | PartitionedUnsynced = Unsynced()
+        self._read_at = 0.0  # when input was last read
 
     @property
     def stopping(self) -> bool:
@@ -82,6 +85,7 @@ class Node:
 
         An init is answered on its own, between the requests before it and those after it,
         since it may open the log and make the node part of a cluster."""
+        self._read_at = now
         decoded = [self._decode(line) for line in lines if isinstance(line, framing.Oversized) or (line and not line.isspace())]
         had_storage = self.storage
         step = Step([], [])
@@ -89,10 +93,10 @@ class Node:
         for at, request in enumerate(decoded):
             if type(request) is protocol.Envelope and (membership := rpc_of(request.body).membership(request.body)):
                 self._answer(decoded[after_init:at], step, now)
-                step.held.append(self._held(request, self._init(request.body.msg_id, membership, step, now), 0))
+                step.held.append(self._held(request, self._init(request.body.msg_id, membership, now), 0))
                 after_init = at + 1
         self._answer(decoded[after_init:] if after_init else decoded, step, now)
-        self._release(step, now)
+        self._drain(step)
         return step._replace(opened=self.storage) if self.storage is not had_storage else step
 
     def _decode(self, line: framing.Line | framing.Oversized) -> Decoded:
@@ -108,8 +112,8 @@ class Node:
         on first, and other nodes' replies settle the parts they answer."""
         if not decoded:
             return
-        if self.replicator is not None:
-            decoded = self._replicas_first(decoded, step, now)
+        if self.replication is not None:
+            decoded = self._replicas_first(decoded, now)
         forwarding = self.forwarding
         held: list[Held] = []
         if forwarding is None:
@@ -119,62 +123,57 @@ class Node:
             step.forwarded.extend(forwarded)
             held.extend(completed)
             for unrouted, failure in unroutable:
-                if not (isinstance(failure, NothingApplied) and self._gate.wait(unrouted, now)):
+                if not (isinstance(failure, NothingApplied) and self.replication is not None
+                        and self.replication.waiting.wait(unrouted, now)):
                     held.append(self._held(unrouted, failure, 0))
-        for request, answer in zip(local, self._answers(local, step, now), strict=True):
-            if answer is None:  # a line that names nobody to answer
+        for request, answer in zip(local, self._answers(local, now), strict=True):
+            if answer is None:  # a line that names nobody to answer, or a request waiting for a leader
                 continue
             if forwarding is not None and type(request) is protocol.Envelope and forwarding.is_part(request):
                 if (done := forwarding.settle_local(request, *answer)) is not None:
                     held.append(done)
             else:
                 held.append(self._held(request, *answer))
-        if self.replicator is None:
+        if self.replication is None:
             step.held.extend(held)
-        else:  # what waits for a commit waits for the in-sync set to hold it too
-            step.held.extend(self._gate.hold(held))
+        else:  # what waits for a commit waits for the in-sync sets to hold it too
+            step.held.extend(self.replication.hold(held))
 
-    def _replicas_first(self, decoded: list[Decoded], step: Step, now: float) -> list[Decoded]:
-        """Hand replicas' messages and lin-kv's replies to the replicator before the requests
+    def _replicas_first(self, decoded: list[Decoded], now: float) -> list[Decoded]:
+        """Hand replicas' messages and lin-kv's replies to replication before the requests
         around them are routed (they may change who leads); the rest, in order."""
-        assert self.replicator is not None
-        mine = [d for d in decoded if isinstance(d, wire.ReplicaEnvelope)
-                or (isinstance(d, protocol.PeerReplyEnvelope) and d.src == wire.LIN_KV)]
+        assert self.replication is not None
+        mine = [d for d in decoded if isinstance(d, ReplicaEnvelope)
+                or (isinstance(d, protocol.PeerReplyEnvelope) and d.src == LIN_KV)]
         if not mine:
             return decoded
-        acknowledgements, sent = self.replicator.receive(mine, now)
-        step.held.extend(Held(message, commit) for message, commit in acknowledgements)  # type: ignore[arg-type]
-        step.forwarded.extend(sent)
-        return [d for d in decoded if not (isinstance(d, wire.ReplicaEnvelope)
-                                           or (isinstance(d, protocol.PeerReplyEnvelope) and d.src == wire.LIN_KV))]
+        self.replication.step(mine, now)
+        return [d for d in decoded if not (isinstance(d, ReplicaEnvelope)
+                                           or (isinstance(d, protocol.PeerReplyEnvelope) and d.src == LIN_KV))]
 
-    def _try_waiting(self, step: Step, now: float) -> None:
-        """Try again the requests waiting for their keys' leader."""
-        if waiting := self._gate.take_waiting():
-            self._answer(waiting, step, now)  # type: ignore[arg-type]  # envelopes only
-            self._gate.tried(waiting)
-
-    def _release(self, step: Step, now: float) -> None:
-        """Move to the outbox the replies whose commit the in-sync set now holds (or an unknown
-        outcome in place of those it never will); answer at once the parts sent on to a node
-        whose lead moved to another."""
-        replicator = self.replicator
-        if replicator is None:
+    def _drain(self, step: Step) -> None:
+        """The one place replication's output enters a step: messages to send, followers'
+        answers and the replies the in-sync sets released (or gave up on); and the parts sent on
+        to a node whose lead moved to another, answered at once."""
+        replication = self.replication
+        if replication is None:
             return
+        out = replication.ready()
+        step.forwarded.extend(out.send)
+        step.held.extend(out.held)
         if self.forwarding is not None:
-            for former, part in replicator.moves.take():
-                step.held.extend(self.forwarding.lead_moved(former, functools.partial(replicator.placement.holds, part)))
-        step.held.extend(self._gate.release(replicator.released(), replicator.take_failed(), now))
+            for former, pid in out.moved:
+                step.held.extend(self.forwarding.lead_moved(former, functools.partial(replication.placement.holds, pid)))
 
-    def _answers(self, requests: Sequence[Request], step: Step, now: float) -> list[Answer | None]:
-        """Each request's answer (None: nobody to answer)."""
+    def _answers(self, requests: Sequence[Request], now: float) -> list[Answer | None]:
+        """Each request's answer (None: nobody to answer, or it waits for a leader)."""
         storage = self.storage
         if self.node_id is None or storage is None:
             return [self._refusal(request) if isinstance(request, protocol.Rejected) else
                     Answer(NothingApplied("node not initialised yet: send init first"), 0)
                     for request in requests]
-        if self.replicator is not None:
-            return self._answers_led(requests, storage, step, now)
+        if self.replication is not None:
+            return self._answers_led(requests, storage, now)
         stored = [request for request in requests if type(request) is protocol.Envelope]
         if len(stored) == len(requests):  # no line was refused: the usual batch
             return self._applied(storage, stored)  # type: ignore[return-value]  # a list of its subtype
@@ -182,37 +181,39 @@ class Node:
         return [self._refusal(request) if isinstance(request, protocol.Rejected) else next(applied)
                 for request in requests]
 
-    def _answers_led(self, requests: Sequence[Request], storage: Storage, step: Step, now: float) -> list[Answer | None]:
+    def _answers_led(self, requests: Sequence[Request], storage: Storage, now: float) -> list[Answer | None]:
         """With replicas: a request is applied only by the leader of its keys' partitions (in
-        sync enough to write); what it writes is stamped with its batch, and sent to followers."""
-        replicator = self.replicator
-        assert replicator is not None
+        sync enough to write, sure enough it still leads to read); what it writes is stamped
+        with its batch, and sent to followers."""
+        replication = self.replication
+        forwarding = self.forwarding
+        assert replication is not None and forwarding is not None
         refused: dict[int, Answer | None] = {}
         for at, request in enumerate(requests):
             if type(request) is protocol.Envelope:
                 rpc = rpc_of(request.body)
-                if (reason := replicator.refusal(rpc.keys(request.body), rpc.writes)) is not None:
-                    part = self.forwarding is not None and self.forwarding.is_part(request)
-                    waits = not part and self._gate.wait(request, now)  # a part is answered in its request's reply
+                if (reason := replication.refusal(rpc.keys(request.body), rpc.writes, storage.durable, now)) is not None:
+                    part = forwarding.is_part(request)  # a part is answered in its request's reply
+                    waits = not part and replication.waiting.wait(request, now, forwarding.cluster.is_member(request.src))
                     refused[at] = None if waits else Answer(NothingApplied(f"not applied: {reason}"), 0)
         stored = [r for at, r in enumerate(requests) if type(r) is protocol.Envelope and at not in refused]
         applied_answers: list[Answer] = []
         size = self.max_batch or len(stored) or 1
         for start in range(0, len(stored), size):  # one transaction each: each is a batch of its own
             chunk = stored[start:start + size]
-            storage.log.stamp = replicator.stamp
+            storage.log.stamp = replication.stamp
             try:
-                answers = self._applied(storage, chunk, min(storage.durable, replicator.released()))
+                answers = self._applied(storage, chunk)
             finally:
                 storage.log.stamp = None
             for commit, written in _writes_by_commit(chunk, answers).items():
-                step.forwarded.extend(replicator.wrote(commit, written.sent, written.committed, now))
+                replication.wrote(commit, written.sent, written.committed, now)
             applied_answers += answers
         applied = iter(applied_answers)
         return [refused[at] if at in refused else self._refusal(request) if isinstance(request, protocol.Rejected)
                 else next(applied) for at, request in enumerate(requests)]
 
-    def _applied(self, storage: Storage, requests: list[protocol.Envelope], visible: int | None = None) -> list[Answer]:
+    def _applied(self, storage: Storage, requests: list[protocol.Envelope]) -> list[Answer]:
         """The answers of requests to the log, in transactions of at most --max-batch requests;
         none once the file is untrusted (a COMMIT or sync of this read failed)."""
         answers: list[Answer] = []
@@ -223,7 +224,7 @@ class Node:
                 stopping = NothingApplied("not applied: the node is stopping after a failed COMMIT or sync")
                 answers += [Answer(stopping, 0)] * len(chunk)
             else:
-                answers += batch.apply(storage, chunk, self.poll_limits, self._unsynced, visible)
+                answers += batch.apply(storage, chunk, self.poll_limits, self._unsynced)
         return answers
 
     def _refusal(self, request: protocol.Rejected) -> Answer | None:
@@ -235,7 +236,7 @@ class Node:
 
     # --- init -----------------------------------------------------------------------------
 
-    def _init(self, msg_id: int | None, membership: Membership, step: Step, now: float) -> protocol.Reply | Failure:
+    def _init(self, msg_id: int | None, membership: Membership, now: float) -> protocol.Reply | Failure:
         if self.storage is None:
             try:
                 self.storage = self.storage_for(membership.node_id)
@@ -246,13 +247,12 @@ class Node:
         self.node_id = membership.node_id
         if len(set(membership.node_ids)) > 1 or self.forwarding is not None:
             members = cluster.Cluster(membership.node_id, membership.node_ids)
-            factor = min(self.replication.factor, len(members.node_ids))
-            if factor > 1 and self.replicator is None and membership.node_id in members.node_ids:
-                placement = Placement(members.node_ids, factor, min(self.replication.min_insync, factor))
-                self.replicator = Replicator(membership.node_id, placement, self.storage, now)
-                step.forwarded.extend(self.replicator.start(now))
-            if self.replicator is not None:
-                members.leader_of = self.replicator.leader_of
+            factor = min(self.settings.factor, len(members.node_ids))
+            if factor > 1 and self.replication is None and membership.node_id in members.node_ids:
+                self._replicate(membership.node_id, Placement(members.node_ids, factor,
+                                                              min(self.settings.min_insync, factor)), now)
+            if self.replication is not None:
+                members.leader_of = self.replication.leader_of
             if self.forwarding is None:
                 self.forwarding = cluster.Forwarding(members, self.forward_timeout)
             else:  # parts in flight are still answered through the same table
@@ -260,20 +260,34 @@ class Node:
         logger.info("initialised as %s (cluster %s)", membership.node_id, ",".join(membership.node_ids))
         return protocol.InitOk(in_reply_to=msg_id)
 
-    # --- parts sent on --------------------------------------------------------------------
+    def _replicate(self, node_id: str, placement: Placement, now: float) -> None:
+        """Become a replica of the partitions `placement` gives this node."""
+        assert self.storage is not None
+        for violation in self.timing.violations():
+            logger.warning("timeouts: %s does not hold", violation)
+        self.replication = Replication(node_id, placement, SqliteStore(self.storage, placement), self.timing, now)
+        self._unsynced = PartitionedUnsynced(placement.partition, self.replication.hw_of)
+        self.replication.start(now)
+
+    # --- time -----------------------------------------------------------------------------
 
     def expire(self, now: float) -> list[Held]:
         """The replies of requests whose parts sent on were not answered by `now`."""
         return self.forwarding.expire(now) if self.forwarding is not None else []
 
-    def tick(self, now: float) -> Step:
+    def tick(self, now: float, idle: bool = True) -> Step:
         """What replication's timers give at `now`: heartbeats, catch-ups, elections, changes
-        to in-sync sets, and the replies whose commit the in-sync set now holds (or gave up on)."""
+        to in-sync sets, the requests waiting for a leader tried again, and the replies whose
+        commit the in-sync sets now hold (or gave up on). `idle`: no input waits to be read, so
+        silence counts up to `now` (else only up to the last read)."""
         step = Step([], [])
-        if self.replicator is not None:
-            step.forwarded.extend(self.replicator.tick(now))
-            self._try_waiting(step, now)
-            self._release(step, now)
+        replication = self.replication
+        if replication is not None:
+            replication.tick(now, now if idle else self._read_at)
+            if waiting := replication.waiting.take():
+                self._answer(waiting, step, now)
+                replication.waiting.tried(waiting)
+            self._drain(step)
         return step
 
     def abandon_forwarded(self) -> list[Held]:
@@ -284,9 +298,9 @@ class Node:
         """When the oldest part sent on times out, or replication's timers are next due (in the
         time `receive` is given), if either is."""
         forward = self.forwarding.next_deadline() if self.forwarding is not None else None
-        if self.replicator is None:
+        if self.replication is None:
             return forward
-        tick = self.replicator.next_tick()
+        tick = self.replication.next_deadline()
         return tick if forward is None else min(forward, tick)
 
     def _held(self, request: Request, reply: protocol.Reply | Failure, commit: int) -> Held:

@@ -10,19 +10,19 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
-from kafka_node import errors, protocol
-from kafka_node.replication import wire
+from kafka_node import errors, protocol, wire
 from kafka_node.storage import Storage
 
 logger = logging.getLogger(__name__)
 
 
 class Held(NamedTuple):
-    """A reply, and the commit that must be durable before it may leave (0: none), in the
-    order of `rpcs.Answer`, which holds the same before it is addressed. If a sync fails
-    before that commit is durable, an indefinite error goes in its place."""
+    """A reply (or a follower's answer to its leader), and the commit that must be durable
+    before it may leave (0: none), in the order of `rpcs.Answer`, which holds the same before
+    it is addressed. If a sync fails before that commit is durable, an indefinite error goes in
+    a reply's place (a follower's answer is dropped: it promised what is not durable)."""
 
-    reply: protocol.Outgoing
+    reply: protocol.Outgoing | wire.Sent
     commit: int
 
 
@@ -87,13 +87,14 @@ class Outbox:
         storage = self._storage
         # the failure first: after one, the durable count is final
         failure, durable = (None, 0) if storage is None else (storage.sync_failure, storage.durable)
-        out: list[protocol.Outgoing] = []
+        out: list[protocol.Outgoing | wire.Sent] = []
         kept: list[Held] = []
         for entry in waiting:
             if entry.commit <= durable:
                 out.append(entry.reply)
             elif failure is not None:
-                out.append(errors.lost_in_sync(entry.reply))
+                if isinstance(entry.reply, protocol.Outgoing):
+                    out.append(errors.lost_in_sync(entry.reply))
             else:
                 kept.append(entry)
         self._waiting = kept

@@ -10,7 +10,9 @@ from typing import Annotated, NamedTuple, get_args
 
 import msgspec
 
-from kafka_node.replication import wire
+from kafka_node import wire
+from kafka_node.wire.kv import KvReply
+from kafka_node.wire.replica import ReplicaMessage
 
 #: Offsets above this are refused, so that offset + poll limit never overflows SQLite's int64.
 MAX_OFFSET = 2**62
@@ -167,11 +169,11 @@ class PeerReplyEnvelope(msgspec.Struct):
 
 class ClusterEnvelope(msgspec.Struct):
     """What a node in a cluster reads: a request, another node's reply to one it sent on, a
-    replica's message, or lin-kv's reply (`replication.wire`)."""
+    replica's message, or lin-kv's reply (`wire`)."""
 
     src: str
     dest: str
-    body: Request | PeerReply | wire.ReplicaMessage | wire.KvReply
+    body: Request | PeerReply | ReplicaMessage | KvReply
 
 
 class Rejected(NamedTuple):

@@ -145,7 +145,7 @@ class ServeLoop:
         deadline = self.node.next_deadline()
         if deadline is None or deadline > time.monotonic():
             return
-        step = self.node.tick(time.monotonic())
+        step = self.node.tick(time.monotonic(), idle=not self._input_waiting())
         if step.forwarded:
             self.outbox.send(step.forwarded)
         if step.held:

@@ -4,7 +4,7 @@ poll reads each key only below the first offset such a commit gave it; a listing
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 #: Past this many keys with pending writes, every entry already durable is dropped at once.
 _PRUNE_AT = 4096
@@ -88,3 +88,46 @@ def _drop_synced(pending: deque[tuple[int, int]], durable: int) -> None:
     """Drop a key's oldest entries while a sync covers them."""
     while pending and pending[0][0] <= durable:
         pending.popleft()
+
+
+class PartitionedUnsynced:
+    """With replicas: the same, one per partition, each read below its partition's own floor,
+    the newest commit both durable and held by the partition's in-sync set (`held_up_to`), so
+    that one slow partition holds back no other's reads. Same calls as `Unsynced`."""
+
+    def __init__(self, partition_of: Callable[[str], int], held_up_to: Callable[[int], int]) -> None:
+        self.partition_of = partition_of
+        self.held_up_to = held_up_to
+        self._parts: dict[int, Unsynced] = {}
+
+    def _floor(self, pid: int, durable: int) -> int:
+        return min(durable, self.held_up_to(pid))
+
+    def _by_partition(self, keys: Iterable[str]) -> dict[int, list[str]]:
+        parts: dict[int, list[str]] = {}
+        for key in keys:
+            parts.setdefault(self.partition_of(key), []).append(key)
+        return parts
+
+    def record(self, commit: int, first_offsets: Mapping[str, int], committed: Iterable[str], durable: int) -> None:
+        sent = self._by_partition(first_offsets)
+        moved = self._by_partition(committed)
+        for pid in sent.keys() | moved.keys():
+            part = self._parts.setdefault(pid, Unsynced())
+            part.record(commit, {key: first_offsets[key] for key in sent.get(pid, ())}, moved.get(pid, ()),
+                        self._floor(pid, durable))
+
+    def __len__(self) -> int:
+        return sum(map(len, self._parts.values()))
+
+    def poll_below(self, keys: Iterable[str], durable: int) -> dict[str, int]:
+        below: dict[str, int] = {}
+        for pid, part_keys in self._by_partition(keys).items():
+            if (part := self._parts.get(pid)) is not None:
+                below.update(part.poll_below(part_keys, self._floor(pid, durable)))
+        return below
+
+    def listing_waits_for(self, keys: Iterable[str], durable: int) -> int:
+        return max((part.listing_waits_for(part_keys, self._floor(pid, durable))
+                    for pid, part_keys in self._by_partition(keys).items()
+                    if (part := self._parts.get(pid)) is not None), default=0)

@@ -1,10 +1,9 @@
-"""The statements a replicated partition needs beyond the log's own: where a partition's log ends,
-which epoch wrote a batch, what follows a batch (for a replica catching up), and truncation."""
+"""The statements a replicated partition needs beyond the log's own: the file's identity, where a
+partition's log ends, which epoch wrote each batch, what follows a batch, and truncation."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import NamedTuple
 
 import apsw
 
@@ -12,15 +11,8 @@ import apsw
 #: it. (0, 0) is the empty log, which every replica holds.
 EMPTY = (0, 0)
 
-
-class Entry(NamedTuple):
-    """One replicated message: its key and offset, its batch and epoch, its JSON text."""
-
-    key: str
-    offset: int
-    seq: int
-    epoch: int
-    msg: str
+#: One replicated message as stored: key, offset, batch, epoch, JSON text.
+Row = tuple[str, int, int, int, str]
 
 
 class ReplicaLog:
@@ -28,6 +20,33 @@ class ReplicaLog:
 
     def __init__(self, conn: apsw.Connection) -> None:
         self.conn = conn
+
+    def file_id(self) -> str:
+        """The id drawn when the file was made (migration 003)."""
+        file_id: str = self.conn.execute("SELECT file_id FROM file_identity").get
+        return file_id
+
+    def epoch_ranges(self, part: int) -> tuple[list[tuple[int, int]], int]:
+        """The partition's (epoch, first seq) ranges, ascending, and its last batch's seq.
+        Batches are numbered densely and epochs never decrease along the log, so each range's
+        start is found by bisection: O(epochs · log batches) indexed lookups, whatever the
+        log's size."""
+        last_seq, epoch = self.last_batch(part)
+        ranges = []
+        end = last_seq
+        while end >= 1:
+            low, high = 1, end
+            while low < high:  # the first batch of `epoch`
+                middle = (low + high) // 2
+                if (self.epoch_of(part, middle) or -1) >= epoch:
+                    high = middle
+                else:
+                    low = middle + 1
+            ranges.append((epoch, low))
+            end = low - 1
+            epoch = self.epoch_of(part, end) or 0
+        ranges.reverse()
+        return ranges, last_seq
 
     def last_batch(self, part: int) -> tuple[int, int]:
         """(seq, epoch) of the partition's last batch here; EMPTY if it has none."""
@@ -51,7 +70,7 @@ class ReplicaLog:
             "SELECT max(seq) FROM messages WHERE part = ? AND seq IS NOT NULL AND epoch <= ?", (part, epoch)).get
         return end or 0
 
-    def batches_after(self, part: int, seq: int, limit: int) -> list[Entry]:
+    def batches_after(self, part: int, seq: int, limit: int) -> list[Row]:
         """Whole batches after `seq`, oldest first, stopping after the batch in which the
         `limit`-th message falls."""
         rows = self.conn.execute(
@@ -62,26 +81,26 @@ class ReplicaLog:
             ORDER BY seq, key, log_offset
             """,
             (part, seq, part, seq, max(0, limit - 1)))
-        return [Entry(*row) for row in rows]
+        return list(rows)
 
-    def batch(self, part: int, seq: int) -> list[Entry]:
+    def batch(self, part: int, seq: int) -> list[Row]:
         """The messages of one batch, in key and offset order."""
         rows = self.conn.execute(
             "SELECT key, log_offset, seq, epoch, msg FROM messages WHERE part = ? AND seq = ? ORDER BY key, log_offset",
             (part, seq))
-        return [Entry(*row) for row in rows]
+        return list(rows)
 
-    def append(self, part: int, entries: Sequence[Entry]) -> None:
+    def append(self, part: int, entries: Sequence[Row]) -> None:
         """Store a leader's messages at the offsets it gave them; each key's next offset moves
         past the last. The caller has checked that each follows its key's log."""
         if not entries:
             return
         self.conn.executemany(
             "INSERT INTO messages (key, log_offset, msg, part, seq, epoch) VALUES (?, ?, ?, ?, ?, ?)",
-            [(e.key, e.offset, e.msg, part, e.seq, e.epoch) for e in entries])
+            [(key, offset, msg, part, seq, epoch) for key, offset, seq, epoch, msg in entries])
         ends: dict[str, int] = {}
-        for entry in entries:
-            ends[entry.key] = max(ends.get(entry.key, 0), entry.offset + 1)
+        for key, offset, *_ in entries:
+            ends[key] = max(ends.get(key, 0), offset + 1)
         self.conn.executemany(
             """
             INSERT INTO log_keys (key, next_offset) VALUES (?, ?)

@@ -1,7 +1,8 @@
 """Our node with one rule of replication broken: a node that restarts trusts lin-kv's word from
-before, so one still named leader leads again at once, even from the empty file of a lost disk
-(what Kafka's broker epochs forbid), and its followers truncate to match it. Correct on a calm
-network, where nothing restarts; it loses acknowledged messages when a leader's disk is lost."""
+before, so one still named leader leads that same epoch again at once, even from the empty file of
+a lost disk (what Kafka's broker epochs and our file ids forbid), and its followers truncate to
+match it. Correct on a calm network, where nothing restarts; it loses acknowledged messages when a
+leader's disk is lost."""
 
 import sys
 
@@ -10,17 +11,20 @@ import sys
 sys.path.insert(0, sys.argv.pop(1))
 
 from kafka_node import cli
-from kafka_node.replication import roles
+from kafka_node.replication.partition import PartitionMachine
+
+_act = PartitionMachine._act
 
 
-def resume_where_lin_kv_says(replicator, part, state, now):
-    if state.leader == replicator.node_id:
-        return replicator.lead(part, state, now)
-    replicator.follow(part, state, now)
-    return []
+def trust_lin_kv(machine, now):
+    state = machine.known
+    if state is not None and state.leader == machine.me and machine.lead is None:
+        machine.file = state.files.get(machine.me, machine.file)  # "my file is the one lin-kv names"
+        machine.proposed_epochs.add(state.epoch)  # "the epoch lin-kv names is mine to lead"
+    _act(machine, now)
 
 
-roles._start = resume_where_lin_kv_says
+PartitionMachine._act = trust_lin_kv
 
 if __name__ == "__main__":
     sys.exit(cli.main())

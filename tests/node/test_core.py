@@ -15,7 +15,7 @@ import msgspec
 import pytest
 
 from kafka_node import protocol
-from kafka_node.node import Node, Replication, Step
+from kafka_node.node import Node, ReplicationSettings, Step
 from kafka_node.rpcs import RPCS, PollLimits
 from kafka_node.storage import Durability, LogFile, Storage
 
@@ -247,7 +247,7 @@ def key_owned_by(node_id: str) -> str:
 
 @pytest.fixture
 def pair(tmp_path):
-    cores = {node_id: Core(tmp_path, node_id, replication=Replication(factor=1)) for node_id in IDS}
+    cores = {node_id: Core(tmp_path, node_id, replication=ReplicationSettings(factor=1)) for node_id in IDS}
     for node_id, core in cores.items():
         core.feed({"type": "init", "node_id": node_id, "node_ids": IDS, "msg_id": 1})
     yield cores

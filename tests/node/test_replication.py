@@ -5,14 +5,12 @@ from __future__ import annotations
 
 import pytest
 
-from kafka_node.node import Replication
-from kafka_node.replication.follower import FollowerPartition
-from kafka_node.replication.gate import LEADER_WAIT
-from kafka_node.replication.leader import LAG_TIMEOUT
-from kafka_node.replication.replicator import REPLICATION_TIMEOUT
-from kafka_node.replication.roles import ELECTION_TIMEOUT
-from kafka_node.replication.wire import Replicate
-from kafka_node.storage import Storage
+from kafka_node.node import ReplicationSettings
+from kafka_node.replication.timing import Timing
+
+TIMING = Timing()
+LEADER_WAIT, LAG_TIMEOUT, REPLICATION_TIMEOUT, ELECTION_TIMEOUT = (TIMING.leader_wait, TIMING.lag, TIMING.replication,
+                                                                   TIMING.election)
 
 from support.replicas import Replicas, message_line
 
@@ -82,7 +80,7 @@ def test_with_fewer_in_sync_than_min_insync_a_write_is_refused_definitely_and_ap
 
 
 def test_a_write_the_in_sync_set_never_comes_to_hold_gets_an_indefinite_error(tmp_path):
-    replicas = Replicas(tmp_path, replication=Replication(factor=3, min_insync=3))
+    replicas = Replicas(tmp_path, replication=ReplicationSettings(factor=3, min_insync=3))
     key = replicas.key_in(0)
     replicas.cut.add("n2")
     send = replicas.request("n0", {"type": "send", "key": key, "msg": 1})
@@ -180,15 +178,6 @@ def test_committed_offsets_never_go_back_across_a_failover(replicas):
     assert listing["offsets"] == {key: 2}
 
 
-def test_a_follower_refuses_a_batch_of_an_older_epoch(tmp_path):
-    follower = FollowerPartition(0, "n1", 5, 0.0)
-    storage = Storage.open(str(tmp_path / "f.db"))
-    refused = follower.apply("n0", Replicate(part=0, epoch=4, covers=3, prev=(0, 0), whole=True), storage.log,
-                             storage.replica, 0.0)
-    assert refused.stale and refused.epoch == 5
-    storage.close()
-
-
 def test_a_node_that_lost_its_file_as_the_only_in_sync_replica_never_leads_that_partition_again(replicas):
     key = replicas.key_in(0)
     for value in range(3):
@@ -200,7 +189,7 @@ def test_a_node_that_lost_its_file_as_the_only_in_sync_replica_never_leads_that_
     replicas.cut.clear()
     replicas.restart("n0")
     replicas.settle(ELECTION_TIMEOUT * 3)
-    assert 0 not in replicas.nodes["n0"].replicator.leading
+    assert replicas.nodes["n0"].replication.machines[0].lead is None
     reply = replicas.ask("n0", {"type": "send", "key": key, "msg": 99}, seconds=LEADER_WAIT + 0.1)
     assert reply["type"] == "error" and reply["code"] == 11, reply
     for follower in ("n1", "n2"):  # what they hold is never truncated to an empty leader's log

@@ -21,9 +21,13 @@ SEND = line({"type": "send", "key": "k", "msg": "v", "msg_id": 2})
 
 
 def schema_of(path: Path) -> list[tuple]:
+    """The file's schema, without the statistics SQLite's query planner keeps (sqlite_stat*):
+    opening runs PRAGMA optimize, which analyzes tables holding rows, as the file's identity
+    does from the start."""
     conn = apsw.Connection(str(path))
     try:
-        return conn.execute("SELECT type, name, sql FROM sqlite_schema ORDER BY name").fetchall()
+        return conn.execute("SELECT type, name, sql FROM sqlite_schema WHERE name NOT LIKE 'sqlite_stat%' ORDER BY name"
+                            ).fetchall()
     finally:
         conn.close()
 

@@ -13,13 +13,16 @@ import msgspec
 
 from kafka_node import protocol
 from kafka_node.maelstrom.services import LinKV
-from kafka_node.node import Node, Replication, Step
+from kafka_node.node import Node, ReplicationSettings, Step
 from kafka_node.outbox import Held
 from kafka_node.replication.placement import kv_key, partition_of
-from kafka_node.replication.replicator import TICK
+from kafka_node.replication.timing import Timing
 from kafka_node.storage import Storage
 
 _encode = msgspec.json.Encoder().encode
+
+#: How often the harness moves the clock and ticks every node, as the serve loop does.
+TICK = Timing().tick
 
 
 class Replicas:
@@ -27,11 +30,11 @@ class Replicas:
     a node once the commit it waits for is durable, as the outbox lets it; a node cut off
     neither sends nor receives; a killed node is gone until `restart`."""
 
-    def __init__(self, tmp_path: Path, count: int = 3, replication: Replication | None = None,
+    def __init__(self, tmp_path: Path, count: int = 3, replication: ReplicationSettings | None = None,
                  max_batch: int | None = None) -> None:
         self.tmp_path = tmp_path
         self.ids = [f"n{i}" for i in range(count)]
-        self.replication = replication or Replication()
+        self.replication = replication or ReplicationSettings()
         self.max_batch = max_batch
         self.kv = LinKV()
         self.now = 0.0

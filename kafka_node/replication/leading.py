@@ -1,0 +1,271 @@
+"""A partition this replica leads, in one epoch: what each follower holds and is sent (its batches
+at once, or what it lacks from the file), the high watermark, the read lease its followers grant,
+and the in-sync set it should have."""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+
+import msgspec
+
+from kafka_node.replication import membership
+from kafka_node.replication.epochs import EpochCache
+from kafka_node.replication.events import Entry
+from kafka_node.replication.ports import PartitionLog
+from kafka_node.replication.progress import FollowerProgress, Phase
+from kafka_node.replication.timing import Timing
+from kafka_node.wire import Sent
+from kafka_node.wire.replica import PartitionState, Replicate, ReplicateOk, ReplicateRefused
+
+logger = logging.getLogger("kafka_node.replication")
+
+#: Messages at most in one catch-up: a follower far behind is filled in several.
+CATCH_UP_MESSAGES = 2000
+
+
+class Leading:
+    """One partition led by this replica in one epoch. `state` is lin-kv's, naming this replica
+    leader; `proposal`, a change to it asked of lin-kv and not yet known to be applied or not:
+    until it is, the leader waits for the members of both (Kafka's maximal in-sync set)."""
+
+    def __init__(self, pid: int, me: str, state: PartitionState, replicas: list[str], log: PartitionLog,
+                 epochs: EpochCache, timing: Timing, min_insync: int, now: float, serve_after: float) -> None:
+        self.pid = pid
+        self.me = me
+        self.state = state
+        self.proposal: PartitionState | None = None
+        self.log = log
+        self.epochs = epochs
+        self.timing = timing
+        self.min_insync = min_insync
+        self.progress = {node: FollowerProgress(answered_at=now) for node in replicas if node != me}
+        self.ready_at = log.commits  # reads wait until every in-sync follower holds this
+        self.ready = False
+        self.serve_after = serve_after  # no read before this: a former leader's lease may last until then
+        self.hw = 0
+        self.last_write = self.ready_at  # the newest commit that wrote to the partition
+        #: (commit, when) of the partition's writes a follower may still lack, oldest first;
+        #: the epoch's start counts as one, so that followers have `lag` to take the first probe.
+        self._writes: deque[tuple[int, float]] = deque([(self.ready_at, now)])
+        #: Each key's newest committed offset this epoch moved, with the commit that moved it.
+        self._moved: dict[str, tuple[int, int]] = {}
+
+    @property
+    def epoch(self) -> int:
+        return self.state.epoch
+
+    # --- who counts ------------------------------------------------------------------------
+
+    def members(self) -> set[str]:
+        """The in-sync set, and while a change to it is pending, the proposed one's members too."""
+        return set(self.state.isr) | (set(self.proposal.isr) if self.proposal else set())
+
+    def file_of(self, node: str) -> str | None:
+        """The file lin-kv names (or is asked to name) for an eligible replica."""
+        if self.proposal is not None and node in self.proposal.files:
+            return self.proposal.files[node]
+        return self.state.files.get(node)
+
+    def enough_in_sync(self) -> bool:
+        """Whether the in-sync set, known and proposed, has at least --min-insync members."""
+        smallest = min(len(self.state.isr), len(self.proposal.isr) if self.proposal else len(self.state.isr))
+        return smallest >= self.min_insync
+
+    def high_watermark(self) -> int | None:
+        """The new high watermark, if it moved: the newest commit every member holds, in the
+        file lin-kv names for it; frozen while the set is smaller than --min-insync."""
+        if not self.enough_in_sync():
+            return None
+        waited = self.members() - {self.me}
+        held = min(self._held_by(node) for node in waited) if waited else self.log.commits
+        if held <= self.hw:
+            return None
+        self.hw = held
+        if not self.ready and held >= self.ready_at:
+            self.ready = True
+            logger.info("partition %d: every in-sync replica holds the log of epoch %d; serving", self.pid, self.epoch)
+        return held
+
+    def _held_by(self, node: str) -> int:
+        progress = self.progress.get(node)
+        if progress is None or progress.file is None or progress.file != self.file_of(node):
+            return 0
+        return progress.match
+
+    def lease_holds(self, now: float) -> bool:
+        """Whether every replica able to take the lead without this one has heard it within the
+        lease: none of them can have been elected yet, so what this leader holds is the latest."""
+        if now < self.serve_after:
+            return False
+        eligible = set(self.state.eligible) | (set(self.proposal.eligible) if self.proposal else set())
+        return all(self.progress[node].heard_at + self.timing.lease > now
+                   for node in eligible if node != self.me and node in self.progress)
+
+    # --- sending ---------------------------------------------------------------------------
+
+    def stamp(self) -> tuple[int, int, int]:
+        """(partition, seq, epoch) of the batch a transaction now writing would make."""
+        return self.pid, self.epochs.last[0] + 1, self.epoch
+
+    def wrote(self, commit: int, batch: bool, committed: dict[str, int], now: float) -> list[Sent]:
+        """A commit wrote to the partition (a batch of sends; committed offsets): followers
+        sent everything so far get it at once."""
+        prev = self.epochs.last
+        entries: list[Entry] = []
+        if batch:
+            self.epochs.append(prev[0] + 1, self.epoch)
+            entries = self.log.batch(self.pid, prev[0] + 1)
+        self.last_write = commit
+        self._writes.append((commit, now))
+        for key, offset in committed.items():
+            self._moved[key] = (commit, offset)
+        body = Replicate(part=self.pid, epoch=self.epoch, covers=commit, prev=prev, sends=_sends(entries),
+                         commits=committed, sent=now)
+        return [self._send(node, body, now) for node, progress in self.progress.items() if progress.phase is Phase.REPLICATE]
+
+    def _send(self, node: str, body: Replicate, now: float) -> Sent:
+        progress = self.progress[node]
+        if body.covers and not body.whole:
+            body = msgspec.structs.replace(body, after=progress.sent_covers)
+        progress.sent_covers = max(progress.sent_covers, body.covers)
+        progress.last_sent = now
+        return Sent(self.me, node, body)
+
+    def probe(self, node: str, now: float) -> Sent:
+        """Nothing past the leader's last batch, and the committed offsets the follower may lack:
+        a follower whose log holds that batch then holds what the leader does."""
+        progress = self.progress[node]
+        commits = self.log.commits
+        progress.phase, progress.fence = Phase.REPLICATE, commits
+        body = Replicate(part=self.pid, epoch=self.epoch, covers=commits, prev=self.epochs.last,
+                         commits=self._committed_for(progress), whole=True, sent=now)
+        return self._send(node, body, now)
+
+    def catch_up(self, node: str, after: int, now: float) -> Sent:
+        """The batches after `after` (the follower's log matches the leader's up to it), whole
+        if they fit in one message, else the first part of several."""
+        progress = self.progress[node]
+        entries = self.log.batches_after(self.pid, after, CATCH_UP_MESSAGES)
+        last_seq = entries[-1].seq if entries else after
+        whole = last_seq >= self.epochs.last[0]
+        prev = (after, self.epochs.epoch_of(after) or 0)
+        commits = self.log.commits
+        if whole:
+            progress.phase, progress.fence = Phase.REPLICATE, commits
+        else:
+            progress.phase, progress.fence, progress.end = Phase.CATCH_UP, 0, last_seq
+        body = Replicate(part=self.pid, epoch=self.epoch, covers=commits if whole else 0, prev=prev, sends=_sends(entries),
+                         commits=self._committed_for(progress) if whole else {}, whole=whole, sent=now)
+        return self._send(node, body, now)
+
+    def _committed_for(self, progress: FollowerProgress) -> dict[str, int]:
+        """The committed offsets a whole message carries: those moved since the follower last
+        surely held them all, or every one of the partition when that is unknown."""
+        if progress.offsets_match < 0:
+            return self.log.committed_of(self.pid)
+        return {key: offset for key, (commit, offset) in self._moved.items() if commit > progress.offsets_match}
+
+    # --- answers ---------------------------------------------------------------------------
+
+    def answered(self, node: str, answer: ReplicateOk | ReplicateRefused, now: float) -> list[Sent]:
+        """A follower's answer of this epoch: what it holds, or what it lacks, and the next
+        part of a catch-up in flight."""
+        progress = self.progress.get(node)
+        if progress is None:
+            return []
+        if answer.file and answer.file != progress.file:
+            if progress.file is not None:
+                logger.info("partition %d: %s answers from another file; it holds nothing known", self.pid, node)
+            progress.new_file(answer.file)
+        progress.heard_at = max(progress.heard_at, answer.sent)
+        progress.answered_at = now
+        if isinstance(answer, ReplicateOk):
+            if progress.phase is Phase.CATCH_UP and answer.covers == 0:
+                return [self.catch_up(node, progress.end, now)]
+            if answer.covers > progress.match:
+                progress.match = answer.covers
+                if progress.offsets_match < 0 and answer.covers >= progress.fence >= 0:
+                    progress.offsets_match = progress.fence  # its whole message carried every offset
+                elif progress.offsets_match >= 0:
+                    progress.offsets_match = max(progress.offsets_match, answer.covers)
+            self._forget_moved()
+            return []
+        if answer.covers < progress.fence:
+            return []  # the refusal of a message sent before the last whole one
+        agree = min(answer.at, self.epochs.end_of_epoch(answer.at_epoch), self.epochs.last[0])
+        return [self.catch_up(node, agree, now)]
+
+    def _forget_moved(self) -> None:
+        """Drop the moved offsets every follower surely holds."""
+        if not self._moved:
+            return
+        floor = min((p.offsets_match for p in self.progress.values()), default=-1)
+        if floor >= 0:
+            self._moved = {key: moved for key, moved in self._moved.items() if moved[0] > floor}
+
+    # --- time ------------------------------------------------------------------------------
+
+    def tick(self, now: float) -> list[Sent]:
+        """Heartbeats to followers sent nothing lately; probes again to the others."""
+        out = []
+        timing = self.timing
+        for node, progress in self.progress.items():
+            if progress.phase is Phase.REPLICATE:
+                if now - progress.last_sent >= timing.heartbeat:
+                    body = Replicate(part=self.pid, epoch=self.epoch, covers=progress.sent_covers, prev=self.epochs.last,
+                                     sent=now)
+                    out.append(self._send(node, body, now))
+            elif now - progress.last_sent >= timing.resend:
+                out.append(self.probe(node, now))
+        return out
+
+    def lacks_since(self, node: str) -> float | None:
+        """Since when the follower has lacked something the leader wrote (None: it holds it all)."""
+        match = self._held_by(node) if node in self.state.isr else self.progress[node].match
+        if match >= self.last_write:
+            return None
+        return next((when for commit, when in self._writes if commit > match), float("-inf"))
+
+    def isr_change(self, heard_until: float) -> PartitionState | None:
+        """What the in-sync set should become, if anything (as lin-kv's next state): a member
+        that has lacked a write, or not answered, for longer than `lag`, or answers from another
+        file, leaves;
+        a replica that holds everything the set holds, and was caught up and answered lately, joins."""
+        self._forget_writes(heard_until)
+        lag = self.timing.lag
+        lagging, lost, joining = set(), set(), {}
+        for node, progress in self.progress.items():
+            since = self.lacks_since(node)
+            if node in self.state.isr:
+                if progress.file is not None and progress.file != self.state.files.get(node):
+                    lost.add(node)
+                elif (since is not None and since < heard_until - lag) or progress.answered_at < heard_until - lag:
+                    lagging.add(node)
+            elif (progress.phase is Phase.REPLICATE and progress.file is not None and progress.match >= self.hw
+                  and (since is None or since >= heard_until - lag / 2) and progress.answered_at >= heard_until - lag / 2):
+                joining[node] = progress.file
+        if lagging or lost:
+            logger.info("partition %d: %s out of the in-sync set (lagging: %s; another file: %s)", self.pid,
+                        ",".join(sorted(lagging | lost)), ",".join(sorted(lagging)) or "none", ",".join(sorted(lost)) or "none")
+            return membership.shrunk(self.state, lagging, lost, self.min_insync)
+        if joining:
+            logger.info("partition %d: %s back in the in-sync set", self.pid, ",".join(sorted(joining)))
+            return membership.grown(self.state, joining, self.min_insync)
+        return None
+
+    def _forget_writes(self, heard_until: float) -> None:
+        """Drop the writes every follower holds, and merge those older than twice `lag` into one
+        (the newest commit, the oldest time): a follower lacking any of them lags whichever it is."""
+        floor = min((self._held_by(n) if n in self.state.isr else p.match for n, p in self.progress.items()), default=0)
+        writes = self._writes
+        while len(writes) > 1 and writes[0][0] <= floor:
+            writes.popleft()
+        horizon = heard_until - 2 * self.timing.lag
+        while len(writes) > 1 and writes[1][1] < horizon:
+            oldest = writes.popleft()[1]
+            writes[0] = (writes[0][0], oldest)
+
+
+def _sends(entries: list[Entry]) -> list[tuple[str, int, int, int, msgspec.Raw]]:
+    return [(e.key, e.offset, e.seq, e.epoch, msgspec.Raw(e.msg.encode())) for e in entries]

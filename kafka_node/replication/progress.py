@@ -1,0 +1,58 @@
+"""What a partition's leader knows of one follower in its epoch (etcd raft's Progress): which of
+three phases it is in, what it durably holds, what was last sent it, and when it last heard it."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from enum import Enum
+
+
+class Phase(Enum):
+    """PROBE: nothing is known of its log (the epoch's start, it refused a batch, or it restarted
+    with another file): a whole message is sent it, then again every `resend`.
+    REPLICATE: a whole message was sent it; new batches follow at once, each chained to the one
+    before by `after`, and heartbeats when nothing else goes.
+    CATCH_UP: it lacks more than fits in a message; the part in flight ends at batch `end`, and
+    the next is sent when it acknowledges this one."""
+
+    PROBE = "probe"
+    REPLICATE = "replicate"
+    CATCH_UP = "catch-up"
+
+
+@dataclass
+class FollowerProgress:
+    phase: Phase = Phase.PROBE
+    #: The leader's commit up to which it durably holds the partition, in its file `file`.
+    match: int = 0
+    #: The covers of the last message sent it: the next live batch follows that one.
+    sent_covers: int = 0
+    #: The covers of the last whole message (probe or catch-up) sent it: refusals of messages
+    #: sent before that one are stale and change nothing.
+    fence: int = -1
+    #: The last batch the catch-up part in flight carries (CATCH_UP).
+    end: int = 0
+    last_sent: float = -math.inf
+    #: The newest send time of the leader's that it echoed: it heard the leader then or later.
+    heard_at: float = -math.inf
+    #: When the leader last had an answer from it (or began its epoch).
+    answered_at: float = -math.inf
+    #: Its file, as its answers say; None until it answers.
+    file: str | None = None
+    #: The leader's commit up to which it surely holds every committed offset (-1: unknown, so
+    #: its next whole message carries them all).
+    offsets_match: int = -1
+
+    def restart(self) -> None:
+        """Back to PROBE, its log unknown (what was sent it no longer counts)."""
+        self.phase = Phase.PROBE
+        self.last_sent = -math.inf
+
+    def new_file(self, file: str) -> None:
+        """It answers from another file than before: it holds nothing known any more."""
+        self.restart()
+        self.file = file
+        self.match = 0
+        self.sent_covers = 0
+        self.offsets_match = -1

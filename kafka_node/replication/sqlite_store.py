@@ -1,0 +1,60 @@
+"""Replication's port on the node's SQLite file: its batches and committed offsets read through
+`storage.replica` and `storage.log`, and a follower's writes applied in one transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from kafka_node.replication.events import Append, MergeCommitted, Entry, PersistOp, TruncateAfter
+from kafka_node.replication.placement import Placement
+from kafka_node.storage import Storage
+
+
+class SqliteStore:
+    """The node's open log, as replication reads and writes it."""
+
+    def __init__(self, storage: Storage, placement: Placement) -> None:
+        self.storage = storage
+        self.placement = placement
+        self._file_id = storage.replica.file_id()
+
+    @property
+    def file_id(self) -> str:
+        return self._file_id
+
+    @property
+    def commits(self) -> int:
+        return self.storage.log.commits
+
+    def epoch_ranges(self, pid: int) -> tuple[list[tuple[int, int]], int]:
+        return self.storage.replica.epoch_ranges(pid)
+
+    def batch(self, pid: int, seq: int) -> list[Entry]:
+        return [Entry(*row) for row in self.storage.replica.batch(pid, seq)]
+
+    def batches_after(self, pid: int, seq: int, limit: int) -> list[Entry]:
+        return [Entry(*row) for row in self.storage.replica.batches_after(pid, seq, limit)]
+
+    def committed_of(self, pid: int) -> dict[str, int]:
+        placement = self.placement
+        return self.storage.replica.committed_in(lambda key: placement.partition(key) == pid)
+
+    def committed_offsets(self, keys: Iterable[str]) -> dict[str, int]:
+        return self.storage.log.committed_offsets(keys)
+
+    def persist(self, ops: Sequence[PersistOp]) -> int:
+        """The writes in one transaction; its commit number (raises if it failed: rolled back)."""
+        log, replica = self.storage.log, self.storage.replica
+        log.begin()
+        try:
+            for op in ops:
+                if isinstance(op, Append):
+                    replica.append(op.pid, op.entries)
+                elif isinstance(op, TruncateAfter):
+                    replica.truncate_after(op.pid, op.seq)
+                elif isinstance(op, MergeCommitted):
+                    log.commit_offsets(op.offsets)
+        except BaseException:
+            log.rollback()
+            raise
+        return log.commit()
