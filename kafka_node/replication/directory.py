@@ -21,16 +21,18 @@ class Directory:
         if known is not None and state.version <= known.version:
             return False
         self._states[pid] = state
-        self.led(pid, state.leader, state.epoch)
+        self.led(pid, state.leader, state.epoch, newest=True)
         return True
 
     def state(self, pid: int) -> PartitionState | None:
         return self._states.get(pid)
 
-    def led(self, pid: int, leader: str | None, epoch: int) -> None:
-        """`leader` leads `pid` in `epoch` (an older epoch's news changes nothing)."""
+    def led(self, pid: int, leader: str | None, epoch: int, newest: bool = False) -> None:
+        """`leader` leads `pid` in `epoch` (an older epoch's news changes nothing). Within one
+        epoch, a replica's view naming nobody is older news than one naming its leader, unless
+        it is lin-kv's newest state (`newest`): the leader left the lead and nobody took it yet."""
         former, known_epoch = self._leads.get(pid, (None, -1))
-        if epoch < known_epoch or (epoch == known_epoch and (leader is None or leader == former)):
+        if epoch < known_epoch or leader == former or (epoch == known_epoch and leader is None and not newest):
             return
         self._leads[pid] = (leader, epoch)
         if former is not None and former != leader:

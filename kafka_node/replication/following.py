@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from itertools import groupby
 
 from kafka_node.replication.epochs import EpochCache
-from kafka_node.replication.events import Append, MergeCommitted, Entry, PersistOp, TruncateAfter
+from kafka_node.replication.events import Append, Entry, MergeCommitted, PersistOp, TruncateAfter
 from kafka_node.wire.replica import Replicate, ReplicateOk, ReplicateRefused
 
 logger = logging.getLogger("kafka_node.replication")
@@ -44,8 +44,6 @@ class Follower:
         current = self.state
         if epoch < current.epoch or (epoch == current.epoch and leader == current.leader):
             return False
-        if epoch == current.epoch and leader is None:
-            return False  # an epoch's leader known beats its state without one
         self.state = FollowState(leader, epoch)
         self.heard = now
         return True

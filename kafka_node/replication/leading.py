@@ -175,9 +175,11 @@ class Leading:
         if progress is None:
             return []
         if answer.file and answer.file != progress.file:
-            if progress.file is not None:
+            if progress.file is None:
+                progress.file = answer.file  # its first answer
+            else:
                 logger.info("partition %d: %s answers from another file; it holds nothing known", self.pid, node)
-            progress.new_file(answer.file)
+                progress.new_file(answer.file)
         progress.heard_at = max(progress.heard_at, answer.sent)
         progress.answered_at = now
         if isinstance(answer, ReplicateOk):
@@ -230,8 +232,8 @@ class Leading:
     def isr_change(self, heard_until: float) -> PartitionState | None:
         """What the in-sync set should become, if anything (as lin-kv's next state): a member
         that has lacked a write, or not answered, for longer than `lag`, or answers from another
-        file, leaves;
-        a replica that holds everything the set holds, and was caught up and answered lately, joins."""
+        file, leaves; a replica that holds everything the leader holds (its log at the epoch's
+        start and every write since), and answered lately, joins."""
         self._forget_writes(heard_until)
         lag = self.timing.lag
         lagging, lost, joining = set(), set(), {}
@@ -242,7 +244,8 @@ class Leading:
                     lost.add(node)
                 elif (since is not None and since < heard_until - lag) or progress.answered_at < heard_until - lag:
                     lagging.add(node)
-            elif (progress.phase is Phase.REPLICATE and progress.file is not None and progress.match >= self.hw
+            elif (progress.phase is Phase.REPLICATE and progress.file is not None
+                  and progress.match >= max(self.last_write, self.ready_at)
                   and (since is None or since >= heard_until - lag / 2) and progress.answered_at >= heard_until - lag / 2):
                 joining[node] = progress.file
         if lagging or lost:

@@ -228,6 +228,9 @@ class PartitionMachine:
                 return
         elif event.error is None:
             assert call.to is not None
+            to = call.to
+            logger.info("partition %d: lin-kv set leader=%s epoch=%d isr=%s elr=%s version=%d", self.pid, to.leader,
+                        to.epoch, ",".join(to.isr), ",".join(to.elr), to.version)
             if self._learn(call.to):
                 self._ready.send += [Sent(self.me, node, Leadership(part=self.pid, state=call.to))
                                      for node in self.nodes if node != self.me]
@@ -241,6 +244,7 @@ class PartitionMachine:
             return
         else:  # any other error: whether it applied is unknown
             self.uncertain = call
+            self._resolve()
             self._read(now)
             return
         self._act(now)
@@ -260,6 +264,7 @@ class PartitionMachine:
         self.kv_expiries += 1
         if call.is_cas:
             self.uncertain = call
+            self._resolve()
         if self.lead is not None and self.kv_expiries >= 2:
             logger.warning("partition %d: lin-kv has not answered twice in a row; no longer leading epoch %d",
                            self.pid, self.lead.epoch)
@@ -273,10 +278,16 @@ class PartitionMachine:
             return False
         self.known = state
         self.missing = False
-        if self.uncertain is not None and self.uncertain.to is not None and state.version >= self.uncertain.to.version:
-            self.uncertain = None  # it applied, or never can now: lin-kv moved past its `from`
+        self._resolve()
         self._ready.learned = state
         return True
+
+    def _resolve(self) -> None:
+        """Forget the compare-and-set of unknown outcome once lin-kv is known to have moved past
+        the state it changes: it applied, or it never can now."""
+        uncertain, known = self.uncertain, self.known
+        if uncertain is not None and uncertain.to is not None and known is not None and known.version >= uncertain.to.version:
+            self.uncertain = None
 
     # --- what the state calls for -----------------------------------------------------------------
 
@@ -295,7 +306,7 @@ class PartitionMachine:
             return
         if self.me in state.eligible and not state.holds(self.me, self.file):
             if self.lead is not None or self.role is not Role.FOLLOWER:
-                self._become(Role.FOLLOWER, now, state.leader, state.epoch)
+                self._become(Role.FOLLOWER, now, None if state.leader == self.me else state.leader, state.epoch)
             logger.error("partition %d: lin-kv names this replica eligible with another file than its own: it lost "
                          "what it held; leaving the in-sync set", self.pid)
             self._cas(membership.forsaken(state, self.me, self.min_insync))

@@ -59,6 +59,7 @@ class Replication:
         self._reread_at = dict.fromkeys(range(placement.partitions), now)
         self._send: list[Sent] = []
         self._held: list[Held] = []
+        self._persisted: dict[int, int] = {}  # partition -> the last commit a follower's writes to it made
         self._next_tick = now
 
     # --- time and messages --------------------------------------------------------------------
@@ -148,7 +149,7 @@ class Replication:
         """Take every machine's output: the followers' writes persisted in one transaction
         (their answers wait for it), lin-kv calls numbered, watermarks and depositions to the
         ledger, leads to the directory."""
-        persist, answers = [], []
+        persist, answers, persisting = [], [], []
         for pid, machine in self.machines.items():
             ready = machine.ready()
             if not ready:
@@ -157,15 +158,16 @@ class Replication:
             self._send += [self.kv.send(call, now) for call in ready.kv]
             persist += ready.persist
             answers += ready.answers
+            if ready.persist:
+                persisting.append(pid)
             if ready.deposed:
                 self.ledger.deposed(pid, now)
             if ready.hw is not None:
                 self.ledger.advance(pid, ready.hw)
             if ready.learned is not None:
-                self.directory.led(pid, ready.learned.leader, ready.learned.epoch)
+                self.directory.led(pid, ready.learned.leader, ready.learned.epoch, newest=True)
             if ready.led is not None:
                 self.directory.led(pid, *ready.led)
-        commit = 0
         if persist:
             try:
                 commit = self.store.persist(persist)
@@ -174,7 +176,11 @@ class Replication:
                 for pid, checkpoint in (checkpoints or {}).items():
                     self.machines[pid].rollback(checkpoint)
                 answers = []
-        self._held += [Held(answer, commit) for answer in _cumulative(answers)]
+            else:
+                self._persisted.update(dict.fromkeys(persisting, commit))
+        # an answer says what the follower holds durably: it waits for the last transaction that
+        # wrote to its partition, whether this step's or an earlier one's not yet synced
+        self._held += [Held(answer, self._persisted.get(_partition(answer), 0)) for answer in _cumulative(answers)]
         self._held += self.ledger.take()
 
     # --- what the node may do ------------------------------------------------------------------
@@ -238,3 +244,9 @@ def _cumulative(answers: list[Sent]) -> list[Sent]:
             last_ok[(answer.dest, answer.body.part)] = at
     return [answer for at, answer in enumerate(answers)
             if not isinstance(answer.body, ReplicateOk) or last_ok[(answer.dest, answer.body.part)] == at]
+
+
+def _partition(answer: Sent) -> int:
+    body = answer.body
+    assert isinstance(body, ReplicateOk | ReplicateRefused)  # a follower's answer
+    return body.part

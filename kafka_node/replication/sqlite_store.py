@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from kafka_node.replication.events import Append, MergeCommitted, Entry, PersistOp, TruncateAfter
+from kafka_node.replication.events import Append, Entry, MergeCommitted, PersistOp, TruncateAfter
 from kafka_node.replication.placement import Placement
 from kafka_node.storage import Storage
 
