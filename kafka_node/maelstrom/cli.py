@@ -130,6 +130,10 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
                                "the :targets option of Jepsen's :kill and :pause (default: all of them: "
                                "random, one, minority-third, minority, majority, all); e.g. one, to kill or "
                                "pause a single node at a time")
+    advanced.add_argument("--final-polls-together", action="store_true",
+                          help="every client's first final poll (of every key, from offset 0) at the same "
+                               "instant, where Jepsen's generator spaces them over 0-0.4 s: the heaviest moment "
+                               "a node can be asked to serve. Goes beyond Maelstrom")
     args = parser.parse_args(argv)
     if args.lose_disk and "kill" not in args.nemesis and not args.restart_every:
         parser.error("--lose-disk needs --nemesis kill or --restart-every: it acts when a node is killed")
@@ -228,7 +232,7 @@ def test_main(argv: list[str]) -> int:
         rpc_timeout=args.rpc_timeout, hostile_every=args.hostile_every, memory_path=run_dir / "memory.csv",
         node_count=args.node_count, latency=args.latency / 1000, nemesis=args.nemesis,
         nemesis_interval=args.nemesis_interval, lose_disk=args.lose_disk,
-        nemesis_targets=args.nemesis_targets,
+        nemesis_targets=args.nemesis_targets, final_polls_together=args.final_polls_together,
     )
     config.log_dir.mkdir()
     commit_check = bool(args.restart_every) and not args.no_commit_check
@@ -241,7 +245,7 @@ def test_main(argv: list[str]) -> int:
         "hostile_every": args.hostile_every, "nemesis": faults_described(args.nemesis),
         "nemesis_interval": args.nemesis_interval, "lose_disk": args.lose_disk,
         "nemesis_targets": [spec or "random" for spec in args.nemesis_targets],
-        "availability": args.availability, "seed": seed, "cwd": os.getcwd(), "node_dirs": "nodes/<node id>",
+        "availability": args.availability, "final_polls_together": args.final_polls_together, "seed": seed, "cwd": os.getcwd(), "node_dirs": "nodes/<node id>",
     }
     run_log = open_run_log(run_dir / "jepsen.log")
     try:

@@ -58,6 +58,7 @@ class RunConfig:
     lose_disk: bool = False  # a killed node's files are deleted before it starts again
     nemesis_targets: tuple[str | None, ...] = NODE_SPECS  # the node specs kills and pauses draw from
     journal_limit: int = JOURNAL_LIMIT  # messages kept for messages.svg
+    final_polls_together: bool = False  # every client's first final poll at the same instant
 
 
 @dataclass
@@ -285,8 +286,12 @@ class Runner:
             return  # Jepsen's final-polls generator emits nothing, not even the crash
         await worker.execute("crash", None)
         await worker.execute("assign", {"keys": keys, "seek_to_beginning": True})
+        first = True
         while waiting and clock() < deadline:
-            pause = self.timing.uniform(0, 2 * FINAL_POLL_INTERVAL)
+            pause = self.timing.uniform(0, 2 * FINAL_POLL_INTERVAL)  # drawn either way: the run's other draws stay
+            if first and self.config.final_polls_together:
+                pause = 0.0
+            first = False
             await asyncio.sleep(max(0.0, min(pause, deadline - clock())))
             if clock() >= deadline:
                 return

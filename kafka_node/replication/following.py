@@ -44,6 +44,9 @@ class Follower:
         current = self.state
         if epoch < current.epoch or (epoch == current.epoch and leader == current.leader):
             return False
+        if epoch == current.epoch and None in (leader, current.leader):
+            current.leader = leader  # the epoch's leader named or its lead left: the log taken stays as taken
+            return True
         self.state = FollowState(leader, epoch)
         self.heard = now
         return True
@@ -74,8 +77,7 @@ class Follower:
             return [], self._refused(message, epochs, at=epochs.last[0])
         if message.commits:
             ops.append(MergeCommitted(dict(message.commits)))
-        if message.covers:
-            state.applied = message.covers
+        state.applied = max(state.applied, message.covers)  # a whole message sent earlier may come late
         return ops, self._ok(message)
 
     def _batches(self, message: Replicate, epochs: EpochCache) -> list[PersistOp] | None:
@@ -103,7 +105,9 @@ class Follower:
             ops.append(Append(self.pid, entries))
         if message.whole:
             self.state.synced = True
-            if epochs.last[0] > last:
+            # past the end of the leader's log as it was sent: batches of an older epoch diverge from
+            # it and go; batches of this epoch are the same leader's, sent later (this message came late)
+            if (epochs.epoch_of(last + 1) or message.epoch) < message.epoch:
                 ops.append(TruncateAfter(self.pid, last))
                 epochs.truncate_after(last)
                 logger.info("partition %d: dropping batches past %d, the end of the leader's log", self.pid, last)

@@ -39,7 +39,7 @@ class Leading:
         self.epochs = epochs
         self.timing = timing
         self.min_insync = min_insync
-        self.progress = {node: FollowerProgress(answered_at=now) for node in replicas if node != me}
+        self.progress = {node: FollowerProgress() for node in replicas if node != me}
         self.ready_at = log.commits  # reads wait until every in-sync follower holds this
         self.ready = False
         self.serve_after = serve_after  # no read before this: a former leader's lease may last until then
@@ -72,13 +72,24 @@ class Leading:
         smallest = min(len(self.state.isr), len(self.proposal.isr) if self.proposal else len(self.state.isr))
         return smallest >= self.min_insync
 
+    def eligible_out(self) -> set[str]:
+        """The eligible replicas out of the in-sync set (known and proposed): each holds every
+        write acknowledged so far, so none is acknowledged that one lacks until it is given up."""
+        out = set(self.state.elr) | (set(self.proposal.elr) if self.proposal else set())
+        return out - self.members() - {self.me}
+
+    def held_in_sync(self) -> int:
+        """The newest commit every member of the in-sync set holds, in the file lin-kv names for it."""
+        waited = self.members() - {self.me}
+        return min(self._held_by(node) for node in waited) if waited else self.log.commits
+
     def high_watermark(self) -> int | None:
-        """The new high watermark, if it moved: the newest commit every member holds, in the
-        file lin-kv names for it; frozen while the set is smaller than --min-insync."""
+        """The new high watermark, if it moved: the newest commit every eligible replica holds
+        (the in-sync set, and those out of it not given up yet); frozen while the set is smaller
+        than --min-insync."""
         if not self.enough_in_sync():
             return None
-        waited = self.members() - {self.me}
-        held = min(self._held_by(node) for node in waited) if waited else self.log.commits
+        held = min([self.held_in_sync(), *(self._held_by(node) for node in self.eligible_out())])
         if held <= self.hw:
             return None
         self.hw = held
@@ -89,7 +100,7 @@ class Leading:
 
     def _held_by(self, node: str) -> int:
         progress = self.progress.get(node)
-        if progress is None or progress.file is None or progress.file != self.file_of(node):
+        if progress is None or progress.file is None or progress.file != (self.file_of(node) or progress.file):
             return 0
         return progress.match
 
@@ -130,6 +141,8 @@ class Leading:
             body = msgspec.structs.replace(body, after=progress.sent_covers)
         progress.sent_covers = max(progress.sent_covers, body.covers)
         progress.last_sent = now
+        if progress.unanswered_since is None:
+            progress.unanswered_since = now
         return Sent(self.me, node, body)
 
     def probe(self, node: str, now: float) -> Sent:
@@ -181,7 +194,8 @@ class Leading:
                 logger.info("partition %d: %s answers from another file; it holds nothing known", self.pid, node)
                 progress.new_file(answer.file)
         progress.heard_at = max(progress.heard_at, answer.sent)
-        progress.answered_at = now
+        if progress.unanswered_since is not None and answer.sent >= progress.unanswered_since:
+            progress.unanswered_since = None
         if isinstance(answer, ReplicateOk):
             if progress.phase is Phase.CATCH_UP and answer.covers == 0:
                 return [self.catch_up(node, progress.end, now)]
@@ -242,19 +256,27 @@ class Leading:
             if node in self.state.isr:
                 if progress.file is not None and progress.file != self.state.files.get(node):
                     lost.add(node)
-                elif (since is not None and since < heard_until - lag) or progress.answered_at < heard_until - lag:
+                elif ((since is not None and since < heard_until - lag)
+                      or (progress.unanswered_since is not None and progress.unanswered_since < heard_until - lag)):
                     lagging.add(node)
             elif (progress.phase is Phase.REPLICATE and progress.file is not None
                   and progress.match >= max(self.last_write, self.ready_at)
-                  and (since is None or since >= heard_until - lag / 2) and progress.answered_at >= heard_until - lag / 2):
+                  and (since is None or since >= heard_until - lag / 2) and progress.heard_at >= heard_until - lag / 2):
                 joining[node] = progress.file
         if lagging or lost:
             logger.info("partition %d: %s out of the in-sync set (lagging: %s; another file: %s)", self.pid,
                         ",".join(sorted(lagging | lost)), ",".join(sorted(lagging)) or "none", ",".join(sorted(lost)) or "none")
-            return membership.shrunk(self.state, lagging, lost, self.min_insync)
+            return membership.shrunk(self.state, lagging, lost)
         if joining:
             logger.info("partition %d: %s back in the in-sync set", self.pid, ",".join(sorted(joining)))
-            return membership.grown(self.state, joining, self.min_insync)
+            return membership.grown(self.state, joining)
+        if self.enough_in_sync():  # the set may acknowledge alone: eligible replicas that hold it back are given up
+            held = self.held_in_sync()
+            behind = {node for node in self.eligible_out() if self._held_by(node) < min(held, self.last_write)}
+            if behind:
+                logger.info("partition %d: %s eligible no more (a write they lack is to be acknowledged)", self.pid,
+                            ",".join(sorted(behind)))
+                return membership.given_up(self.state, behind)
         return None
 
     def _forget_writes(self, heard_until: float) -> None:

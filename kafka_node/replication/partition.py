@@ -186,7 +186,7 @@ class PartitionMachine:
                                          and tick.heard_until - self.follower.heard >= timing.election)):
             logger.info("partition %d: no word from %s, leader of epoch %d; asking to lead", self.pid,
                         state.leader or "anyone", state.epoch)
-            self._ask_to_lead(membership.elected(state, self.me, self.file, self.min_insync))
+            self._ask_to_lead(membership.elected(state, self.me, self.file))
             self._become(Role.CANDIDATE, now)
         elif (state is None or state.leader is None or self.role is Role.STARTING) and now >= self.reread_at:
             self.reread_at = now + timing.kv_retry
@@ -299,8 +299,7 @@ class PartitionMachine:
         if state is None:
             if self.missing and self.kv is None and self.role is Role.STARTING:
                 if self.me == self.replicas[0]:  # the partition's first leader creates its state
-                    self._ask_to_lead(membership.created(self.me, self.file, self.epochs.last[1] + 1, self.replicas,
-                                                         self.min_insync))
+                    self._ask_to_lead(membership.created(self.me, self.file, self.epochs.last[1] + 1, self.replicas))
                 else:
                     self.reread_at = now + self.timing.kv_retry
             return
@@ -309,7 +308,7 @@ class PartitionMachine:
                 self._become(Role.FOLLOWER, now, None if state.leader == self.me else state.leader, state.epoch)
             logger.error("partition %d: lin-kv names this replica eligible with another file than its own: it lost "
                          "what it held; leaving the in-sync set", self.pid)
-            self._cas(membership.forsaken(state, self.me, self.min_insync))
+            self._cas(membership.forsaken(state, self.me))
             return
         if state.leader == self.me:
             if state.epoch in self.proposed_epochs:
@@ -325,7 +324,7 @@ class PartitionMachine:
                             state.epoch)
                 if self.lead is not None:
                     self._become(Role.FOLLOWER, now)
-                self._ask_to_lead(membership.resumed(state, self.me, self.min_insync))
+                self._ask_to_lead(membership.resumed(state, self.me))
             return
         if self.lead is not None or self.role is Role.STARTING or (self.role is Role.CANDIDATE and self.kv is None):
             self._become(Role.FOLLOWER, now, state.leader, state.epoch)

@@ -36,8 +36,10 @@ class FollowerProgress:
     last_sent: float = -math.inf
     #: The newest send time of the leader's that it echoed: it heard the leader then or later.
     heard_at: float = -math.inf
-    #: When the leader last had an answer from it (or began its epoch).
-    answered_at: float = -math.inf
+    #: When the leader sent it the oldest message it has not answered since its last answer
+    #: (None: it answered everything): silence counts from there, not from the last answer, so
+    #: that a leader that sent nothing a while (its own loop stalled) blames no follower for it.
+    unanswered_since: float | None = None
     #: Its file, as its answers say; None until it answers.
     file: str | None = None
     #: The leader's commit up to which it surely holds every committed offset (-1: unknown, so

@@ -168,20 +168,25 @@ class Replication:
                 self.directory.led(pid, ready.learned.leader, ready.learned.epoch, newest=True)
             if ready.led is not None:
                 self.directory.led(pid, *ready.led)
+        persisted_now: dict[int, int] = {}
         if persist:
             try:
-                commit = self.store.persist(persist)
+                persisted_now = dict.fromkeys(persisting, self.store.persist(persist))
             except Exception:
                 logger.exception("could not store a leader's batches; they will be sent again")
                 for pid, checkpoint in (checkpoints or {}).items():
                     self.machines[pid].rollback(checkpoint)
                 answers = []
-            else:
-                self._persisted.update(dict.fromkeys(persisting, commit))
-        # an answer says what the follower holds durably: it waits for the last transaction that
-        # wrote to its partition, whether this step's or an earlier one's not yet synced
-        self._held += [Held(answer, self._persisted.get(_partition(answer), 0)) for answer in _cumulative(answers)]
+            self._persisted.update(persisted_now)
+        self._held += [Held(answer, self._answer_waits_for(pid, persisted_now.get(pid, 0)))
+                       for answer in _cumulative(answers) if (pid := _partition(answer)) >= 0]
         self._held += self.ledger.take()
+
+    def _answer_waits_for(self, pid: int, persisted_now: int) -> int:
+        """The commit a follower's answer about `pid` waits for: an answer says what the follower
+        holds durably, so it waits for the last transaction that wrote to the partition, this
+        step's (`persisted_now`) or an earlier one not yet synced."""
+        return self._persisted.get(pid, persisted_now)
 
     # --- what the node may do ------------------------------------------------------------------
 

@@ -10,10 +10,10 @@ import msgspec
 
 class PartitionState(msgspec.Struct, frozen=True, forbid_unknown_fields=True, omit_defaults=True):
     """A partition's leadership as lin-kv holds it: its leader (None: none now), the leader epoch,
-    the in-sync set, the eligible leader replicas (out of the in-sync set since it fell below
-    --min-insync, so holding every acknowledged write: Kafka's KIP-966), the file each eligible
-    replica holds its log in, and a version that every change moves (a compare-and-set from the
-    exact value read is how anything changes it)."""
+    the in-sync set, the eligible leader replicas (out of the in-sync set, but holding every
+    acknowledged write: after Kafka's KIP-966, the leader acknowledges nothing they lack until it
+    gives them up), the file each eligible replica holds its log in, and a version that every
+    change moves (a compare-and-set from the exact value read is how anything changes it)."""
 
     leader: str | None
     epoch: int

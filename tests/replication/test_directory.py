@@ -39,7 +39,7 @@ def test_learned_takes_a_state_only_if_its_version_is_newer(first, second, taken
 def test_a_newer_state_whose_leader_forsook_the_lead_leaves_the_partition_without_a_known_leader():
     directory = Directory()
     led = S("n0", 4, 7)
-    forsaken = membership.forsaken(led, "n0", 2)
+    forsaken = membership.forsaken(led, "n0")
     assert directory.learned(0, led)
     assert directory.learned(0, forsaken)
     assert directory.state(0) == forsaken

@@ -7,6 +7,9 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 
+#: The longest a calm run stalls a node's loop: no leader and no in-sync set may change for it.
+CALM_STALL = 0.3
+
 #: Every kind of fault a schedule may hold.
 KINDS = ("cut-link", "isolate", "kv-cut", "kv-lose", "kv-late", "pause", "kill", "wipe", "restart-twice")
 
@@ -41,6 +44,7 @@ class Plan:
     clients: int
     think: float  # mean seconds between a client's operations
     keys: int
+    calm: bool = False
     faults: list[Fault] = field(default_factory=list)
 
     @property
@@ -48,7 +52,7 @@ class Plan:
         return [f"n{i}" for i in range(self.nodes)]
 
     def describe(self) -> str:
-        head = (f"seed {self.seed}: {self.nodes} nodes, {self.load:g} s of load then {self.heal:g} s healed; latency "
+        head = (f"seed {self.seed}{' (calm)' if self.calm else ''}: {self.nodes} nodes, {self.load:g} s of load then {self.heal:g} s healed; latency "
                 f"{self.latency * 1000:.1f} ms (tail {self.tail:.0%}), drop {self.drop:.1%}, duplicate {self.duplicate:.1%}; "
                 f"{self.clients} clients on {self.keys} keys; {len(self.faults)} faults")
         return "\n".join([head, *(f"  {fault}" for fault in self.faults)])
@@ -60,13 +64,18 @@ def draw(seed: int, nodes: int | None = None, calm: bool = False) -> Plan:
     count = nodes or rng.choice((3, 3, 5))
     load = 4.0
     plan = Plan(seed=seed, nodes=count, load=load, heal=6.0,
-                latency=rng.uniform(0.0005, 0.005), tail=0.0 if calm else rng.choice((0.0, 0.01, 0.05)),
+                latency=rng.uniform(0.0005, 0.005), tail=rng.choice((0.0, 0.01)) if calm else rng.choice((0.0, 0.01, 0.05)),
                 drop=0.0 if calm else rng.choice((0.0, 0.0, 0.01, 0.03)),
                 duplicate=0.0 if calm else rng.choice((0.0, 0.01)),
-                clients=rng.choice((3, 4, 6)), think=rng.uniform(0.01, 0.05), keys=rng.choice((4, 8)))
-    if calm:
-        return plan
+                clients=rng.choice((3, 4, 6)), think=rng.uniform(0.01, 0.05), keys=rng.choice((4, 8)), calm=calm)
     ids = plan.node_ids
+    if calm:
+        # No fault, but what a busy machine does: a node's loop stalled a while (serving a burst of
+        # big polls, or not scheduled), then reading at once what came meanwhile
+        for _ in range(rng.randint(0, 3)):
+            plan.faults.append(Fault("stall", rng.uniform(0.3, load - 0.3), rng.uniform(0.02, CALM_STALL), rng.choice(ids)))
+        plan.faults.sort(key=lambda fault: fault.start)
+        return plan
     for _ in range(rng.randint(1, 6)):
         kind = rng.choice(KINDS)
         start = rng.uniform(0.3, load - 0.2)

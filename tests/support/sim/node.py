@@ -91,10 +91,14 @@ class SimNode:
     now: float
     send: Callable[[str, str, Any], None]
     rng: random.Random
+    #: Told of every reply of a send or poll as it leaves the node (what the node promised, whether
+    #: or not the client hears it).
+    replied: Callable[[Request, Any], None]
     shell: Replication = field(init=False)
     unsynced: PartitionedUnsynced = field(init=False)
     outbox: list[Held] = field(default_factory=list)
     forwards: dict[int, _InFlight] = field(default_factory=dict)
+    applied: dict[tuple[str, int], Request] = field(default_factory=dict)  # (reply's dest, req_id) -> request
     next_number: int = 1
 
     def __post_init__(self) -> None:
@@ -199,6 +203,8 @@ class SimNode:
     def _reply(self, request: Request, body: Any, commit: int, via: tuple[str, int] | None) -> None:
         # to a request sent on by another node: that node, with the number it sent it under
         dest = request.client if via is None else f"{via[0]}#{via[1]}"
+        if isinstance(body, protocol.SendOk | protocol.PollOk):
+            self.applied[(dest, request.req_id)] = request
         self.outbox += self.shell.hold([Held(protocol.Outgoing(src=self.node_id, dest=dest, body=body), commit)])
         self._release()
 
@@ -238,6 +244,9 @@ class SimNode:
                 kept.append(held)
                 continue
             reply = held.reply
+            if not isinstance(reply, Sent) and (request := self.applied.pop((reply.dest, reply.body.in_reply_to), None)):
+                if isinstance(reply.body, protocol.SendOk | protocol.PollOk):  # not an error in its place
+                    self.replied(request, reply.body)
             if isinstance(reply, Sent):
                 self.send(reply.dest, "wire", protocol.encode([reply]).rstrip(b"\n"))
             elif "#" in reply.dest:

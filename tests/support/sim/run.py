@@ -82,18 +82,32 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", default="0:1000", help="START:STOP, the seeds to run (default 0:1000)")
     parser.add_argument("--jobs", type=int, default=1, help="processes side by side")
     parser.add_argument("--calm", action="store_true", help="no fault at all: nothing may change leader or in-sync set")
+    parser.add_argument("--switch", help="with --seed: run it with this fix switched off (support.sim.switches)")
     args = parser.parse_args(argv)
+    if args.seed is not None and args.switch:
+        from support.sim.switches import SWITCHES
+
+        with SWITCHES[args.switch]():
+            return _one(args)
     if args.seed is not None:
-        plan = draw(args.seed, calm=args.calm)
-        print(plan.describe())
-        try:
-            outcome = simulate(args.seed, calm=args.calm, trace_limit=10**7 if args.trace else 300)
-        except SimulationFailed as failure:
-            print(failure)
-            return 1
-        print(f"valid: {outcome.events} events; {dict(sorted(outcome.ops.items()))}; {len(outcome.changes)} changes "
-              "in lin-kv")
-        return 0
+        return _one(args)
+    return _many(args)
+
+
+def _one(args: argparse.Namespace) -> int:
+    """One seed: its plan, and its verdict (on a violation, its trace: whole with --trace)."""
+    print(draw(args.seed, calm=args.calm).describe())
+    try:
+        outcome = simulate(args.seed, calm=args.calm, trace_limit=10**7 if args.trace else 300)
+    except SimulationFailed as failure:
+        print(failure)
+        return 1
+    print(f"valid: {outcome.events} events; {dict(sorted(outcome.ops.items()))}; {len(outcome.changes)} changes "
+          "in lin-kv")
+    return 0
+
+
+def _many(args: argparse.Namespace) -> int:
     start, stop = map(int, args.seeds.split(":"))
     began = time.monotonic()
     chunks = [(s, min(s + 100, stop)) for s in range(start, stop, 100)]

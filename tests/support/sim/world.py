@@ -14,6 +14,7 @@ from typing import Any
 
 import msgspec
 
+from kafka_node import protocol
 from kafka_node.maelstrom.services import LinKV
 from kafka_node.replication.partition import Role
 from kafka_node.replication.placement import Placement, kv_key
@@ -72,6 +73,10 @@ class World:
         self.unavailable: set[int] = set()  # partitions no eligible replica kept its file of
         self._messages: dict[str, int] = {}
         self._kv_state_seen: object = None
+        self._hold_checked: tuple[Any, ...] = ()
+        self._told: dict[int, int] = {}
+        #: per partition, the replicas (with their file) lin-kv named eligible since clients were last told of it
+        self._eligible_since_told: dict[int, set[tuple[str, str]]] = {}
         self._states: dict[int, PartitionState] = {}
         self._settled_at: float | None = None  # when every partition first had every replica in sync
         keys = [str(k) for k in range(plan.keys)]
@@ -141,8 +146,17 @@ class World:
             self.send(node_id, dest, kind, payload)
 
         self.nodes[node_id] = SimNode(node_id, incarnation, self.placement, self.timing, self.stores[node_id], self.now,
-                                      send, random.Random(self.rng.getrandbits(32)))
+                                      send, random.Random(self.rng.getrandbits(32)), self._replied)
         self.at(self.now + self.rng.uniform(0, self.timing.tick), self._tick, node_id, incarnation)
+
+    def _replied(self, request: Any, body: Any) -> None:
+        """A node's reply leaves it: what it promised is settled, whether or not the client hears."""
+        if isinstance(body, protocol.SendOk):
+            self.checks.settle(request.args["key"], body.offset, request.args["msg"], "acknowledged by a node")
+        else:
+            for key, entries in msgspec.json.decode(body.msgs).items():
+                for offset, msg in entries:
+                    self.checks.settle(key, offset, msg, "read by a node")
 
     def alive(self, node_id: str, incarnation: int | None = None) -> SimNode | None:
         node = self.nodes.get(node_id)
@@ -299,7 +313,7 @@ class World:
         elif fault.kind == "kv-late":
             self.kv_late.add(node)
             self.at(end, self.kv_late.discard, node)
-        elif fault.kind == "pause":
+        elif fault.kind in ("pause", "stall"):  # a stalled loop is a paused process, as its peers see it
             self._pause(node)
             self.at(end, self._resume, node)
         elif fault.kind in ("kill", "wipe"):
@@ -350,9 +364,20 @@ class World:
                     self._states[pid] = partition
                     self.outcome.changes.append((self.now, pid, partition))
                     self._calm_change(pid, partition)
-        stores = {node: store for node, store in self.stores.items()}
         for pid, partition in self._states.items():
-            self.checks.eligible_hold(pid, partition, stores)
+            told = len(self.checks.ledger.settled_order.get(pid, ()))
+            if self._told.get(pid) != told:  # since clients were last told of this partition: who was eligible
+                self._told[pid] = told
+                self._eligible_since_told[pid] = set()
+            self._eligible_since_told[pid] |= {(n, self.stores[n].file_id) for n in partition.eligible
+                                               if partition.files.get(n, self.stores[n].file_id) == self.stores[n].file_id}
+        # what replicas must hold changes only with lin-kv's state, what clients were told, or a
+        # store losing something: look again only then
+        mark = (id(state), len(self.checks.ledger.settled), *((id(s), s.truncations) for s in self.stores.values()))
+        if mark != self._hold_checked:
+            self._hold_checked = mark
+            for pid, partition in self._states.items():
+                self.checks.eligible_hold(pid, partition, self.stores)
 
     def _calm_change(self, pid: int, state: PartitionState) -> None:
         """On a calm network, once every partition has every replica in sync, nothing changes."""
@@ -373,7 +398,13 @@ class World:
                 raise Violation(f"partition {pid} never got a state in lin-kv")
             intact = [n for n in state.eligible if state.files.get(n, self.stores[n].file_id) == self.stores[n].file_id]
             if not intact:
-                self.note(f"partition {pid}: no eligible replica kept its file; unavailable, as it must be")
+                holder = self._holds_everything(pid)
+                if holder is not None:
+                    raise Violation(f"partition {pid} is left with no replica eligible to lead ({state}) although "
+                                    f"{holder}, eligible since clients were last told of it, holds every message they "
+                                    f"were told of")
+                self.note(f"partition {pid}: no eligible copy of what clients were told survives; unavailable, as it "
+                          "must be")
                 self.unavailable.add(pid)
                 continue
             leader = self.nodes.get(state.leader) if state.leader else None
@@ -387,6 +418,21 @@ class World:
                   if (key, offset) not in ledger.polled and self.placement.partition(key) not in self.unavailable]
         if unseen:
             raise Violation(f"unseen: {len(unseen)} acknowledged messages no poll returned, e.g. {unseen[:5]}")
+
+    def _holds_everything(self, pid: int) -> str | None:
+        """A replica of `pid` that lin-kv named eligible since clients were last told of the
+        partition (so it never was given up for a write acknowledged without it), with the same
+        file still, whose durable log holds every message clients were told of, if any."""
+        ledger = self.checks.ledger
+        told = [(key, offset, ledger.settled[(key, offset)]) for key, offset in ledger.settled_order.get(pid, [])]
+        for node, file in sorted(self._eligible_since_told.get(pid, ())):
+            if self.stores[node].file_id != file:
+                continue
+            keys = self.stores[node].durable_state.keys
+            if all(offset < len(keys.get(key, ())) and msgspec.json.decode(keys[key][offset].msg) == msg
+                   for key, offset, msg in told):
+                return node
+        return None
 
     def interrupted_between(self, node: str, start: float, end: float) -> bool:
         return any(s < end and e > start for s, e in self.interrupted[node])

@@ -1,0 +1,225 @@
+"""Each fix of replication switched off, one at a time, by putting back in the process the rule it
+replaced (the production code is never edited): the simulator's seeded search must find every one.
+
+    PYTHONPATH=tests python -m support.sim.switches            # each switch: how many seeds it takes
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import sys
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from kafka_node.replication import membership, partition
+from kafka_node.replication.ledger import AckLedger
+from kafka_node.replication.leading import Leading
+from kafka_node.replication.partition import PartitionMachine
+from kafka_node.replication.shell import Replication
+from kafka_node.wire.replica import PartitionState
+
+
+@contextlib.contextmanager
+def _patched(owner: Any, name: str, replacement: Any) -> Iterator[None]:
+    original = owner.__dict__[name]
+    setattr(owner, name, replacement)
+    try:
+        yield
+    finally:
+        setattr(owner, name, original)
+
+
+@contextlib.contextmanager
+def given_up_readable() -> Iterator[None]:
+    """S1 off: a commit given up on (13 after the replication timeout) counts as held: reads see it."""
+    fail = AckLedger._fail
+
+    def failing(ledger: AckLedger, commit: int, now: float) -> None:
+        partitions = ledger._waiting.get(commit, set())
+        fail(ledger, commit, now)
+        ledger.given_up = [*getattr(ledger, "given_up", []), (commit, partitions)]  # type: ignore[attr-defined]
+
+    tick = Replication.tick
+
+    def ticking(shell: Replication, now: float, heard_until: float) -> None:
+        tick(shell, now, heard_until)
+        for commit, partitions in getattr(shell.ledger, "given_up", []):
+            for pid in partitions:
+                machine = shell.machines.get(pid)
+                if machine is not None and machine.lead is not None:
+                    machine.lead.hw = max(machine.lead.hw, commit)
+        shell.ledger.given_up = []  # type: ignore[attr-defined]
+
+    with _patched(AckLedger, "_fail", failing), _patched(Replication, "tick", ticking):
+        yield
+
+
+@contextlib.contextmanager
+def files_ignored() -> Iterator[None]:
+    """S2 off: "this replica lost its data" is not known: any file passes for the one lin-kv names."""
+    with _patched(PartitionState, "holds", lambda state, node, file: node in state.eligible):
+        yield
+
+
+@contextlib.contextmanager
+def unknown_taken_as_refused() -> Iterator[None]:
+    """S3 off: a compare-and-set whose answer never came is taken as not applied."""
+    expired = PartitionMachine._expired
+
+    def forgetting(machine: PartitionMachine, event: Any) -> None:
+        call = event.call
+        expired(machine, event)
+        if call.is_cas and machine.uncertain is call:
+            machine.uncertain = None
+            if machine.lead is not None and machine.lead.proposal is call.to:
+                machine.lead.proposal = None
+
+    with _patched(PartitionMachine, "_expired", forgetting):
+        yield
+
+
+@contextlib.contextmanager
+def no_lease() -> Iterator[None]:
+    """S4 off: a leader reads whether or not its followers can have elected another."""
+    with _patched(Leading, "lease_holds", lambda lead, now: True):
+        yield
+
+
+@contextlib.contextmanager
+def no_eligible_leader_replicas() -> Iterator[None]:
+    """S5 off: no replica out of the in-sync set may ever lead (as Kafka before KIP-966)."""
+    state = membership._state
+
+    def without(leader: Any, epoch: int, isr: Any, elr: Any, files: Any, version: int) -> PartitionState:
+        return state(leader, epoch, isr, [], files, version)
+
+    with _patched(membership, "_state", without):
+        yield
+
+
+@contextlib.contextmanager
+def any_version() -> Iterator[None]:
+    """S6 off: a state of lin-kv's is taken whatever its version (a late read's older one too)."""
+
+    def learn(machine: PartitionMachine, state: PartitionState) -> bool:
+        machine.known = state
+        machine.missing = False
+        machine._resolve()
+        machine._ready.learned = state
+        return True
+
+    with _patched(PartitionMachine, "_learn", learn):
+        yield
+
+
+@contextlib.contextmanager
+def caught_up_only_at_the_latest_write() -> Iterator[None]:
+    """The calm-run fix off: a follower counts as caught up only when it holds the very latest write."""
+    answered = Leading.answered
+
+    def noting(lead: Leading, node: str, answer: Any, now: float) -> Any:
+        out = answered(lead, node, answer, now)
+        progress = lead.progress.get(node)
+        if progress is not None and progress.match >= lead.last_write:
+            progress.caught_up_at = now  # type: ignore[attr-defined]
+        return out
+
+    def lacks_since(lead: Leading, node: str) -> float | None:
+        progress = lead.progress[node]
+        return getattr(progress, "caught_up_at", lead._writes[0][1]) if progress.match < lead.last_write else None
+
+    with _patched(Leading, "answered", noting), _patched(Leading, "lacks_since", lacks_since):
+        yield
+
+
+@contextlib.contextmanager
+def new_leader_reads_at_once() -> Iterator[None]:
+    """A new leader reads at once, while the leader it followed may still read under its lease."""
+    init = Leading.__init__
+
+    def at_once(lead: Leading, *args: Any) -> None:
+        init(lead, *args)
+        lead.serve_after = args[-2]  # now
+
+    with _patched(Leading, "__init__", at_once):
+        yield
+
+
+@contextlib.contextmanager
+def restarted_leader_keeps_its_epoch() -> Iterator[None]:
+    """A restarted leader leads the epoch lin-kv names again, as if its former incarnation's batches
+    not yet durable could never pass for its own."""
+    act = PartitionMachine._act
+
+    def trusting(machine: PartitionMachine, now: float) -> None:
+        state = machine.known
+        if state is not None and state.leader == machine.me and state.holds(machine.me, machine.file):
+            machine.proposed_epochs.add(state.epoch)
+        act(machine, now)
+
+    with _patched(PartitionMachine, "_act", trusting):
+        yield
+
+
+@contextlib.contextmanager
+def acknowledged_before_durable() -> Iterator[None]:
+    """A follower acknowledges a batch sent twice at once, before what it holds is durable."""
+    with _patched(Replication, "_answer_waits_for", lambda shell, pid, persisted_now: persisted_now):
+        yield
+
+
+#: Every switch, by name: each puts back one rule the fixes replaced.
+SWITCHES: dict[str, Callable[[], contextlib.AbstractContextManager[None]]] = {
+    "S1-given-up-readable": given_up_readable,
+    "S2-files-ignored": files_ignored,
+    "S3-unknown-taken-as-refused": unknown_taken_as_refused,
+    "S4-no-lease": no_lease,
+    "S5-no-eligible-leader-replicas": no_eligible_leader_replicas,
+    "S6-any-version": any_version,
+    "calm-caught-up-only-at-the-latest-write": caught_up_only_at_the_latest_write,
+    "new-leader-reads-at-once": new_leader_reads_at_once,
+    "restarted-leader-keeps-its-epoch": restarted_leader_keeps_its_epoch,
+    "acknowledged-before-durable": acknowledged_before_durable,
+}
+
+#: Switches whose fault shows only on a calm network (none changes a leader or an in-sync set).
+CALM_SWITCHES = {"calm-caught-up-only-at-the-latest-write"}
+
+
+def first_failure(name: str, start: int = 0, limit: int = 20_000) -> tuple[int | None, int]:
+    """The first seed from `start` whose run fails with switch `name` off, and how many seeds
+    that took (None: none failed within `limit`)."""
+    from support.sim.run import SimulationFailed, simulate
+
+    calm = name in CALM_SWITCHES
+    with SWITCHES[name]():
+        for tried, seed in enumerate(range(start, start + limit), 1):
+            try:
+                simulate(seed, calm=calm)
+            except SimulationFailed:
+                return seed, tried
+    return None, limit
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("names", nargs="*", default=list(SWITCHES), help="switches to try (default: all)")
+    parser.add_argument("--limit", type=int, default=20_000, help="seeds to try at most for each")
+    args = parser.parse_args(argv)
+    missed = 0
+    for name in args.names:
+        began = time.monotonic()
+        seed, tried = first_failure(name, limit=args.limit)
+        took = time.monotonic() - began
+        if seed is None:
+            missed += 1
+            print(f"{name}: NOT FOUND in {tried} seeds ({took:.0f} s)")
+        else:
+            print(f"{name}: seed {seed} fails, the {tried}th tried ({took:.0f} s)")
+    return 1 if missed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
