@@ -8,7 +8,8 @@
 #
 # Others: `make check-5b` (the same workload on two nodes), `make lint` (ruff, mypy),
 # `make bench` (the performance table in docs/performance.md, a few minutes), `make restarts`
-# and `make soak` (long runs with SIGKILLs), `make partitions` (3 and 5 nodes under Maelstrom's
+# and `make soak` (long runs with SIGKILLs), `make sim` (the replication simulator's soak),
+# `make sim-switches`, `make replication-runs`, `make partitions` (3 and 5 nodes under Maelstrom's
 # partition nemesis), `make mutation` (hours, not in CI), `make lock`
 # (refresh uv.lock to the newest releases), `make test-latest` (the suite against the newest
 # releases, in .venv-latest, without touching the lock).
@@ -27,7 +28,8 @@ export UV_PROJECT_ENVIRONMENT := $(VENV)
 export UV_PYTHON_DOWNLOADS := never
 UV_SYNC := $(UV) sync --quiet --locked --no-editable --compile-bytecode --python $(PYTHON)
 
-.PHONY: install install-runtime test lint check check-5b bench restarts partitions soak lock test-latest system-packages \
+.PHONY: install install-runtime test lint check check-5b bench restarts partitions soak sim sim-switches replication-runs \
+	lock test-latest system-packages \
 	mutation mutation-venv mutation-results clean
 
 $(UV):
@@ -94,6 +96,33 @@ partitions: install-runtime
 		$(BIN)/maelstrom-kafka-test --bin $(BIN)/maelstrom-kafka --node-count $$n --concurrency 2n --time-limit 20 \
 			--rate 1000 $$([ $$nemesis = calm ] || echo --nemesis partition --nemesis-interval 2 --availability 0.9) \
 			--store $$store -- --db '{node_id}.db' || status=$$?; done; done; exit $$status
+
+# The replication simulator's soak (CI runs a few hundred seeds): SEEDS seeds with faults, then
+# SEEDS/10 calm ones, on both cores. A failing seed prints how to replay it.
+SEEDS ?= 100000
+sim: install
+	PYTHONPATH=tests $(BIN)/python -m support.sim.run --seeds 0:$(SEEDS) --jobs 2
+	PYTHONPATH=tests $(BIN)/python -m support.sim.run --seeds 0:$$(( $(SEEDS) / 10 )) --calm --jobs 2
+
+# Each fix of replication switched off in turn: the seeds the simulator takes to find it.
+sim-switches: install
+	PYTHONPATH=tests $(BIN)/python -m support.sim.switches
+
+# Whole runs of our replicated nodes for docs/replication.md's table (about 40 minutes): the seed's
+# workload on 2, 3 and 5 nodes, calm (every client's first final poll at the same instant) over
+# 10 seeds, then combined faults (kills with disk loss, pauses, partitions, 5 ms latency) over 3.
+replication-runs: install-runtime
+	rm -rf store/replication-runs
+	status=0; for n in 2 3 5; do for seed in 1 2 3 4 5 6 7 8 9 10; do \
+		$(BIN)/maelstrom-kafka-test --bin $(BIN)/maelstrom-kafka --node-count $$n --concurrency 2n --time-limit 20 \
+			--rate 1000 --final-polls-together --seed $$seed --store store/replication-runs/calm-$$n-$$seed \
+			-- --db '{node_id}.db' > /dev/null || status=$$?; done; done; \
+	for n in 3 5; do for seed in 1 2 3; do \
+		$(BIN)/maelstrom-kafka-test --bin $(BIN)/maelstrom-kafka --node-count $$n --concurrency 2n --time-limit 20 \
+			--rate 500 --nemesis kill,pause,partition --nemesis-targets one --lose-disk --nemesis-interval 3 --latency 5 \
+			--seed $$seed \
+			--store store/replication-runs/faults-$$n-$$seed -- --db '{node_id}.db' > /dev/null || status=$$?; done; done; \
+	PYTHONPATH=tests $(BIN)/python -m support.replication_table store/replication-runs || status=$$?; exit $$status
 
 # Not in CI: 10 minutes with restarts and hostile input; reports anomalies and memory over time.
 soak: install-runtime

@@ -62,10 +62,13 @@ class Leading:
         return set(self.state.isr) | (set(self.proposal.isr) if self.proposal else set())
 
     def file_of(self, node: str) -> str | None:
-        """The file lin-kv names (or is asked to name) for an eligible replica."""
-        if self.proposal is not None and node in self.proposal.files:
-            return self.proposal.files[node]
-        return self.state.files.get(node)
+        """The file lin-kv names for an eligible replica, whichever of the known and the proposed
+        state it holds (None: none, or they differ: its answers count for nothing until lin-kv
+        says which)."""
+        file = self.state.files.get(node)
+        if self.proposal is not None and self.proposal.files.get(node) != file:
+            return None
+        return file
 
     def enough_in_sync(self) -> bool:
         """Whether the in-sync set, known and proposed, has at least --min-insync members."""
@@ -99,8 +102,11 @@ class Leading:
         return held
 
     def _held_by(self, node: str) -> int:
+        """What an eligible replica holds, as far as acknowledging goes: only answers from the
+        file lin-kv names for it count (one it names none for, since the partition's creation,
+        counts as holding nothing: it could lose its disk and still pass for eligible)."""
         progress = self.progress.get(node)
-        if progress is None or progress.file is None or progress.file != (self.file_of(node) or progress.file):
+        if progress is None or progress.file is None or progress.file != self.file_of(node):
             return 0
         return progress.match
 
@@ -256,8 +262,7 @@ class Leading:
             if node in self.state.isr:
                 if progress.file is not None and progress.file != self.state.files.get(node):
                     lost.add(node)
-                elif ((since is not None and since < heard_until - lag)
-                      or (progress.unanswered_since is not None and progress.unanswered_since < heard_until - lag)):
+                elif (since is not None and since < heard_until - lag) or self._silent(node, heard_until):
                     lagging.add(node)
             elif (progress.phase is Phase.REPLICATE and progress.file is not None
                   and progress.match >= max(self.last_write, self.ready_at)
@@ -271,13 +276,19 @@ class Leading:
             logger.info("partition %d: %s back in the in-sync set", self.pid, ",".join(sorted(joining)))
             return membership.grown(self.state, joining)
         if self.enough_in_sync():  # the set may acknowledge alone: eligible replicas that hold it back are given up
-            held = self.held_in_sync()
-            behind = {node for node in self.eligible_out() if self._held_by(node) < min(held, self.last_write)}
+            held = min(self.held_in_sync(), self.last_write)
+            behind = {node for node in self.eligible_out() if self._held_by(node) < held or self._silent(node, heard_until)}
             if behind:
-                logger.info("partition %d: %s eligible no more (a write they lack is to be acknowledged)", self.pid,
+                logger.info("partition %d: %s eligible no more (lacking a write to acknowledge, or silent)", self.pid,
                             ",".join(sorted(behind)))
                 return membership.given_up(self.state, behind)
         return None
+
+    def _silent(self, node: str, heard_until: float) -> bool:
+        """Whether a message sent `node` longer than `lag` ago is still unanswered: a replica
+        silent so long keeps this leader from reading under its lease, so it is given up."""
+        since = self.progress[node].unanswered_since
+        return since is not None and since < heard_until - self.timing.lag
 
     def _forget_writes(self, heard_until: float) -> None:
         """Drop the writes every follower holds, and merge those older than twice `lag` into one

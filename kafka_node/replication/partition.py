@@ -27,7 +27,7 @@ from kafka_node.replication.leading import Leading
 from kafka_node.replication.ports import PartitionLog
 from kafka_node.replication.timing import Timing
 from kafka_node.wire import Sent
-from kafka_node.wire.kv import KEY_DOES_NOT_EXIST, PRECONDITION_FAILED
+from kafka_node.wire.kv import KEY_DOES_NOT_EXIST
 from kafka_node.wire.replica import Leadership, PartitionState, ReplicateRefused
 
 logger = logging.getLogger("kafka_node.replication")
@@ -234,15 +234,11 @@ class PartitionMachine:
             if self._learn(call.to):
                 self._ready.send += [Sent(self.me, node, Leadership(part=self.pid, state=call.to))
                                      for node in self.nodes if node != self.me]
-        elif event.error in (KEY_DOES_NOT_EXIST, PRECONDITION_FAILED):  # certainly not applied
-            if self.lead is not None and self.lead.proposal is call.to:
-                self.lead.proposal = None
-                self._high_watermark()
-            self._read(now)
-            if self.role is Role.CANDIDATE:
-                self._become(Role.FOLLOWER, now)
-            return
-        else:  # any other error: whether it applied is unknown
+        else:
+            # Refused (22: lin-kv holds another state than `from`), or any other error: the
+            # answer may be a copy of this request's (sent twice by the network) arriving after
+            # the one that applied, so whether it applied is known only once a read shows lin-kv
+            # past `from`; until then the leader waits on both in-sync sets.
             self.uncertain = call
             self._resolve()
             self._read(now)

@@ -57,4 +57,5 @@ class FollowerProgress:
         self.file = file
         self.match = 0
         self.sent_covers = 0
+        self.fence = -1
         self.offsets_match = -1

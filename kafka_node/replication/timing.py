@@ -71,8 +71,9 @@ class Timing:
                                                "still reads under its lease"),
             ("R5", self.election + self.kv_retry <= self.leader_wait, "election + kv_retry <= leader_wait: a request "
                                                                       "waiting for a leader outlives one election"),
-            ("R6", self.lag + self.kv_timeout <= self.replication, "lag + kv_timeout <= replication: a write waiting "
-                                                                   "on a dead follower is freed by its leaving first"),
+            ("R6", self.lag + 2 * self.kv_timeout <= self.replication, "lag + 2·kv_timeout <= replication: a write "
+                                                                       "waiting on a dead follower is freed by its "
+                                                                       "leaving the set, then being given up, first"),
             ("R7", self.replication < self.forward, "replication < forward: the leader's 13 reaches the forwarder "
                                                     "before it gives up"),
             ("R8", self.busy < self.forward < self.client, "busy < forward < client: the owner's definite error reaches "

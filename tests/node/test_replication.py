@@ -269,3 +269,47 @@ def test_a_replicas_message_from_anyone_but_another_node_changes_nothing(replica
     replicas.settle(0.3)
     assert replicas.leadership(1)["leader"] == "n1"
     assert replicas.ask("n0", {"type": "send", "key": key, "msg": 1})["offset"] == 0
+
+
+def test_a_slow_follower_of_one_partition_holds_back_no_other_partitions_acks_or_reads(replicas):
+    replicas.kill("n1")
+    replicas.settle(ELECTION_TIMEOUT + 0.5)
+    leader = leader_of(replicas, 1)  # n0 or n2 took partition 1 and leads its own as well
+    other = "n2" if leader == "n0" else "n0"
+    replicas.restart("n1")
+    replicas.settle(1.0)
+    own = int(leader[1:])
+    assert leader_of(replicas, own) == leader
+    replicas.delay(lambda src, dest, body: src == other and body.get("type") == "replicate_ok" and body.get("part") == 1)
+    held = replicas.request(leader, {"type": "send", "key": replicas.key_in(1), "msg": "waits"})
+    replicas.settle()  # every message carried; the clock stands still
+    assert held not in replicas.replies, "partition 1's write waits for its slow follower"
+    key = replicas.key_in(own)
+    sent = replicas.request(leader, {"type": "send", "key": key, "msg": "goes"})
+    for _ in range(4):  # two round trips: the batch to the followers, their answers
+        replicas.deliver_one()
+    replicas.settle()
+    assert replicas.replies[sent] == {"type": "send_ok", "offset": 0, "in_reply_to": sent}
+    poll = replicas.ask(leader, {"type": "poll", "offsets": {key: 0}})
+    assert poll["msgs"] == {key: [[0, "goes"]]}
+    assert held not in replicas.replies
+
+
+def test_a_followers_catch_up_carries_only_the_committed_offsets_that_moved_of_100_000(tmp_path):
+    replicas = Replicas(tmp_path)
+    keys = [key for key in map(str, range(400_000)) if replicas.partition(key) == 0][:100_000]
+    reply = replicas.ask("n0", {"type": "commit_offsets", "offsets": dict.fromkeys(keys, 1)})
+    assert reply["type"] == "commit_offsets_ok", reply
+    assert replicas.storages["n2"].log.committed_offsets(keys[-3:]) == dict.fromkeys(keys[-3:], 1)
+    replicas.kill("n2")
+    replicas.ask("n0", {"type": "commit_offsets", "offsets": {keys[7]: 5}}, seconds=0.1)
+    start = len(replicas.sent)
+    replicas.restart("n2")  # its file kept: its log is behind by one commit, and the leader knows what it holds
+    replicas.settle(1.0)
+    whole = [body for body in replicas.sent_since(start, lambda src, dest, body: (src, dest, body.get("type"), body.get("part"))
+                                                  == ("n0", "n2", "replicate", 0)) if body.get("whole")]
+    assert whole and all(len(body.get("commits", {})) <= 1 for body in whole), [len(b.get("commits", {})) for b in whole]
+    assert replicas.storages["n2"].log.committed_offsets([keys[7]]) == {keys[7]: 5}
+    assert "n2" in replicas.leadership(0)["isr"]
+    for storage in replicas.storages.values():
+        storage.close()

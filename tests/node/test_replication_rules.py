@@ -20,6 +20,7 @@ REPLICATION = TIMING.replication  # a write not held by the in-sync set by then 
 LEADER_WAIT = TIMING.leader_wait  # a request waits this long for its partition to have a leader able to take it
 KV_TIMEOUT = TIMING.kv_timeout  # a lin-kv call unanswered this long is given up on
 HEARTBEAT = TIMING.heartbeat  # a leader with nothing to send a follower this long sends an empty batch
+TICK = TIMING.tick  # how often a node's timers run
 
 KV_KEY = "kafka-node/partition/{}"
 
@@ -278,3 +279,24 @@ def test_s7_a_node_restarted_mid_run_answers_a_peers_replicate_before_init_with_
     assert heard, "n1's leaders sent it batches before its init"
     unanswerable = replicas.sent_since(before, lambda src, dest, body: src == "n1" and body.get("in_reply_to") is None)
     assert unanswerable == [], f"before init, n1 sent its peers messages without in_reply_to: {unanswerable}"
+
+
+def test_calm_a_follower_a_moment_behind_steady_writes_stays_in_the_in_sync_set(replicas):
+    """The calm run's failure: under steady writes, a follower's acknowledgement always arrives
+    after the leader wrote again, so it never holds the very latest write; it holds everything
+    written up to a moment ago, and a calm network must never move it out of the in-sync set."""
+    key = replicas.key_in(0)
+
+    def late(src: str, dest: str, body: dict[str, Any]) -> bool:
+        return (src, dest, body.get("type"), body.get("part")) == ("n1", "n0", "replicate_ok", 0)
+
+    replicas.delay(late)
+    acknowledged = []
+    for value in range(int(4 * LAG / TICK)):  # writes for four lag timeouts, one every tick
+        acknowledged.append(replicas.request("n0", {"type": "send", "key": key, "msg": value}))
+        replicas.deliver_delayed()  # n1's answers to the write before come in after this one was sent
+        replicas.delay(late)
+        replicas.settle(TICK)
+    state = replicas.leadership(0)
+    assert state["isr"] == ["n0", "n1", "n2"], f"a follower a tick behind left the in-sync set: {state}"
+    assert all(replicas.replies[msg_id]["type"] == "send_ok" for msg_id in acknowledged[:-1])

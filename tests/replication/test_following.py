@@ -134,6 +134,18 @@ CASES = {
         log=[1, 1, 1, 1, 1], state=FollowState("n0", 3),
         message=message(3, 6, (2, 1), [sends(3, 2)], whole=True),
         answer=ok(3, 6), ops=[TruncateAfter(PID, 2), Append(PID, entries(3, 2))], after=[1, 1, 2], followed=(6, True)),
+    "a whole message of this epoch that comes late (covers below what was applied) drops nothing sent after it": Case(
+        log=[1, 2, 3, 3], state=FollowState("n0", 3, applied=9, synced=True),
+        message=message(3, 6, (1, 1), [sends(2, 2)], whole=True),
+        answer=ok(3, 6)),
+    "a whole message of this epoch that comes late to a restarted follower drops nothing sent after it": Case(
+        log=[1, 2, 3, 3], state=FollowState("n0", 3),
+        message=message(3, 6, (1, 1), [sends(2, 2)], whole=True),
+        answer=ok(3, 6), followed=(6, True)),
+    "a whole message drops the batches of an older epoch past its end": Case(
+        log=[1, 2, 2, 2], state=FollowState("n0", 3),
+        message=message(3, 6, (1, 1), [sends(2, 2)], whole=True),
+        answer=ok(3, 6), ops=[TruncateAfter(PID, 2)], after=[1, 2], followed=(6, True)),
     "an empty whole message from the empty log truncates everything": Case(
         log=[1, 1], state=FollowState("n0", 2),
         message=message(2, 1, (0, 0), whole=True),

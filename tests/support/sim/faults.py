@@ -4,6 +4,7 @@ kills, disk losses, two restarts in a row), all drawn from the seed."""
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from dataclasses import dataclass, field
 
@@ -76,8 +77,13 @@ def draw(seed: int, nodes: int | None = None, calm: bool = False) -> Plan:
             plan.faults.append(Fault("stall", rng.uniform(0.3, load - 0.3), rng.uniform(0.02, CALM_STALL), rng.choice(ids)))
         plan.faults.sort(key=lambda fault: fault.start)
         return plan
-    for _ in range(rng.randint(1, 6)):
-        kind = rng.choice(KINDS)
+    # one seed in four leans on one family of faults, so that rare combinations of them come often
+    kinds = rng.choice((KINDS, KINDS, ("kv-cut", "kv-lose", "kv-late", "wipe", "kill"),
+                        ("cut-link", "isolate", "pause", "wipe", "restart-twice")))
+    if kinds is not KINDS:
+        plan = dataclasses.replace(plan, tail=0.05, duplicate=0.02)
+    for _ in range(rng.randint(1, 6 if kinds is KINDS else 10)):
+        kind = rng.choice(kinds)
         start = rng.uniform(0.3, load - 0.2)
         length = rng.choice((rng.uniform(0.05, 0.5), rng.uniform(0.5, 2.0)))
         node = rng.choice(ids)

@@ -7,6 +7,7 @@ replaced (the production code is never edited): the simulator's seeded search mu
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import contextlib
 import sys
 import time
@@ -188,36 +189,48 @@ SWITCHES: dict[str, Callable[[], contextlib.AbstractContextManager[None]]] = {
 CALM_SWITCHES = {"calm-caught-up-only-at-the-latest-write"}
 
 
-def first_failure(name: str, start: int = 0, limit: int = 20_000) -> tuple[int | None, int]:
+def first_failure(name: str, start: int = 0, limit: int = 20_000, jobs: int = 1) -> tuple[int | None, int]:
     """The first seed from `start` whose run fails with switch `name` off, and how many seeds
-    that took (None: none failed within `limit`)."""
+    that took (None: none failed within `limit`), searched by `jobs` processes side by side."""
+    chunk = 25
+    blocks = [(name, block, min(block + chunk, start + limit)) for block in range(start, start + limit, chunk)]
+    with concurrent.futures.ProcessPoolExecutor(jobs) as pool:
+        for found in pool.map(_search, *zip(*blocks, strict=True)):
+            if found is not None:
+                pool.shutdown(cancel_futures=True)
+                return found, found - start + 1
+    return None, limit
+
+
+def _search(name: str, start: int, stop: int) -> int | None:
     from support.sim.run import SimulationFailed, simulate
 
     calm = name in CALM_SWITCHES
     with SWITCHES[name]():
-        for tried, seed in enumerate(range(start, start + limit), 1):
+        for seed in range(start, stop):
             try:
                 simulate(seed, calm=calm)
             except SimulationFailed:
-                return seed, tried
-    return None, limit
+                return seed
+    return None
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("names", nargs="*", default=list(SWITCHES), help="switches to try (default: all)")
     parser.add_argument("--limit", type=int, default=20_000, help="seeds to try at most for each")
+    parser.add_argument("--jobs", type=int, default=2, help="processes side by side")
     args = parser.parse_args(argv)
     missed = 0
     for name in args.names:
         began = time.monotonic()
-        seed, tried = first_failure(name, limit=args.limit)
+        seed, tried = first_failure(name, limit=args.limit, jobs=args.jobs)
         took = time.monotonic() - began
         if seed is None:
             missed += 1
-            print(f"{name}: NOT FOUND in {tried} seeds ({took:.0f} s)")
+            print(f"{name}: NOT FOUND in {tried} seeds ({took:.0f} s)", flush=True)
         else:
-            print(f"{name}: seed {seed} fails, the {tried}th tried ({took:.0f} s)")
+            print(f"{name}: seed {seed} fails, the {tried}th tried ({took:.0f} s)", flush=True)
     return 1 if missed else 0
 
 

@@ -360,24 +360,31 @@ class World:
                 if raw is None:
                     continue
                 partition = msgspec.convert(raw, PartitionState)
-                if self._states.get(pid) != partition:
+                before = self._states.get(pid)
+                if before != partition:
                     self._states[pid] = partition
                     self.outcome.changes.append((self.now, pid, partition))
                     self._calm_change(pid, partition)
+                    if before is not None and _given_up(before, partition):
+                        # given up to acknowledge a write it lacks: it may rightly never lead again,
+                        # even if that write then never was acknowledged (its leader died first)
+                        gone = set(before.elr) - set(partition.elr)
+                        self._eligible_since_told[pid] = {(n, f) for n, f in self._eligible_since_told.get(pid, ())
+                                                          if n not in gone}
+        # what replicas must hold changes only with lin-kv's state, what clients were told, or a
+        # store losing something (or a new one): look again only then
+        mark = (id(state), len(self.checks.ledger.settled), *((id(s), s.truncations) for s in self.stores.values()))
+        if mark == self._hold_checked:
+            return
+        self._hold_checked = mark
         for pid, partition in self._states.items():
+            self.checks.eligible_hold(pid, partition, self.stores)
             told = len(self.checks.ledger.settled_order.get(pid, ()))
             if self._told.get(pid) != told:  # since clients were last told of this partition: who was eligible
                 self._told[pid] = told
                 self._eligible_since_told[pid] = set()
             self._eligible_since_told[pid] |= {(n, self.stores[n].file_id) for n in partition.eligible
                                                if partition.files.get(n, self.stores[n].file_id) == self.stores[n].file_id}
-        # what replicas must hold changes only with lin-kv's state, what clients were told, or a
-        # store losing something: look again only then
-        mark = (id(state), len(self.checks.ledger.settled), *((id(s), s.truncations) for s in self.stores.values()))
-        if mark != self._hold_checked:
-            self._hold_checked = mark
-            for pid, partition in self._states.items():
-                self.checks.eligible_hold(pid, partition, self.stores)
 
     def _calm_change(self, pid: int, state: PartitionState) -> None:
         """On a calm network, once every partition has every replica in sync, nothing changes."""
@@ -436,6 +443,13 @@ class World:
 
     def interrupted_between(self, node: str, start: float, end: float) -> bool:
         return any(s < end and e > start for s, e in self.interrupted[node])
+
+
+def _given_up(before: PartitionState, after: PartitionState) -> bool:
+    """Whether `after` only gives up eligible replicas out of the in-sync set (its leader is to
+    acknowledge a write they lack)."""
+    return ((before.leader, before.epoch, before.isr) == (after.leader, after.epoch, after.isr)
+            and set(after.elr) < set(before.elr))
 
 
 def _short(payload: Any) -> str:

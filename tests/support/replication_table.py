@@ -1,0 +1,89 @@
+"""The table of whole runs docs/replication.md shows: every run under a store folder (`make
+replication-runs` makes them), one row per node count and network, with both verdicts, operations
+ok, throughput against the calm runs of the same size, failover times and lin-kv changes.
+
+    PYTHONPATH=tests python -m support.replication_table store/replication-runs
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from kafka_node.bench.faults import ok_fraction, quantile, unavailability
+
+from support.leadership_log import changes_in
+
+
+@dataclass
+class Group:
+    """The runs of one node count and one network."""
+
+    nodes: int
+    network: str
+    runs: int = 0
+    valid: int = 0
+    ok: list[float] = field(default_factory=list)
+    throughput: list[float] = field(default_factory=list)
+    failovers: list[float] = field(default_factory=list)
+    leader_changes: list[int] = field(default_factory=list)
+    in_sync_changes: list[int] = field(default_factory=list)
+
+
+def _network(run: dict[str, Any]) -> str:
+    faults = [*(run.get("nemesis") or [])]
+    if run.get("lose_disk"):
+        faults.append("disk loss")
+    latency = run.get("latency_ms") or 0
+    text = ", ".join(faults) or "calm"
+    return f"{text}; {latency:g} ms latency" if latency else text
+
+
+def groups(store: Path) -> list[Group]:
+    found: dict[tuple[int, str], Group] = {}
+    for results_path in sorted(store.glob("*/kafka/*/results.json")):
+        run_dir = results_path.parent
+        data = json.loads(results_path.read_text())
+        run = data["run"]
+        nodes = int(run["node_count"])
+        group = found.setdefault((nodes, _network(run)), Group(nodes, _network(run)))
+        group.runs += 1
+        group.valid += data["maelstrom"]["valid"] is True and data["stricter"]["valid"] is True
+        group.ok.append(ok_fraction(data.get("stats", {})))
+        group.throughput.append(data.get("perf", {}).get("main_phase_ops_per_s") or 0.0)
+        group.failovers += unavailability(run_dir / "history.jsonl", nodes)
+        changes = changes_in(run_dir / "node-logs", replicas=min(3, nodes))
+        group.leader_changes.append(changes.leader_changes())
+        group.in_sync_changes.append(changes.in_sync_changes())
+    return sorted(found.values(), key=lambda g: (g.network != "calm", g.network, g.nodes))
+
+
+def table(found: list[Group]) -> str:
+    calm = {g.nodes: statistics.mean(g.throughput) for g in found if g.network == "calm" and g.throughput}
+    lines = ["| nodes | network | runs | both verdicts valid | operations ok (min) | throughput (of calm) | "
+             "failover p50 / p99 | leader changes per run | in-sync set changes per run |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for g in found:
+        mean = statistics.mean(g.throughput)
+        ratio = f" ({mean / calm[g.nodes]:.2f})" if g.nodes in calm and g.network != "calm" else ""
+        median, p99 = quantile(g.failovers, 0.5), quantile(g.failovers, 0.99)
+        failover = "—" if median is None else f"{median * 1000:.0f} / {p99 * 1000:.0f} ms ({len(g.failovers)} kills)"
+        lines.append(f"| {g.nodes} | {g.network} | {g.runs} | {g.valid} of {g.runs} | {min(g.ok) * 100:.2f} % | "
+                     f"{mean:.0f} op/s{ratio} | {failover} | {statistics.mean(g.leader_changes):.1f} "
+                     f"(max {max(g.leader_changes)}) | {statistics.mean(g.in_sync_changes):.1f} "
+                     f"(max {max(g.in_sync_changes)}) |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str]) -> int:
+    found = groups(Path(argv[0] if argv else "store/replication-runs"))
+    print(table(found))
+    return 0 if all(g.valid == g.runs for g in found) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
