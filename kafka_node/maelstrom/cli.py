@@ -245,7 +245,8 @@ def test_main(argv: list[str]) -> int:
         "hostile_every": args.hostile_every, "nemesis": faults_described(args.nemesis),
         "nemesis_interval": args.nemesis_interval, "lose_disk": args.lose_disk,
         "nemesis_targets": [spec or "random" for spec in args.nemesis_targets],
-        "availability": args.availability, "final_polls_together": args.final_polls_together, "seed": seed, "cwd": os.getcwd(), "node_dirs": "nodes/<node id>",
+        "availability": args.availability, "final_polls_together": args.final_polls_together,
+        "seed": seed, "cwd": os.getcwd(), "node_dirs": "nodes/<node id>",
     }
     run_log = open_run_log(run_dir / "jepsen.log")
     try:

@@ -39,7 +39,7 @@ class Changes:
         later = []
         for changes in self.by_partition.values():
             full = next((at for at, c in enumerate(changes) if len(c.isr) == self.replicas), len(changes))
-            later += list(zip(changes[full:], changes[full + 1:]))
+            later += list(zip(changes[full:], changes[full + 1:], strict=False))
         return later
 
     def leader_changes(self) -> int:

@@ -53,7 +53,8 @@ class Plan:
         return [f"n{i}" for i in range(self.nodes)]
 
     def describe(self) -> str:
-        head = (f"seed {self.seed}{' (calm)' if self.calm else ''}: {self.nodes} nodes, {self.load:g} s of load then {self.heal:g} s healed; latency "
+        head = (f"seed {self.seed}{' (calm)' if self.calm else ''}: {self.nodes} nodes, {self.load:g} s of load then "
+                f"{self.heal:g} s healed; latency "
                 f"{self.latency * 1000:.1f} ms (tail {self.tail:.0%}), drop {self.drop:.1%}, duplicate {self.duplicate:.1%}; "
                 f"{self.clients} clients on {self.keys} keys; {len(self.faults)} faults")
         return "\n".join([head, *(f"  {fault}" for fault in self.faults)])

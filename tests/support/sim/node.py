@@ -244,9 +244,9 @@ class SimNode:
                 kept.append(held)
                 continue
             reply = held.reply
-            if not isinstance(reply, Sent) and (request := self.applied.pop((reply.dest, reply.body.in_reply_to), None)):
-                if isinstance(reply.body, protocol.SendOk | protocol.PollOk):  # not an error in its place
-                    self.replied(request, reply.body)
+            if (not isinstance(reply, Sent) and (request := self.applied.pop((reply.dest, reply.body.in_reply_to), None))
+                    and isinstance(reply.body, protocol.SendOk | protocol.PollOk)):  # not an error in its place
+                self.replied(request, reply.body)
             if isinstance(reply, Sent):
                 self.send(reply.dest, "wire", protocol.encode([reply]).rstrip(b"\n"))
             elif "#" in reply.dest:

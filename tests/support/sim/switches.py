@@ -14,9 +14,9 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from kafka_node.replication import membership, partition
-from kafka_node.replication.ledger import AckLedger
+from kafka_node.replication import membership
 from kafka_node.replication.leading import Leading
+from kafka_node.replication.ledger import AckLedger
 from kafka_node.replication.partition import PartitionMachine
 from kafka_node.replication.shell import Replication
 from kafka_node.wire.replica import PartitionState
