@@ -181,14 +181,15 @@ class PartitionMachine:
         state = self.known
         if self.kv is not None or self.uncertain is not None:
             return
-        if self.role is Role.FOLLOWER and state is not None and state.holds(self.me, self.file) and (
-                state.leader is None or (state.leader != self.me
-                                         and tick.heard_until - self.follower.heard >= timing.election)):
+        silent = state is None or state.leader is None or tick.heard_until - self.follower.heard >= timing.election
+        if (self.role is Role.FOLLOWER and silent and state is not None and state.leader != self.me
+                and state.holds(self.me, self.file)):
             logger.info("partition %d: no word from %s, leader of epoch %d; asking to lead", self.pid,
                         state.leader or "anyone", state.epoch)
             self._ask_to_lead(membership.elected(state, self.me, self.file))
             self._become(Role.CANDIDATE, now)
-        elif (state is None or state.leader is None or self.role is Role.STARTING) and now >= self.reread_at:
+        elif (silent or self.role is Role.STARTING) and now >= self.reread_at:
+            # what this replica knows may be old (news of a change lost on the way): lin-kv says
             self.reread_at = now + timing.kv_retry
             self._read(now)
 
