@@ -91,7 +91,7 @@ class PartitionMachine:
         lead = self.lead
         if lead is None:
             return f"not the leader of partition {self.pid} (its leader: {self.leader() or 'none known'})"
-        if self.role is not Role.LEADER:
+        if self.role is not Role.LEADER or now < lead.serve_after:  # serve_after: a former leader may still read
             return f"partition {self.pid}'s leader is starting epoch {lead.epoch}"
         if writes:
             if not lead.enough_in_sync():

@@ -91,14 +91,15 @@ class SimNode:
     now: float
     send: Callable[[str, str, Any], None]
     rng: random.Random
-    #: Told of every reply of a send or poll as it leaves the node (what the node promised, whether
-    #: or not the client hears it).
-    replied: Callable[[Request, Any], None]
+    #: Told of every reply of a request this node applied as it leaves it (what the node promised,
+    #: whether or not the client hears it), with the epoch of each partition it was applied in.
+    replied: Callable[[str, Request, Any, dict[int, int]], None]
     shell: Replication = field(init=False)
     unsynced: PartitionedUnsynced = field(init=False)
     outbox: list[Held] = field(default_factory=list)
     forwards: dict[int, _InFlight] = field(default_factory=dict)
-    applied: dict[tuple[str, int], Request] = field(default_factory=dict)  # (reply's dest, req_id) -> request
+    #: (reply's dest, req_id) -> the request applied here, and the epoch it was applied in, by partition
+    applied: dict[tuple[str, int], tuple[Request, dict[int, int]]] = field(default_factory=dict)
     next_number: int = 1
 
     def __post_init__(self) -> None:
@@ -203,8 +204,13 @@ class SimNode:
     def _reply(self, request: Request, body: Any, commit: int, via: tuple[str, int] | None) -> None:
         # to a request sent on by another node: that node, with the number it sent it under
         dest = request.client if via is None else f"{via[0]}#{via[1]}"
-        if isinstance(body, protocol.SendOk | protocol.PollOk):
-            self.applied[(dest, request.req_id)] = request
+        if not isinstance(body, protocol.Error):
+            epochs = {}
+            for key in request.keys:
+                machine = self.shell.machines[self.placement.partition(key)]
+                assert machine.lead is not None  # applied here: led here
+                epochs[machine.pid] = machine.lead.epoch
+            self.applied[(dest, request.req_id)] = (request, epochs)
         self.outbox += self.shell.hold([Held(protocol.Outgoing(src=self.node_id, dest=dest, body=body), commit)])
         self._release()
 
@@ -244,9 +250,9 @@ class SimNode:
                 kept.append(held)
                 continue
             reply = held.reply
-            if (not isinstance(reply, Sent) and (request := self.applied.pop((reply.dest, reply.body.in_reply_to), None))
-                    and isinstance(reply.body, protocol.SendOk | protocol.PollOk)):  # not an error in its place
-                self.replied(request, reply.body)
+            if (not isinstance(reply, Sent) and (applied := self.applied.pop((reply.dest, reply.body.in_reply_to), None))
+                    and not isinstance(reply.body, protocol.Error)):  # not an error in its place
+                self.replied(self.node_id, *applied[:1], reply.body, applied[1])
             if isinstance(reply, Sent):
                 self.send(reply.dest, "wire", protocol.encode([reply]).rstrip(b"\n"))
             elif "#" in reply.dest:

@@ -171,9 +171,19 @@ def acknowledged_before_durable() -> Iterator[None]:
         yield
 
 
+@contextlib.contextmanager
+def given_up_readable_without_lease() -> Iterator[None]:
+    """S1 and S4 off together: a leader that gave up on a write reads it, lease or not. (S1 off
+    alone is caught by nothing: a write is given up only when a replica stops acknowledging,
+    and one that stops answering stops renewing the lease, so no read shows it anyway.)"""
+    with given_up_readable(), no_lease():
+        yield
+
+
 #: Every switch, by name: each puts back one rule the fixes replaced.
 SWITCHES: dict[str, Callable[[], contextlib.AbstractContextManager[None]]] = {
     "S1-given-up-readable": given_up_readable,
+    "S1-and-S4-given-up-readable-without-lease": given_up_readable_without_lease,
     "S2-files-ignored": files_ignored,
     "S3-unknown-taken-as-refused": unknown_taken_as_refused,
     "S4-no-lease": no_lease,

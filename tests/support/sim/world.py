@@ -75,6 +75,7 @@ class World:
         self._kv_state_seen: object = None
         self._hold_checked: tuple[Any, ...] = ()
         self._told: dict[int, int] = {}
+        self._served: dict[int, tuple[int, str]] = {}  # partition -> the latest epoch a leader answered in, and who
         #: per partition, the replicas (with their file) lin-kv named eligible since clients were last told of it
         self._eligible_since_told: dict[int, set[tuple[str, str]]] = {}
         self._states: dict[int, PartitionState] = {}
@@ -149,11 +150,19 @@ class World:
                                       send, random.Random(self.rng.getrandbits(32)), self._replied)
         self.at(self.now + self.rng.uniform(0, self.timing.tick), self._tick, node_id, incarnation)
 
-    def _replied(self, request: Any, body: Any) -> None:
-        """A node's reply leaves it: what it promised is settled, whether or not the client hears."""
+    def _replied(self, node: str, request: Any, body: Any, epochs: dict[int, int]) -> None:
+        """A node's reply leaves it: what it promised is settled, whether or not the client hears;
+        and it was the latest leader of each partition it served (no leader of a later epoch had
+        acknowledged or read anything before it)."""
+        for pid, epoch in epochs.items():
+            latest = self._served.get(pid, (0, ""))
+            if epoch < latest[0]:
+                raise Violation(f"{node}, leader of partition {pid} in epoch {epoch}, answered a {request.op} after "
+                                f"{latest[1]}, its leader in epoch {latest[0]}, had answered one")
+            self._served[pid] = (epoch, node)
         if isinstance(body, protocol.SendOk):
             self.checks.settle(request.args["key"], body.offset, request.args["msg"], "acknowledged by a node")
-        else:
+        elif isinstance(body, protocol.PollOk):
             for key, entries in msgspec.json.decode(body.msgs).items():
                 for offset, msg in entries:
                     self.checks.settle(key, offset, msg, "read by a node")
@@ -453,5 +462,14 @@ def _given_up(before: PartitionState, after: PartitionState) -> bool:
 
 
 def _short(payload: Any) -> str:
-    text = payload.decode() if isinstance(payload, bytes) else payload if isinstance(payload, str) else repr(payload)
+    if isinstance(payload, bytes | str):
+        text = payload.decode() if isinstance(payload, bytes) else payload
+    elif isinstance(payload, int | float):
+        text = repr(payload)
+    else:
+        try:  # messages and requests as JSON: the same text in every process
+            name = "" if isinstance(payload, dict | list) else type(payload).__name__
+            text = f"{name}{msgspec.json.encode(payload).decode()}"
+        except TypeError:
+            text = repr(payload)
     return text if len(text) <= 240 else text[:240] + "..."
