@@ -63,13 +63,6 @@ class ReplicaLog:
             "SELECT epoch FROM messages WHERE part = ? AND seq = ? LIMIT 1", (part, seq)).fetchone()
         return row[0] if row else None
 
-    def end_of_epoch(self, part: int, epoch: int) -> int:
-        """The last batch written in `epoch` or before it (Kafka's end offset for a leader
-        epoch, KIP-101): a replica whose log diverges from this one truncates there."""
-        end = self.conn.execute(
-            "SELECT max(seq) FROM messages WHERE part = ? AND seq IS NOT NULL AND epoch <= ?", (part, epoch)).get
-        return end or 0
-
     def batches_after(self, part: int, seq: int, limit: int) -> list[Row]:
         """Whole batches after `seq`, oldest first, stopping after the batch in which the
         `limit`-th message falls."""

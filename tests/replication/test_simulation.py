@@ -31,7 +31,7 @@ CAUGHT_BY = {
     "S3-unknown-taken-as-refused": 510,
     "S4-no-lease": 989,
     "S5-no-eligible-leader-replicas": 4,
-    "S6-any-version": 1105,
+    "S6-any-version": 1875,
     "calm-caught-up-only-at-the-latest-write": 1,
     "restarted-leader-keeps-its-epoch": 0,
     "acknowledged-before-durable": 9,
