@@ -112,7 +112,10 @@ class Leading:
 
     def lease_holds(self, now: float) -> bool:
         """Whether every replica able to take the lead without this one has heard it within the
-        lease: none of them can have been elected yet, so what this leader holds is the latest."""
+        lease: none of them can have been elected yet, so what this leader holds is the latest.
+        Never before `serve_after`: the leader this one followed may read under its lease until then."""
+        if now < self.serve_after:
+            return False
         eligible = set(self.state.eligible) | (set(self.proposal.eligible) if self.proposal else set())
         return all(self.progress[node].heard_at + self.timing.lease > now
                    for node in eligible if node != self.me and node in self.progress)

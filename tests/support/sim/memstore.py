@@ -62,10 +62,12 @@ class MemStore:
     SIGKILL in this model, keeps only that). Commits are numbered as the SQLite log numbers them."""
 
     def __init__(self, file_id: str, partition_of: Callable[[str], int],
-                 on_append: Callable[[MemStore, int, list[Entry]], None] | None = None) -> None:
+                 on_append: Callable[[MemStore, int, list[Entry]], None] | None = None,
+                 on_loss: Callable[[], None] | None = None) -> None:
         self.file_id = file_id
         self.partition_of = partition_of
         self.on_append = on_append  # the simulator's check of every batch a replica stores
+        self.on_loss = on_loss  # told whenever what it holds shrinks
         self.state = LogState()
         self.durable_state = LogState()
         self.commits = 1  # as a fresh SQLite log: its migrations are commit 1, durable
@@ -105,7 +107,7 @@ class MemStore:
     def persist(self, ops: Sequence[PersistOp]) -> int:
         for op in ops:
             if isinstance(op, TruncateAfter) and len(self.state.batches.get(op.pid, [])) > op.seq:
-                self.truncations += 1
+                self._lose()
             self.state.apply(op)
             if isinstance(op, Append) and self.on_append is not None:
                 self.on_append(self, op.pid, op.entries)
@@ -132,6 +134,11 @@ class MemStore:
         self._unsynced += [(self.commits, op) for op in ops]
         return self.commits
 
+    def _lose(self) -> None:
+        self.truncations += 1
+        if self.on_loss is not None:
+            self.on_loss()
+
     def read(self, key: str, offset: int, limit: int) -> list[Entry]:
         return self.state.keys.get(key, [])[max(0, offset):max(0, offset) + limit]
 
@@ -154,7 +161,7 @@ class MemStore:
         """The process dies with the machine: what no sync made durable is gone. The next
         process numbers its commits anew, as a reopened SQLite log does (all it holds durable)."""
         if self._unsynced:
-            self.truncations += 1
+            self._lose()
         self.state = copy.deepcopy(self.durable_state)
         self._unsynced = []
         self.commits = self.durable = 1

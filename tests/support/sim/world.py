@@ -58,6 +58,7 @@ class World:
         factor = min(3, len(ids))
         self.placement = Placement(ids, factor, min(2, factor))
         self.checks = Checks(self.placement.partition)
+        self._losses = 0  # times a store lost something (truncated, crashed) or was replaced
         self.stores = {node: self._new_store(node) for node in ids}
         self.nodes: dict[str, SimNode | None] = dict.fromkeys(ids)
         self.incarnations = dict.fromkeys(ids, 0)
@@ -74,6 +75,7 @@ class World:
         self._messages: dict[str, int] = {}
         self._kv_state_seen: object = None
         self._hold_checked: tuple[Any, ...] = ()
+        self._stepped: set[str] = set()  # nodes that took an event since the last check
         self._told: dict[int, int] = {}
         self._served: dict[int, tuple[int, str]] = {}  # partition -> the latest epoch a leader answered in, and who
         #: per partition, the replicas (with their file) lin-kv named eligible since clients were last told of it
@@ -131,7 +133,11 @@ class World:
 
     def _new_store(self, node: str) -> MemStore:
         file_id = f"{node}.{self.rng.getrandbits(32):08x}"
-        return MemStore(file_id, self.placement.partition, on_append=self._stored)
+        self._losses += 1
+        return MemStore(file_id, self.placement.partition, on_append=self._stored, on_loss=self._lost)
+
+    def _lost(self) -> None:
+        self._losses += 1
 
     def _stored(self, store: MemStore, pid: int, entries: list[Any]) -> None:
         self.checks.stored(store, pid, entries)
@@ -148,6 +154,7 @@ class World:
 
         self.nodes[node_id] = SimNode(node_id, incarnation, self.placement, self.timing, self.stores[node_id], self.now,
                                       send, random.Random(self.rng.getrandbits(32)), self._replied)
+        self._stepped.add(node_id)
         self.at(self.now + self.rng.uniform(0, self.timing.tick), self._tick, node_id, incarnation)
 
     def _replied(self, node: str, request: Any, body: Any, epochs: dict[int, int]) -> None:
@@ -179,6 +186,7 @@ class World:
             return
         if node_id not in self.paused:
             node.tick(self.now)
+            self._stepped.add(node_id)
         self.at(self.now + self.timing.tick, self._tick, node_id, incarnation)
 
     def _kill(self, node_id: str, lose_disk: bool = False) -> None:
@@ -218,6 +226,7 @@ class World:
         if queued:
             node.receive(queued, self.now)  # everything that came meanwhile, read at once
         node.tick(self.now)
+        self._stepped.add(node_id)
         self._sync_if_needed(node_id)
 
     def _sync_if_needed(self, node_id: str) -> None:
@@ -239,6 +248,7 @@ class World:
             self.at(self.now + self.timing.tick, self._synced, node_id, incarnation, upto)
             return
         node.synced(upto)
+        self._stepped.add(node_id)
 
     # --- the network -----------------------------------------------------------------------------
 
@@ -282,6 +292,7 @@ class World:
             self.paused[dest].append((src, kind, payload))
             return
         node.receive([(src, kind, payload)], self.now)
+        self._stepped.add(dest)
         self._sync_if_needed(dest)
 
     def _lin_kv(self, src: str, line: bytes) -> None:
@@ -355,12 +366,13 @@ class World:
     # --- the invariants --------------------------------------------------------------------------
 
     def _check(self) -> None:
-        for node_id, node in self.nodes.items():
-            if node is None:
-                continue
-            for pid, machine in node.shell.machines.items():
-                if machine.lead is not None:
-                    self.checks.led(pid, machine.lead.epoch, node_id, node.incarnation)
+        for node_id in self._stepped:  # only a node that took an event can have begun to lead
+            node = self.nodes.get(node_id)
+            if node is not None:
+                for pid, machine in node.shell.machines.items():
+                    if machine.lead is not None:
+                        self.checks.led(pid, machine.lead.epoch, node_id, node.incarnation)
+        self._stepped.clear()
         state = self.kv.state
         if state is not self._kv_state_seen:
             self._kv_state_seen = state
@@ -382,7 +394,7 @@ class World:
                                                           if n not in gone}
         # what replicas must hold changes only with lin-kv's state, what clients were told, or a
         # store losing something (or a new one): look again only then
-        mark = (id(state), len(self.checks.ledger.settled), *((id(s), s.truncations) for s in self.stores.values()))
+        mark = (id(state), len(self.checks.ledger.settled), self._losses)
         if mark == self._hold_checked:
             return
         self._hold_checked = mark
