@@ -70,6 +70,10 @@ class EpochCache:
     def copy(self) -> EpochCache:
         return EpochCache(self.ranges, self._last_seq)
 
+    def restore(self, other: EpochCache) -> None:
+        """Become what `other` holds, in place (whoever holds this one sees the change)."""
+        self._epochs, self._starts, self._last_seq = list(other._epochs), list(other._starts), other._last_seq
+
     def __eq__(self, other: object) -> bool:
         return isinstance(other, EpochCache) and self.ranges == other.ranges and self.last == other.last
 

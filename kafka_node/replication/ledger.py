@@ -11,8 +11,10 @@ from kafka_node.outbox import Held
 
 class AckLedger:
     """Commits waiting for their partitions' in-sync sets, the replies held for them, and the
-    commits given up on (remembered a while: a part of a request answered late must not pass
-    for held). A commit neither waiting nor given up on is held by every in-sync set.
+    commits given up on: remembered for `failed_memory` at least (a part of a request answered
+    late must not pass for held), and until every partition it wrote holds it or is led here no
+    more (a listing waiting for it must not show what it wrote). A commit neither waiting nor
+    given up on is held by every in-sync set.
 
     Amortised O(1) per commit: each waits in one queue per partition it wrote, oldest first."""
 
@@ -22,7 +24,8 @@ class AckLedger:
         self._deadlines: deque[tuple[float, int]] = deque()  # (deadline, commit), in commit order
         self._by_partition: dict[int, deque[int]] = {}  # partition -> its waiting commits, oldest first
         self._held: dict[int, list[Held]] = {}  # commit -> the replies waiting for it
-        self._failed: dict[int, float] = {}  # commit -> when it was given up on
+        self._failed: dict[int, tuple[float, set[int]]] = {}  # commit -> when it was given up on, and where
+        self._hw: dict[int, float] = {}  # partition -> its high watermark (infinite: led here no more)
         self._out: list[Held] = []
 
     def expect(self, commit: int, partitions: set[int], deadline: float) -> None:
@@ -36,6 +39,7 @@ class AckLedger:
 
     def advance(self, pid: int, hw: int) -> None:
         """Partition `pid` holds every commit up to `hw`."""
+        self._hw[pid] = hw
         queue = self._by_partition.get(pid)
         while queue and queue[0] <= hw:
             commit = queue.popleft()
@@ -49,6 +53,7 @@ class AckLedger:
 
     def deposed(self, pid: int, now: float) -> None:
         """Partition `pid` is no longer led here: its waiting commits never will be held."""
+        self._hw[pid] = float("inf")
         for commit in self._by_partition.pop(pid, deque()):
             self._fail(commit, now)
 
@@ -57,13 +62,15 @@ class AckLedger:
         while self._deadlines and self._deadlines[0][0] <= now:
             _, commit = self._deadlines.popleft()
             self._fail(commit, now)
-        for commit in [c for c, since in self._failed.items() if now - since > self.failed_memory]:
+        for commit in [c for c, (since, partitions) in self._failed.items()
+                       if now - since > self.failed_memory and all(self._hw.get(p, 0) >= c for p in partitions)]:
             del self._failed[commit]
 
     def _fail(self, commit: int, now: float) -> None:
-        if self._waiting.pop(commit, None) is None:
+        partitions = self._waiting.pop(commit, None)
+        if partitions is None:
             return
-        self._failed[commit] = now
+        self._failed[commit] = (now, partitions)
         self._out += [_unknown(entry) for entry in self._held.pop(commit, [])]
 
     def hold(self, held: list[Held]) -> list[Held]:
@@ -83,9 +90,6 @@ class AckLedger:
         """The replies released (or failed) since last asked."""
         out, self._out = self._out, []
         return out
-
-    def next_deadline(self) -> float | None:
-        return self._deadlines[0][0] if self._deadlines else None
 
     def __len__(self) -> int:
         """How many commits wait."""

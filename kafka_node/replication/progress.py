@@ -4,7 +4,7 @@ three phases it is in, what it durably holds, what was last sent it, and when it
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 
 
@@ -42,6 +42,8 @@ class FollowerProgress:
     unanswered_since: float | None = None
     #: Its file, as its answers say; None until it answers.
     file: str | None = None
+    #: Files it answered from before this one (lost with its disk).
+    retired: set[str] = field(default_factory=set)
     #: The leader's commit up to which it surely holds every committed offset (-1: unknown, so
     #: its next whole message carries them all).
     offsets_match: int = -1
@@ -52,8 +54,11 @@ class FollowerProgress:
         self.last_sent = -math.inf
 
     def new_file(self, file: str) -> None:
-        """It answers from another file than before: it holds nothing known any more."""
+        """It answers from another file than before: it holds nothing known any more, and what
+        comes late from the file it had is never heard again."""
         self.restart()
+        if self.file is not None:
+            self.retired.add(self.file)
         self.file = file
         self.match = 0
         self.sent_covers = 0

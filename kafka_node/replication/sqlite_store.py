@@ -7,7 +7,8 @@ from collections.abc import Iterable, Sequence
 
 from kafka_node.replication.events import Append, Entry, MergeCommitted, PersistOp, TruncateAfter
 from kafka_node.replication.placement import Placement
-from kafka_node.storage import Storage
+from kafka_node.storage import Storage, StorageError
+from kafka_node.storage.failures import cache_untrustworthy_after
 
 
 class SqliteStore:
@@ -43,7 +44,9 @@ class SqliteStore:
         return self.storage.log.committed_offsets(keys)
 
     def persist(self, ops: Sequence[PersistOp]) -> int:
-        """The writes in one transaction; its commit number (raises if it failed: rolled back)."""
+        """The writes in one transaction; its commit number. Raises if it failed (rolled back);
+        after a COMMIT that failed so that the file may not be what the connection believes, the
+        storage is no longer trusted, as after a client's batch (the node stops)."""
         log, replica = self.storage.log, self.storage.replica
         log.begin()
         try:
@@ -57,4 +60,9 @@ class SqliteStore:
         except BaseException:
             log.rollback()
             raise
-        return log.commit()
+        try:
+            return log.commit()
+        except StorageError as error:
+            if cache_untrustworthy_after(error):
+                self.storage.distrust()
+            raise

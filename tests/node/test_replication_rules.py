@@ -175,6 +175,7 @@ def test_s3_an_in_sync_set_expansion_whose_reply_was_lost_still_guards_what_is_a
     replicas.restart("n1")  # today: takes itself out of the in-sync set, and n2 elects itself
     replicas.settle(ELECTION * 3)
     replicas.heal()
+    replicas.deliver_delayed()  # lin-kv answers n0 again
     replicas.restart("n0")
     replicas.settle(1.0)
     acknowledged = sends.acknowledged(key)

@@ -90,7 +90,6 @@ def test_expiry_fails_the_oldest_first_and_only_those_past_their_deadline():
     ledger.expire(6.5)
     assert ledger.take() == [failed(reply(1)), failed(reply(2))]
     assert len(ledger) == 1
-    assert ledger.next_deadline() == 7.0
     ledger.advance(0, 3)
     assert ledger.take() == [reply(3)]
 
@@ -111,15 +110,39 @@ def test_expiry_leaves_a_commit_already_held_alone():
     (MEMORY + 0.01, False),
     (MEMORY * 3, False),
 ])
-def test_a_reply_held_after_its_commit_failed_is_13_within_failed_memory_then_passes(late_by, fails):
+def test_a_reply_held_after_its_commit_failed_is_13_within_failed_memory_then_passes_once_held(late_by, fails):
     ledger = AckLedger(MEMORY)
     ledger.expect(1, {0}, 5.0)
     ledger.expire(5.0)
     assert ledger.take() == []  # no reply was held yet
+    ledger.advance(0, 1)  # the in-sync set came to hold it after all
     ledger.expire(5.0 + late_by)
     late = reply(1)
     assert ledger.hold([late]) == [failed(late) if fails else late]
     assert ledger.take() == []
+
+
+@pytest.mark.parametrize("then", ["nothing", "a lower watermark", "another partition's"])
+def test_a_commit_failed_stays_failed_past_failed_memory_while_its_partition_does_not_hold_it(then):
+    """A listing waiting for a commit given up on must never show what it wrote, however late."""
+    ledger = AckLedger(MEMORY)
+    ledger.expect(3, {0}, 5.0)
+    ledger.expire(5.0)
+    if then == "a lower watermark":
+        ledger.advance(0, 2)
+    elif then == "another partition's":
+        ledger.advance(1, 9)
+    ledger.expire(5.0 + MEMORY * 10)
+    assert ledger.hold([reply(3)]) == [failed(reply(3))]
+
+
+def test_a_commit_failed_is_forgotten_after_failed_memory_once_its_partition_is_led_here_no_more():
+    ledger = AckLedger(MEMORY)
+    ledger.expect(3, {0}, 5.0)
+    ledger.expire(5.0)
+    ledger.deposed(0, 6.0)
+    ledger.expire(5.0 + MEMORY + 0.01)
+    assert ledger.hold([reply(3)]) == [reply(3)]
 
 
 @pytest.mark.parametrize("commit", [0, 3])

@@ -1,5 +1,5 @@
 """What one seed's run does: its network (latency with a long tail, drops, duplicates) and its faults
-in time (one-way link cuts, isolations, nodes cut from lin-kv, lost and late lin-kv replies, pauses,
+in time (one-way link cuts, isolations, nodes cut from lin-kv, lost, late and failed lin-kv replies, pauses,
 kills, disk losses, two restarts in a row), all drawn from the seed."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 CALM_STALL = 0.3
 
 #: Every kind of fault a schedule may hold.
-KINDS = ("cut-link", "isolate", "kv-cut", "kv-lose", "kv-late", "pause", "kill", "wipe", "restart-twice")
+KINDS = ("cut-link", "isolate", "kv-cut", "kv-lose", "kv-late", "kv-error", "pause", "kill", "wipe", "restart-twice")
 
 
 @dataclass(frozen=True)
@@ -79,7 +79,7 @@ def draw(seed: int, nodes: int | None = None, calm: bool = False) -> Plan:
         plan.faults.sort(key=lambda fault: fault.start)
         return plan
     # one seed in four leans on one family of faults, so that rare combinations of them come often
-    kinds = rng.choice((KINDS, KINDS, ("kv-cut", "kv-lose", "kv-late", "wipe", "kill"),
+    kinds = rng.choice((KINDS, KINDS, ("kv-cut", "kv-lose", "kv-late", "kv-error", "wipe", "kill"),
                         ("cut-link", "isolate", "pause", "wipe", "restart-twice")))
     if kinds is not KINDS:
         plan = dataclasses.replace(plan, tail=0.05, duplicate=0.02)

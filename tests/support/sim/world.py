@@ -69,6 +69,7 @@ class World:
         self.kv_cut: set[str] = set()
         self.kv_late: set[str] = set()
         self.kv_lose: dict[str, int] = {}
+        self.kv_errors: dict[str, int] = {}
         self.outcome = Outcome(plan)
         self.trace: deque[tuple[float, tuple[Any, ...]]] = deque(maxlen=trace_limit)
         self.unavailable: set[int] = set()  # partitions no eligible replica kept its file of
@@ -300,7 +301,14 @@ class World:
             self.note("cut", src, "-> lin-kv", line)
             return
         body = msgspec.json.decode(line)["body"]
-        reply = self.kv.handle(src, body)
+        if self.kv_errors.get(src):  # an error in place of the answer: the request dropped (11), or applied (13)
+            self.kv_errors[src] -= 1
+            applied = self.rng.random() < 0.5
+            if applied:
+                self.kv.handle(src, body)
+            reply = {"type": "error", "code": 13 if applied else 11, "text": "lin-kv failed"}
+        else:
+            reply = self.kv.handle(src, body)
         self.note(src, "-> lin-kv", line, "=>", reply)
         if reply is None:
             return
@@ -330,6 +338,8 @@ class World:
             self.at(end, self.kv_cut.discard, node)
         elif fault.kind == "kv-lose":
             self.kv_lose[node] = self.kv_lose.get(node, 0) + self.rng.randint(1, 3)
+        elif fault.kind == "kv-error":
+            self.kv_errors[node] = self.kv_errors.get(node, 0) + self.rng.randint(1, 3)
         elif fault.kind == "kv-late":
             self.kv_late.add(node)
             self.at(end, self.kv_late.discard, node)
@@ -351,6 +361,7 @@ class World:
         self.kv_cut.clear()
         self.kv_late.clear()
         self.kv_lose.clear()
+        self.kv_errors.clear()
         for node in self.plan.node_ids:
             self._resume(node)
             self._restart(node)
