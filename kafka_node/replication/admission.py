@@ -1,6 +1,5 @@
-"""Requests whose keys' partition has no leader here able to take them now (none known, being
-elected, starting its epoch, too few in sync, its lease lapsed): each waits a while, tried again
-at every tick, before a definite error."""
+"""Requests whose partition has no leader here able to take them now (none known, elected, starting,
+too few in sync, lease lapsed): each waits, tried again at every tick, before a definite error."""
 
 from __future__ import annotations
 

@@ -1,6 +1,5 @@
-"""A partition this replica follows: a leader's message checked against the log as the replica will
-hold it (the epoch, the batch before, the chain of live batches), turned into writes to persist and
-an answer, and when the leader was last heard."""
+"""A partition this replica follows: a leader's message checked against the log as it will be (epoch,
+batch before, chain of live batches), turned into writes and an answer; when the leader was heard."""
 
 from __future__ import annotations
 

@@ -10,7 +10,7 @@ from typing import NamedTuple
 from kafka_node.replication.events import KvCall
 from kafka_node.replication.placement import kv_key
 from kafka_node.wire import Sent
-from kafka_node.wire.kv import KEY_DOES_NOT_EXIST, LIN_KV, KvCas, KvCasOk, KvRead, KvReadOk, decode_state
+from kafka_node.wire.kv import LIN_KV, KvCas, KvCasOk, KvRead, KvReadOk, decode_state
 from kafka_node.wire.replica import PartitionState
 
 #: The code given to an error reply that carries none this node can read.
@@ -53,9 +53,9 @@ class KvClient:
         call = entry[0]
         if isinstance(body, KvCasOk):
             return KvAnswer(call, call.to, None)
-        if isinstance(body, KvReadOk):
+        if isinstance(body, KvReadOk):  # a value that is no state of ours: lin-kv could not say (read again later)
             state = decode_state(body.value)
-            return KvAnswer(call, state, None if state is not None else KEY_DOES_NOT_EXIST)
+            return KvAnswer(call, state, None if state is not None else UNREADABLE_ERROR)
         code = getattr(body, "code", None)
         return KvAnswer(call, None, code if isinstance(code, int) else UNREADABLE_ERROR)
 
@@ -69,6 +69,3 @@ class KvClient:
             del self._calls[msg_id]
             late.append(call)
         return late
-
-    def next_deadline(self) -> float | None:
-        return next(iter(self._calls.values()))[1] if self._calls else None

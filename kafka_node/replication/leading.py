@@ -1,17 +1,15 @@
-"""A partition this replica leads, in one epoch: what each follower holds and is sent (its batches
-at once, or what it lacks from the file), the high watermark, the read lease its followers grant,
-and the in-sync set it should have."""
+"""A partition this replica leads, in one epoch: what each follower holds and is sent (batches at once,
+or what it lacks from the file), the high watermark, and the read lease its followers grant."""
 
 from __future__ import annotations
 
 import logging
-from collections import deque
 
 import msgspec
 
-from kafka_node.replication import membership
 from kafka_node.replication.epochs import EpochCache
 from kafka_node.replication.events import Entry
+from kafka_node.replication.insync import WriteTimes
 from kafka_node.replication.ports import PartitionLog
 from kafka_node.replication.progress import FollowerProgress, Phase
 from kafka_node.replication.timing import Timing
@@ -45,9 +43,7 @@ class Leading:
         self.serve_after = serve_after  # no read before this: a former leader's lease may last until then
         self.hw = 0
         self.last_write = self.ready_at  # the newest commit that wrote to the partition
-        #: (commit, when) of the partition's writes a follower may still lack, oldest first;
-        #: the epoch's start counts as one, so that followers have `lag` to take the first probe.
-        self._writes: deque[tuple[int, float]] = deque([(self.ready_at, now)])
+        self.writes = WriteTimes(self.ready_at, now)
         #: Each key's newest committed offset this epoch moved, with the commit that moved it.
         self._moved: dict[str, tuple[int, int]] = {}
 
@@ -70,10 +66,13 @@ class Leading:
             return None
         return file
 
+    def fewest_in_sync(self) -> int:
+        """The members of the smaller in-sync set, of the known and the proposed."""
+        return min(len(self.state.isr), len(self.proposal.isr) if self.proposal else len(self.state.isr))
+
     def enough_in_sync(self) -> bool:
         """Whether the in-sync set, known and proposed, has at least --min-insync members."""
-        smallest = min(len(self.state.isr), len(self.proposal.isr) if self.proposal else len(self.state.isr))
-        return smallest >= self.min_insync
+        return self.fewest_in_sync() >= self.min_insync
 
     def eligible_out(self) -> set[str]:
         """The eligible replicas out of the in-sync set (known and proposed): each holds every
@@ -84,7 +83,7 @@ class Leading:
     def held_in_sync(self) -> int:
         """The newest commit every member of the in-sync set holds, in the file lin-kv names for it."""
         waited = self.members() - {self.me}
-        return min(self._held_by(node) for node in waited) if waited else self.log.commits
+        return min(self.held_by(node) for node in waited) if waited else self.log.commits
 
     def high_watermark(self) -> int | None:
         """The new high watermark, if it moved: the newest commit every eligible replica holds
@@ -92,7 +91,7 @@ class Leading:
         than --min-insync."""
         if not self.enough_in_sync():
             return None
-        held = min([self.held_in_sync(), *(self._held_by(node) for node in self.eligible_out())])
+        held = min([self.held_in_sync(), *(self.held_by(node) for node in self.eligible_out())])
         if held <= self.hw:
             return None
         self.hw = held
@@ -101,7 +100,7 @@ class Leading:
             logger.info("partition %d: every in-sync replica holds the log of epoch %d; serving", self.pid, self.epoch)
         return held
 
-    def _held_by(self, node: str) -> int:
+    def held_by(self, node: str) -> int:
         """What an eligible replica holds, as far as acknowledging goes: only answers from the
         file lin-kv names for it count (one it names none for, since the partition's creation,
         counts as holding nothing: it could lose its disk and still pass for eligible)."""
@@ -120,6 +119,20 @@ class Leading:
         return all(self.progress[node].heard_at + self.timing.lease > now
                    for node in eligible if node != self.me and node in self.progress)
 
+    def refusal(self, writes: bool, durable: int, now: float) -> str | None:
+        """Why a request may not be applied now (None: it may): the epoch is starting (not every
+        in-sync follower holds the log yet, or a former leader's lease may last), too few are in
+        sync to write, or the lease does not hold to read."""
+        if not self.ready or now < self.serve_after:
+            return f"partition {self.pid}'s leader is starting epoch {self.epoch}"
+        if writes:
+            if not self.enough_in_sync():
+                return (f"partition {self.pid} has {self.fewest_in_sync()} replicas in sync, fewer than --min-insync "
+                        f"{self.min_insync}")
+        elif not self.lease_holds(now) or durable < self.ready_at:
+            return f"partition {self.pid}'s leader cannot show it still leads (a follower has not heard it lately)"
+        return None
+
     # --- sending ---------------------------------------------------------------------------
 
     def stamp(self) -> tuple[int, int, int]:
@@ -135,7 +148,7 @@ class Leading:
             self.epochs.append(prev[0] + 1, self.epoch)
             entries = self.log.batch(self.pid, prev[0] + 1)
         self.last_write = commit
-        self._writes.append((commit, now))
+        self.writes.record(commit, now)
         for key, offset in committed.items():
             self._moved[key] = (commit, offset)
         body = Replicate(part=self.pid, epoch=self.epoch, covers=commit, prev=prev, sends=_sends(entries),
@@ -194,9 +207,13 @@ class Leading:
         progress = self.progress.get(node)
         if progress is None:
             return []
+        if answer.file in progress.retired:
+            return []  # a late answer from a file it had before: that file is gone
         if answer.file and answer.file != progress.file:
             if progress.file is None:
                 progress.file = answer.file  # its first answer
+            elif answer.sent < progress.heard_at:
+                return []  # an answer from another file to a message older than one its file answered
             else:
                 logger.info("partition %d: %s answers from another file; it holds nothing known", self.pid, node)
                 progress.new_file(answer.file)
@@ -242,66 +259,6 @@ class Leading:
             elif now - progress.last_sent >= timing.resend:
                 out.append(self.probe(node, now))
         return out
-
-    def lacks_since(self, node: str) -> float | None:
-        """Since when the follower has lacked something the leader wrote (None: it holds it all)."""
-        match = self._held_by(node) if node in self.state.isr else self.progress[node].match
-        if match >= self.last_write:
-            return None
-        return next((when for commit, when in self._writes if commit > match), float("-inf"))
-
-    def isr_change(self, heard_until: float) -> PartitionState | None:
-        """What the in-sync set should become, if anything (as lin-kv's next state): a member
-        that has lacked a write, or not answered, for longer than `lag`, or answers from another
-        file, leaves; a replica that holds everything the leader holds (its log at the epoch's
-        start and every write since), and answered lately, joins."""
-        self._forget_writes(heard_until)
-        lag = self.timing.lag
-        lagging, lost, joining = set(), set(), {}
-        for node, progress in self.progress.items():
-            since = self.lacks_since(node)
-            if node in self.state.isr:
-                if progress.file is not None and progress.file != self.state.files.get(node):
-                    lost.add(node)
-                elif (since is not None and since < heard_until - lag) or self._silent(node, heard_until):
-                    lagging.add(node)
-            elif (progress.phase is Phase.REPLICATE and progress.file is not None
-                  and progress.match >= max(self.last_write, self.ready_at)
-                  and (since is None or since >= heard_until - lag / 2) and progress.heard_at >= heard_until - lag / 2):
-                joining[node] = progress.file
-        if lagging or lost:
-            logger.info("partition %d: %s out of the in-sync set (lagging: %s; another file: %s)", self.pid,
-                        ",".join(sorted(lagging | lost)), ",".join(sorted(lagging)) or "none", ",".join(sorted(lost)) or "none")
-            return membership.shrunk(self.state, lagging, lost)
-        if joining:
-            logger.info("partition %d: %s back in the in-sync set", self.pid, ",".join(sorted(joining)))
-            return membership.grown(self.state, joining)
-        if self.enough_in_sync():  # the set may acknowledge alone: eligible replicas that hold it back are given up
-            held = min(self.held_in_sync(), self.last_write)
-            behind = {node for node in self.eligible_out() if self._held_by(node) < held or self._silent(node, heard_until)}
-            if behind:
-                logger.info("partition %d: %s eligible no more (lacking a write to acknowledge, or silent)", self.pid,
-                            ",".join(sorted(behind)))
-                return membership.given_up(self.state, behind)
-        return None
-
-    def _silent(self, node: str, heard_until: float) -> bool:
-        """Whether a message sent `node` longer than `lag` ago is still unanswered: a replica
-        silent so long keeps this leader from reading under its lease, so it is given up."""
-        since = self.progress[node].unanswered_since
-        return since is not None and since < heard_until - self.timing.lag
-
-    def _forget_writes(self, heard_until: float) -> None:
-        """Drop the writes every follower holds, and merge those older than twice `lag` into one
-        (the newest commit, the oldest time): a follower lacking any of them lags whichever it is."""
-        floor = min((self._held_by(n) if n in self.state.isr else p.match for n, p in self.progress.items()), default=0)
-        writes = self._writes
-        while len(writes) > 1 and writes[0][0] <= floor:
-            writes.popleft()
-        horizon = heard_until - 2 * self.timing.lag
-        while len(writes) > 1 and writes[1][1] < horizon:
-            oldest = writes.popleft()[1]
-            writes[0] = (writes[0][0], oldest)
 
 
 def _sends(entries: list[Entry]) -> list[tuple[str, int, int, int, msgspec.Raw]]:

@@ -1,6 +1,5 @@
-"""How a partition's leadership may change, as new states to propose to lin-kv: its creation, the
-in-sync set shrinking and growing, replicas given up as eligible leaders, an election, a restarted
-leader resuming, and a replica that lost its file leaving; each from the exact state it changes."""
+"""How a partition's leadership may change, as lin-kv states each made from the one it changes:
+creation, the in-sync set shrinking and growing, give-ups, election, resuming, and a lost file."""
 
 from __future__ import annotations
 

@@ -1,6 +1,5 @@
-"""One partition replicated on this node, as a state machine free of I/O and clock (etcd raft's
-`Step` and `Ready`): events in, with the time they happen at; what to persist, send, ask lin-kv
-and release out. Its role changes in one place, `_become`; lin-kv's states are taken newest first."""
+"""One partition replicated on this node, as a state machine free of I/O and clock (etcd raft's `Step`
+and `Ready`): timed events in; what to persist, send, ask lin-kv and release out; roles change in `_become`."""
 
 from __future__ import annotations
 
@@ -8,14 +7,13 @@ import dataclasses
 import logging
 from enum import Enum
 
-from kafka_node.replication import membership
+from kafka_node.replication import insync, membership
 from kafka_node.replication.epochs import EpochCache
 from kafka_node.replication.events import (
     Event,
     FromFollower,
     FromLeader,
     KvAnswered,
-    KvCall,
     KvExpired,
     Ready,
     Tick,
@@ -24,10 +22,10 @@ from kafka_node.replication.events import (
 )
 from kafka_node.replication.following import Follower, FollowState
 from kafka_node.replication.leading import Leading
+from kafka_node.replication.linkv import Heard, LinKv
 from kafka_node.replication.ports import PartitionLog
 from kafka_node.replication.timing import Timing
 from kafka_node.wire import Sent
-from kafka_node.wire.kv import KEY_DOES_NOT_EXIST
 from kafka_node.wire.replica import Leadership, PartitionState, ReplicateRefused
 
 logger = logging.getLogger("kafka_node.replication")
@@ -43,9 +41,8 @@ class Role(Enum):
 
 class PartitionMachine:
     """One partition this node holds a replica of. `step` takes an event; `ready` gives what the
-    steps since the last call produced. Calls to lin-kv go one at a time; a compare-and-set whose
-    answer never came blocks every other until a read shows whether it applied (and it is sent
-    again, the same, while the state it started from is still lin-kv's)."""
+    steps since the last call produced. Its calls to lin-kv go through `lin` (`LinKv`), one at a
+    time; its role is `role`, and while it leads, `lead` holds the epoch's state."""
 
     def __init__(self, pid: int, me: str, replicas: list[str], nodes: list[str], min_insync: int, timing: Timing,
                  log: PartitionLog, now: float) -> None:
@@ -58,12 +55,7 @@ class PartitionMachine:
         self.log = log
         self.file = log.file_id
         self.role = Role.STARTING
-        self.known: PartitionState | None = None  # lin-kv's newest state seen (by version)
-        self.missing = False  # a read found no state: nobody created the partition's yet
-        self.kv: KvCall | None = None  # the call in flight
-        self.uncertain: KvCall | None = None  # a compare-and-set whose outcome is unknown
-        self.kv_expiries = 0  # calls in a row that went unanswered
-        self.reread_at = now
+        self.lin = LinKv(pid, now)
         self.epochs = EpochCache(*log.epoch_ranges(pid))
         self.follower = Follower(pid, self.file, now)
         self.lead: Leading | None = None
@@ -78,6 +70,11 @@ class PartitionMachine:
         ready, self._ready = self._ready, Ready()
         return ready
 
+    @property
+    def known(self) -> PartitionState | None:
+        """lin-kv's newest state this replica has seen (by version)."""
+        return self.lin.known
+
     def leader(self) -> str | None:
         """Who this replica knows leads the partition (itself, while it does)."""
         if self.lead is not None:
@@ -88,19 +85,9 @@ class PartitionMachine:
 
     def refusal(self, writes: bool, durable: int, now: float) -> str | None:
         """Why a request to the partition may not be applied here now (None: it may)."""
-        lead = self.lead
-        if lead is None:
+        if self.lead is None:
             return f"not the leader of partition {self.pid} (its leader: {self.leader() or 'none known'})"
-        if self.role is not Role.LEADER or now < lead.serve_after:  # serve_after: a former leader may still read
-            return f"partition {self.pid}'s leader is starting epoch {lead.epoch}"
-        if writes:
-            if not lead.enough_in_sync():
-                in_sync = min(len(lead.state.isr), len(lead.proposal.isr) if lead.proposal else len(lead.state.isr))
-                return (f"partition {self.pid} has {in_sync} replicas in sync, fewer than --min-insync "
-                        f"{self.min_insync}")
-        elif not lead.lease_holds(now) or durable < lead.ready_at:
-            return f"partition {self.pid}'s leader cannot show it still leads (a follower has not heard it lately)"
-        return None
+        return self.lead.refusal(writes, durable, now)
 
     def stamp(self) -> tuple[int, int, int]:
         assert self.lead is not None
@@ -112,12 +99,13 @@ class PartitionMachine:
 
     def rollback(self, checkpoint: tuple[FollowState, EpochCache]) -> None:
         """Back to `checkpoint`: the transaction holding what was taken since failed."""
-        self.follower.state, self.epochs = dataclasses.replace(checkpoint[0]), checkpoint[1].copy()
+        self.follower.state = dataclasses.replace(checkpoint[0])
+        self.epochs.restore(checkpoint[1])  # in place: a leader begun meanwhile holds the same cache
 
     # --- events -----------------------------------------------------------------------------------
 
     def start(self, now: float) -> None:
-        self._read(now)
+        self.lin.read(self._ready.kv)
 
     def step(self, event: Event) -> None:
         if isinstance(event, Tick):
@@ -129,9 +117,10 @@ class PartitionMachine:
         elif isinstance(event, Wrote):
             if self.lead is not None:
                 self._ready.send += self.lead.wrote(event.commit, event.batch, event.committed, event.now)
-                self._high_watermark()
+                self._high_watermark(event.now)
         elif isinstance(event, Told):
-            self._learn(event.state)
+            if self.lin.learn(event.state):
+                self._ready.learned = event.state
             self._act(event.now)
         elif isinstance(event, KvAnswered):
             self._answered(event)
@@ -140,12 +129,15 @@ class PartitionMachine:
 
     def _from_leader(self, event: FromLeader) -> None:
         message, lead = event.message, self.lead
+        if self.known is None:
+            return  # a new incarnation takes nothing before lin-kv says which epoch is the latest (sent again)
+        floor = max(self.known.epoch, lead.epoch if lead is not None else 0)
+        if message.epoch < floor or (lead is not None and message.epoch == lead.epoch):
+            refused = ReplicateRefused(part=self.pid, epoch=floor, covers=message.covers, stale=True, file=self.file,
+                                       sent=message.sent)
+            self._ready.answers.append(Sent(self.me, event.src, refused))
+            return
         if lead is not None:
-            if message.epoch <= lead.epoch:
-                refused = ReplicateRefused(part=self.pid, epoch=lead.epoch, covers=message.covers, stale=True,
-                                           file=self.file, sent=message.sent)
-                self._ready.answers.append(Sent(self.me, event.src, refused))
-                return
             self._become(Role.FOLLOWER, event.now, event.src, message.epoch)
         before = self.follower.state.leader, self.follower.state.epoch
         ops, answer = self.follower.take(event.src, message, self.epochs, event.now)
@@ -161,25 +153,30 @@ class PartitionMachine:
         if message.epoch != lead.epoch:
             if message.epoch > lead.epoch:  # a newer epoch exists: ask lin-kv who leads it
                 logger.info("partition %d: %s follows epoch %d; asking lin-kv", self.pid, event.src, message.epoch)
-                self._read(event.now)
+                self.lin.read(self._ready.kv)
             return
         self._ready.send += lead.answered(event.src, message, event.now)
-        self._high_watermark()
+        self._high_watermark(event.now)
 
     def _tick(self, tick: Tick) -> None:
         now, timing = tick.now, self.timing
         lead = self.lead
         if lead is not None:
             self._ready.send += lead.tick(now)
-            if self.kv is None and self.uncertain is None and lead.proposal is None:
-                change = lead.isr_change(tick.heard_until)
+            if self.lin.uncertain is not None:  # its outcome unknown, and no read in flight: read again
+                self.lin.read_if_due(now, timing.kv_retry, self._ready.kv)
+            if self.lin.idle and lead.proposal is None:
+                change = insync.change(lead, tick.heard_until)
                 if change is not None:
                     lead.proposal = change
-                    self._cas(change)
-            self._high_watermark()
+                    self.lin.cas(change, self._ready.kv)
+            self._high_watermark(now)
             return
         state = self.known
-        if self.kv is not None or self.uncertain is not None:
+        if self.lin.call is not None:
+            return
+        if self.lin.uncertain is not None:  # its outcome unknown, and no read in flight (one failed): read again
+            self.lin.read_if_due(now, timing.kv_retry, self._ready.kv)
             return
         silent = state is None or state.leader is None or tick.heard_until - self.follower.heard >= timing.election
         if (self.role is Role.FOLLOWER and silent and state is not None and state.leader != self.me
@@ -188,103 +185,39 @@ class PartitionMachine:
                         state.leader or "anyone", state.epoch)
             self._ask_to_lead(membership.elected(state, self.me, self.file))
             self._become(Role.CANDIDATE, now)
-        elif (silent or self.role is Role.STARTING) and now >= self.reread_at:
+        elif silent or self.role is Role.STARTING:
             # what this replica knows may be old (news of a change lost on the way): lin-kv says
-            self.reread_at = now + timing.kv_retry
-            self._read(now)
+            self.lin.read_if_due(now, timing.kv_retry, self._ready.kv)
 
     # --- lin-kv -----------------------------------------------------------------------------------
 
-    def _read(self, now: float) -> None:
-        if self.kv is None:
-            self.kv = KvCall(self.pid)
-            self._ready.kv.append(self.kv)
-
-    def _cas(self, to: PartitionState) -> None:
-        if self.kv is None:
-            self.kv = KvCall(self.pid, self.known, to)
-            self._ready.kv.append(self.kv)
-
     def _ask_to_lead(self, to: PartitionState) -> None:
         self.proposed_epochs.add(to.epoch)
-        self._cas(to)
+        self.lin.cas(to, self._ready.kv)
 
     def _answered(self, event: KvAnswered) -> None:
-        call = event.call
-        if call is not self.kv:
-            return
-        self.kv = None
-        self.kv_expiries = 0
-        now = event.now
-        if not call.is_cas:
-            if event.state is not None:
-                self._learn(event.state)
-            elif event.error == KEY_DOES_NOT_EXIST and self.known is None:
-                self.missing = True
-            else:
-                self.reread_at = now + self.timing.kv_retry
-            if self.uncertain is not None and self.kv is None and self._unapplied(self.uncertain, event):
-                self.kv = KvCall(self.pid, self.uncertain.from_, self.uncertain.to)  # the same, once more
-                self._ready.kv.append(self.kv)
-                return
-        elif event.error is None:
-            assert call.to is not None
-            to = call.to
+        before = self.lin.known
+        heard = self.lin.answered(event, self.timing.kv_retry, self._ready.kv)
+        if self.lin.known is not before:
+            self._ready.learned = self.lin.known
+        if heard is Heard.APPLIED:
+            to = self.lin.known
+            assert to is not None
             logger.info("partition %d: lin-kv set leader=%s epoch=%d isr=%s elr=%s version=%d", self.pid, to.leader,
                         to.epoch, ",".join(to.isr), ",".join(to.elr), to.version)
-            if self._learn(call.to):
-                self._ready.send += [Sent(self.me, node, Leadership(part=self.pid, state=call.to))
-                                     for node in self.nodes if node != self.me]
-        else:
-            # Refused (22: lin-kv holds another state than `from`), or any other error: the
-            # answer may be a copy of this request's (sent twice by the network) arriving after
-            # the one that applied, so whether it applied is known only once a read shows lin-kv
-            # past `from`; until then the leader waits on both in-sync sets.
-            self.uncertain = call
-            self._resolve()
-            self._read(now)
-            return
-        self._act(now)
-
-    def _unapplied(self, call: KvCall, read: KvAnswered) -> bool:
-        """Whether a read shows lin-kv still holds the state `call` changes from (so the call
-        may still apply, or may have been lost): it is sent again."""
-        if call.from_ is None:
-            return read.state is None and read.error == KEY_DOES_NOT_EXIST
-        return read.state is not None and read.state.version == call.from_.version
+            self._ready.send += [Sent(self.me, node, Leadership(part=self.pid, state=to))
+                                 for node in self.nodes if node != self.me]
+        if heard in (Heard.APPLIED, Heard.STATE):
+            self._act(event.now)
 
     def _expired(self, event: KvExpired) -> None:
-        call = event.call
-        if call is not self.kv:
+        if not self.lin.expired(event, self._ready.kv):
             return
-        self.kv = None
-        self.kv_expiries += 1
-        if call.is_cas:
-            self.uncertain = call
-            self._resolve()
-        if self.lead is not None and self.kv_expiries >= 2:
+        if self.lead is not None and self.lin.expiries >= 2:
             logger.warning("partition %d: lin-kv has not answered twice in a row; no longer leading epoch %d",
                            self.pid, self.lead.epoch)
             self.proposed_epochs.discard(self.lead.epoch)
-            self._become(Role.FOLLOWER, event.now)
-        self._read(event.now)
-
-    def _learn(self, state: PartitionState) -> bool:
-        """Take `state` if it is newer than every one seen; whether it was."""
-        if self.known is not None and state.version <= self.known.version:
-            return False
-        self.known = state
-        self.missing = False
-        self._resolve()
-        self._ready.learned = state
-        return True
-
-    def _resolve(self) -> None:
-        """Forget the compare-and-set of unknown outcome once lin-kv is known to have moved past
-        the state it changes: it applied, or it never can now."""
-        uncertain, known = self.uncertain, self.known
-        if uncertain is not None and uncertain.to is not None and known is not None and known.version >= uncertain.to.version:
-            self.uncertain = None
+            self._become(Role.FOLLOWER, event.now, None, self.lead.epoch)
 
     # --- what the state calls for -----------------------------------------------------------------
 
@@ -294,18 +227,18 @@ class PartitionMachine:
         that lost its file, or follow."""
         state = self.known
         if state is None:
-            if self.missing and self.kv is None and self.role is Role.STARTING:
+            if self.lin.missing and self.lin.call is None and self.role is Role.STARTING:
                 if self.me == self.replicas[0]:  # the partition's first leader creates its state
                     self._ask_to_lead(membership.created(self.me, self.file, self.epochs.last[1] + 1, self.replicas))
                 else:
-                    self.reread_at = now + self.timing.kv_retry
+                    self.lin.reread_at = now + self.timing.kv_retry
             return
         if self.me in state.eligible and not state.holds(self.me, self.file):
             if self.lead is not None or self.role is not Role.FOLLOWER:
                 self._become(Role.FOLLOWER, now, None if state.leader == self.me else state.leader, state.epoch)
             logger.error("partition %d: lin-kv names this replica eligible with another file than its own: it lost "
                          "what it held; leaving the in-sync set", self.pid)
-            self._cas(membership.forsaken(state, self.me))
+            self.lin.cas(membership.forsaken(state, self.me), self._ready.kv)
             return
         if state.leader == self.me:
             if state.epoch in self.proposed_epochs:
@@ -315,20 +248,20 @@ class PartitionMachine:
                     self.lead.state = state
                     if self.lead.proposal is not None and state.version >= self.lead.proposal.version:
                         self.lead.proposal = None
-                    self._high_watermark()
-            elif self.kv is None:  # led by a former incarnation (or a call of one, applied late)
+                    self._high_watermark(now)
+            elif self.lin.call is None:  # led by a former incarnation (or a call of one, applied late)
                 logger.info("partition %d: lin-kv names this node leader of epoch %d; leading the next", self.pid,
                             state.epoch)
                 if self.lead is not None:
                     self._become(Role.FOLLOWER, now)
                 self._ask_to_lead(membership.resumed(state, self.me))
             return
-        if self.lead is not None or self.role is Role.STARTING or (self.role is Role.CANDIDATE and self.kv is None):
+        if self.lead is not None or self.role is Role.STARTING or (self.role is Role.CANDIDATE and self.lin.call is None):
             self._become(Role.FOLLOWER, now, state.leader, state.epoch)
         elif self.follower.follow(state.leader, state.epoch, now):
             self._ready.led = (state.leader, state.epoch)
 
-    def _high_watermark(self) -> None:
+    def _high_watermark(self, now: float) -> None:
         lead = self.lead
         if lead is None:
             return
@@ -336,7 +269,7 @@ class PartitionMachine:
         if hw is not None:
             self._ready.hw = hw
             if lead.ready and self.role is Role.LEADER_STARTING:
-                self._become(Role.LEADER, 0.0)
+                self._become(Role.LEADER, now)
 
     # --- roles ------------------------------------------------------------------------------------
 
@@ -360,6 +293,6 @@ class PartitionMachine:
             logger.info("partition %d: leading epoch %d, in sync %s", self.pid, epoch, ",".join(self.known.isr))
             self._ready.send += [self.lead.probe(node, now) for node in self.lead.progress]
             self._ready.led = (self.me, epoch)
-            self._high_watermark()
+            self._high_watermark(now)
         elif role is Role.FOLLOWER and epoch is not None and self.follower.follow(leader, epoch, now):
             self._ready.led = (leader, epoch)

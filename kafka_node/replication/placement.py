@@ -38,9 +38,6 @@ class Placement:
         n = len(self.node_ids)
         return [self.node_ids[(part + i) % n] for i in range(min(self.factor, n))]
 
-    def preferred_leader(self, part: int) -> str:
-        return self.node_ids[part]
-
     def parts_of(self, node_id: str) -> list[int]:
         """The partitions `node_id` holds a replica of."""
         return [part for part in range(self.partitions) if node_id in self.replicas(part)]

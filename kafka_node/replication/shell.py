@@ -1,6 +1,5 @@
-"""Replication as the node sees it: one object that owns this node's partition machines, its calls to
-lin-kv, who leads what, and what replies wait for; the node hands it messages and time, asks it what
-may be applied and read, and takes everything it produced from `ready`."""
+"""Replication as the node sees it: this node's partition machines, its calls to lin-kv, who leads what
+and what replies wait for; the node hands it messages and time, and takes what it produced."""
 
 from __future__ import annotations
 
@@ -149,13 +148,13 @@ class Replication:
         """Take every machine's output: the followers' writes persisted in one transaction
         (their answers wait for it), lin-kv calls numbered, watermarks and depositions to the
         ledger, leads to the directory."""
-        persist, answers, persisting = [], [], []
+        persist, answers, persisting, send = [], [], [], []
         for pid, machine in self.machines.items():
             ready = machine.ready()
             if not ready:
                 continue
-            self._send += ready.send
-            self._send += [self.kv.send(call, now) for call in ready.kv]
+            send += ready.send
+            send += [self.kv.send(call, now) for call in ready.kv]
             persist += ready.persist
             answers += ready.answers
             if ready.persist:
@@ -176,17 +175,17 @@ class Replication:
                 logger.exception("could not store a leader's batches; they will be sent again")
                 for pid, checkpoint in (checkpoints or {}).items():
                     self.machines[pid].rollback(checkpoint)
-                answers = []
+                answers, send = [], [message for message in send if not isinstance(message.body, Replicate)]
             self._persisted.update(persisted_now)
-        self._held += [Held(answer, self._answer_waits_for(pid, persisted_now.get(pid, 0)))
-                       for answer in _cumulative(answers) if (pid := _partition(answer)) >= 0]
+        self._send += send
+        self._held += [Held(answer, self._answer_waits_for(_partition(answer))) for answer in _cumulative(answers)]
         self._held += self.ledger.take()
 
-    def _answer_waits_for(self, pid: int, persisted_now: int) -> int:
+    def _answer_waits_for(self, pid: int) -> int:
         """The commit a follower's answer about `pid` waits for: an answer says what the follower
         holds durably, so it waits for the last transaction that wrote to the partition, this
-        step's (`persisted_now`) or an earlier one not yet synced."""
-        return self._persisted.get(pid, persisted_now)
+        step's or an earlier one not yet synced."""
+        return self._persisted.get(pid, 0)
 
     # --- what the node may do ------------------------------------------------------------------
 
@@ -242,13 +241,16 @@ class Replication:
 
 def _cumulative(answers: list[Sent]) -> list[Sent]:
     """A follower's answers to one leader for one partition: acknowledgements are cumulative,
-    so only the last is sent (refusals all are)."""
-    last_ok: dict[tuple[str, int], int] = {}
+    so only the one covering the most is sent (refusals all are)."""
+    best: dict[tuple[str, int], int] = {}  # (leader, partition) -> the answer covering the most
     for at, answer in enumerate(answers):
-        if isinstance(answer.body, ReplicateOk):
-            last_ok[(answer.dest, answer.body.part)] = at
+        body = answer.body
+        if isinstance(body, ReplicateOk):
+            known = best.get((answer.dest, body.part))
+            if known is None or body.covers >= answers[known].body.covers:  # type: ignore[union-attr]
+                best[(answer.dest, body.part)] = at
     return [answer for at, answer in enumerate(answers)
-            if not isinstance(answer.body, ReplicateOk) or last_ok[(answer.dest, answer.body.part)] == at]
+            if not isinstance(answer.body, ReplicateOk) or best[(answer.dest, answer.body.part)] == at]
 
 
 def _partition(answer: Sent) -> int:

@@ -10,9 +10,8 @@ from kafka_node.wire.replica import PartitionState
 #: Maelstrom's lin-kv service, where each partition's leadership lives.
 LIN_KV = "lin-kv"
 
-#: lin-kv's error codes: no such key; the compare-and-set's `from` differed from the value.
+#: lin-kv's error code for a read of a key it holds no value for.
 KEY_DOES_NOT_EXIST = 20
-PRECONDITION_FAILED = 22
 
 
 class KvRead(msgspec.Struct, tag="read", tag_field="type", kw_only=True):

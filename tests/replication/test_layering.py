@@ -13,8 +13,8 @@ PACKAGE = Path(__file__).resolve().parents[2] / "kafka_node"
 #: What wire/ may import besides itself and msgspec: the standard library's declarations.
 WIRE_STDLIB = {"__future__", "typing", "collections", "collections.abc", "dataclasses", "enum"}
 #: The state machine's modules: no I/O, no clock, no randomness.
-PURE = ["partition.py", "leading.py", "following.py", "progress.py", "membership.py", "epochs.py", "ledger.py",
-        "events.py"]
+PURE = ["partition.py", "linkv.py", "leading.py", "insync.py", "following.py", "progress.py", "membership.py", "epochs.py",
+        "ledger.py", "events.py", "admission.py", "directory.py"]
 IMPURE = {"time", "os", "threading", "select", "socket", "random", "apsw", "sqlite3", "subprocess", "asyncio",
           "datetime"}
 

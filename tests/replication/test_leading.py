@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
+from kafka_node.replication import insync
 from kafka_node.replication.epochs import EpochCache
 from kafka_node.replication.events import Entry
 from kafka_node.replication.leading import Leading
@@ -221,7 +222,7 @@ class Eligible:
     state: PartitionState
     events: list[Event]
     hw: int | None
-    change: PartitionState | None  # what isr_change(heard_until) proposes
+    change: PartitionState | None  # what insync.change(lead, heard_until) proposes
     min_insync: int = 2
     heard_until: float = 1.3
 
@@ -251,7 +252,7 @@ def test_eligible_replicas_out_of_the_set_cap_the_high_watermark_until_given_up(
     lead = leading(case.state, case.min_insync)
     run(lead, case.events)
     assert lead.high_watermark() == case.hw
-    assert lead.isr_change(case.heard_until) == case.change
+    assert insync.change(lead, case.heard_until) == case.change
 
 
 def test_a_member_shrunk_out_holds_the_high_watermark_back_until_lin_kv_gave_it_up():
@@ -260,13 +261,13 @@ def test_a_member_shrunk_out_holds_the_high_watermark_back_until_lin_kv_gave_it_
     assert lead.high_watermark() == START
     run(lead, [write(1.0), ok("n2", 4, 1.0)])  # n1 never answers the write
     shrunk = S(["n0", "n2"], 6, elr=["n1"])
-    assert lead.isr_change(1.51) == shrunk
+    assert insync.change(lead, 1.51) == shrunk
     lead.proposal = shrunk
     assert lead.high_watermark() is None
     lead.state, lead.proposal = shrunk, None  # lin-kv took it: n1 is out of the set, eligible still
     assert lead.high_watermark() is None
     given_up = S(["n0", "n2"], 7, files=files("n0", "n2"))
-    assert lead.isr_change(1.6) == given_up
+    assert insync.change(lead, 1.6) == given_up
     lead.proposal = given_up
     assert lead.high_watermark() is None  # not until lin-kv took that too
     lead.state, lead.proposal = given_up, None
@@ -280,7 +281,7 @@ class Change:
     state: PartitionState
     events: list[Event]
     heard_until: float
-    change: PartitionState | None  # what isr_change(heard_until) proposes
+    change: PartitionState | None  # what insync.change(lead, heard_until) proposes
     min_insync: int = 2
 
 
@@ -342,7 +343,7 @@ CHANGES = {
 def test_the_in_sync_set_loses_lagging_and_lost_members_and_gains_caught_up_replicas(case):
     lead = leading(case.state, case.min_insync)
     run(lead, case.events)
-    assert lead.isr_change(case.heard_until) == case.change
+    assert insync.change(lead, case.heard_until) == case.change
 
 
 # --- (5) the read lease ---------------------------------------------------------------------------

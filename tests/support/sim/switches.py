@@ -14,9 +14,10 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from kafka_node.replication import membership
+from kafka_node.replication import insync, membership
 from kafka_node.replication.leading import Leading
 from kafka_node.replication.ledger import AckLedger
+from kafka_node.replication.linkv import LinKv
 from kafka_node.replication.partition import PartitionMachine
 from kafka_node.replication.shell import Replication
 from kafka_node.wire.replica import PartitionState
@@ -72,8 +73,8 @@ def unknown_taken_as_refused() -> Iterator[None]:
     def forgetting(machine: PartitionMachine, event: Any) -> None:
         call = event.call
         expired(machine, event)
-        if call.is_cas and machine.uncertain is call:
-            machine.uncertain = None
+        if call.is_cas and machine.lin.uncertain is call:
+            machine.lin.uncertain = None
             if machine.lead is not None and machine.lead.proposal is call.to:
                 machine.lead.proposal = None
 
@@ -104,14 +105,13 @@ def no_eligible_leader_replicas() -> Iterator[None]:
 def any_version() -> Iterator[None]:
     """S6 off: a state of lin-kv's is taken whatever its version (a late read's older one too)."""
 
-    def learn(machine: PartitionMachine, state: PartitionState) -> bool:
-        machine.known = state
-        machine.missing = False
-        machine._resolve()
-        machine._ready.learned = state
+    def learn(lin: LinKv, state: PartitionState) -> bool:
+        lin.known = state
+        lin.missing = False
+        lin.resolve()
         return True
 
-    with _patched(PartitionMachine, "_learn", learn):
+    with _patched(LinKv, "learn", learn):
         yield
 
 
@@ -129,9 +129,10 @@ def caught_up_only_at_the_latest_write() -> Iterator[None]:
 
     def lacks_since(lead: Leading, node: str) -> float | None:
         progress = lead.progress[node]
-        return getattr(progress, "caught_up_at", lead._writes[0][1]) if progress.match < lead.last_write else None
+        first = lead.writes.first_after(-1)
+        return getattr(progress, "caught_up_at", first) if progress.match < lead.last_write else None
 
-    with _patched(Leading, "answered", noting), _patched(Leading, "lacks_since", lacks_since):
+    with _patched(Leading, "answered", noting), _patched(insync, "lacks_since", lacks_since):
         yield
 
 
@@ -166,8 +167,59 @@ def restarted_leader_keeps_its_epoch() -> Iterator[None]:
 
 @contextlib.contextmanager
 def acknowledged_before_durable() -> Iterator[None]:
-    """A follower acknowledges a batch sent twice at once, before what it holds is durable."""
-    with _patched(Replication, "_answer_waits_for", lambda shell, pid, persisted_now: persisted_now):
+    """A follower acknowledges at once, before what it holds is durable."""
+    with _patched(Replication, "_answer_waits_for", lambda shell, pid: 0):
+        yield
+
+
+@contextlib.contextmanager
+def takes_before_knowing_lin_kv() -> Iterator[None]:
+    """A restarted replica takes a leader's messages before lin-kv told it the latest epoch (and
+    any epoch below lin-kv's once it knows), so a deposed leader's catch-up may truncate it."""
+    from_leader = PartitionMachine._from_leader
+
+    def taking(machine: PartitionMachine, event: Any) -> None:
+        known = machine.known
+        if known is None or event.message.epoch < known.epoch:
+            machine.lin.known = PartitionState(None, 0, [], -1)  # as if no epoch were known to be later
+            try:
+                from_leader(machine, event)
+            finally:
+                machine.lin.known = known
+        else:
+            from_leader(machine, event)
+
+    with _patched(PartitionMachine, "_from_leader", taking):
+        yield
+
+
+@contextlib.contextmanager
+def answers_from_a_lost_file_count() -> Iterator[None]:
+    """A follower's late answer from the file it had before it lost its disk counts again."""
+    answered = Leading.answered
+
+    def counting(lead: Leading, node: str, answer: Any, now: float) -> Any:
+        progress = lead.progress.get(node)
+        if progress is not None:
+            progress.retired.clear()
+            progress.heard_at = float("-inf")
+        return answered(lead, node, answer, now)
+
+    with _patched(Leading, "answered", counting):
+        yield
+
+
+@contextlib.contextmanager
+def unknown_outcome_read_once() -> Iterator[None]:
+    """A compare-and-set of unknown outcome whose read failed is never read again."""
+    tick = PartitionMachine._tick
+
+    def ticking(machine: PartitionMachine, event: Any) -> None:
+        if machine.lin.uncertain is not None and machine.lin.call is None:
+            machine.lin.reread_at = float("inf")
+        tick(machine, event)
+
+    with _patched(PartitionMachine, "_tick", ticking):
         yield
 
 
@@ -193,6 +245,9 @@ SWITCHES: dict[str, Callable[[], contextlib.AbstractContextManager[None]]] = {
     "new-leader-reads-at-once": new_leader_reads_at_once,
     "restarted-leader-keeps-its-epoch": restarted_leader_keeps_its_epoch,
     "acknowledged-before-durable": acknowledged_before_durable,
+    "takes-before-knowing-lin-kv": takes_before_knowing_lin_kv,
+    "answers-from-a-lost-file-count": answers_from_a_lost_file_count,
+    "unknown-outcome-read-once": unknown_outcome_read_once,
 }
 
 #: Switches whose fault shows only on a calm network (none changes a leader or an in-sync set).
