@@ -19,7 +19,6 @@ from kafka_node.rpcs import Answer, Membership, PollLimits, Written, rpc_of
 from kafka_node.storage import Storage, StorageError, UnusableDatabase
 from kafka_node.unsynced import PartitionedUnsynced, Unsynced
 from kafka_node.wire import ReplicaEnvelope, Sent
-from kafka_node.wire.kv import LIN_KV
 
 logger = logging.getLogger(__name__)
 
@@ -112,8 +111,8 @@ class Node:
         on first, and other nodes' replies settle the parts they answer."""
         if not decoded:
             return
-        if self.replication is not None:
-            decoded = self._replicas_first(decoded, now)
+        if self.replication is not None:  # replicas' messages first: they may change who leads
+            decoded = self.replication.take_own(decoded, now)
         forwarding = self.forwarding
         held: list[Held] = []
         if forwarding is None:
@@ -138,18 +137,6 @@ class Node:
             step.held.extend(held)
         else:  # what waits for a commit waits for the in-sync sets to hold it too
             step.held.extend(self.replication.hold(held))
-
-    def _replicas_first(self, decoded: list[Decoded], now: float) -> list[Decoded]:
-        """Hand replicas' messages and lin-kv's replies to replication before the requests
-        around them are routed (they may change who leads); the rest, in order."""
-        assert self.replication is not None
-        mine = [d for d in decoded if isinstance(d, ReplicaEnvelope)
-                or (isinstance(d, protocol.PeerReplyEnvelope) and d.src == LIN_KV)]
-        if not mine:
-            return decoded
-        self.replication.step(mine, now)
-        return [d for d in decoded if not (isinstance(d, ReplicaEnvelope)
-                                           or (isinstance(d, protocol.PeerReplyEnvelope) and d.src == LIN_KV))]
 
     def _drain(self, step: Step) -> None:
         """The one place replication's output enters a step: messages to send, followers'

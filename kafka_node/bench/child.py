@@ -44,7 +44,10 @@ class Child:
     def initialise(self, request: wire.Request, timeout: float = 10.0) -> tuple[float, LineBuffer]:
         """Send `init` and wait for `init_ok`; the ms from start to it, and the node's output
         read after it."""
-        self.write_all(encode_lines([request]), timeout)
+        try:
+            self.write_all(encode_lines([request]), timeout)
+        except NodeFailure as failure:  # it exited, or stopped reading, before init could be written
+            raise NodeFailure(f"{failure} before answering init") from None
         deadline = time.monotonic() + timeout
         output = LineBuffer()
         lines = b""

@@ -9,6 +9,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, NamedTuple
 
 from kafka_node.outbox import Held
+from kafka_node.protocol import PeerReplyEnvelope
 from kafka_node.replication.admission import WaitingRoom
 from kafka_node.replication.directory import Directory
 from kafka_node.replication.epochs import EpochCache
@@ -20,7 +21,7 @@ from kafka_node.replication.partition import PartitionMachine
 from kafka_node.replication.placement import Placement
 from kafka_node.replication.ports import ReplicaStore
 from kafka_node.replication.timing import Timing
-from kafka_node.wire import Sent
+from kafka_node.wire import ReplicaEnvelope, Sent
 from kafka_node.wire.kv import LIN_KV
 from kafka_node.wire.replica import Leadership, Replicate, ReplicateOk, ReplicateRefused
 
@@ -70,6 +71,14 @@ class Replication:
         for pid in self._others():
             self._read_other(pid, now)
         self._collect(now)
+
+    def take_own(self, decoded: Sequence[Any], now: float) -> list[Any]:
+        """Step on the other replicas' messages and lin-kv's replies among `decoded`; the rest, in order."""
+        own = [envelope for envelope in decoded if _is_own(envelope)]
+        if not own:
+            return list(decoded)
+        self.step(own, now)
+        return [envelope for envelope in decoded if not _is_own(envelope)]
 
     def step(self, envelopes: Sequence[Any], now: float) -> None:
         """Other replicas' messages and lin-kv's replies, read at `now`: the leaders' batches
@@ -237,6 +246,11 @@ class Replication:
         out = Output(self._send, self._held, self.directory.take_moves())
         self._send, self._held = [], []
         return out
+
+
+def _is_own(envelope: Any) -> bool:
+    """Whether a decoded line is replication's: another replica's message, or lin-kv's reply."""
+    return isinstance(envelope, ReplicaEnvelope) or (isinstance(envelope, PeerReplyEnvelope) and envelope.src == LIN_KV)
 
 
 def _cumulative(answers: list[Sent]) -> list[Sent]:
