@@ -47,6 +47,8 @@ def groups(store: Path) -> list[Group]:
     found: dict[tuple[int, str], Group] = {}
     for results_path in sorted(store.glob("*/kafka/*/results.json")):
         run_dir = results_path.parent
+        if run_dir.is_symlink():  # kafka/latest: the same run again
+            continue
         data = json.loads(results_path.read_text())
         run = data["run"]
         nodes = int(run["node_count"])
