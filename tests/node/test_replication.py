@@ -15,14 +15,6 @@ LEADER_WAIT, LAG_TIMEOUT, REPLICATION_TIMEOUT, ELECTION_TIMEOUT = (TIMING.leader
                                                                    TIMING.election)
 
 
-@pytest.fixture
-def replicas(tmp_path):
-    made = Replicas(tmp_path)
-    yield made
-    for storage in made.storages.values():
-        storage.close()
-
-
 def leader_of(replicas: Replicas, part: int) -> str:
     return replicas.leadership(part)["leader"]
 

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
-
 from kafka_node.replication.timing import Timing
 
 from support.replicas import Replicas
@@ -23,14 +21,6 @@ HEARTBEAT = TIMING.heartbeat  # a leader with nothing to send a follower this lo
 TICK = TIMING.tick  # how often a node's timers run
 
 KV_KEY = "kafka-node/partition/{}"
-
-
-@pytest.fixture
-def replicas(tmp_path):
-    made = Replicas(tmp_path)
-    yield made
-    for storage in made.storages.values():
-        storage.close()
 
 
 class Sends:
