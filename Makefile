@@ -110,18 +110,20 @@ sim-switches: install
 
 # Whole runs of our replicated nodes for docs/replication.md's table (about 40 minutes): the seed's
 # workload on 2, 3 and 5 nodes, calm (every client's first final poll at the same instant) over
-# 10 seeds, then combined faults (kills with disk loss, pauses, partitions, 5 ms latency) over 3.
+# 10 seeds, then combined faults (kills with disk loss, pauses, partitions, 5 ms latency) over 3, each beside
+# a calm run of the same latency and rate.
 replication-runs: install-runtime
 	rm -rf store/replication-runs
 	status=0; for n in 2 3 5; do for seed in 1 2 3 4 5 6 7 8 9 10; do \
 		$(BIN)/maelstrom-kafka-test --bin $(BIN)/maelstrom-kafka --node-count $$n --concurrency 2n --time-limit 20 \
 			--rate 1000 --final-polls-together --seed $$seed --store store/replication-runs/calm-$$n-$$seed \
 			-- --db '{node_id}.db' > /dev/null || status=$$?; done; done; \
-	for n in 3 5; do for seed in 1 2 3; do \
+	for n in 3 5; do for seed in 1 2 3; do for faults in calm faults; do \
 		$(BIN)/maelstrom-kafka-test --bin $(BIN)/maelstrom-kafka --node-count $$n --concurrency 2n --time-limit 20 \
-			--rate 500 --nemesis kill,pause,partition --nemesis-targets one --lose-disk --nemesis-interval 3 --latency 5 \
-			--seed $$seed \
-			--store store/replication-runs/faults-$$n-$$seed -- --db '{node_id}.db' > /dev/null || status=$$?; done; done; \
+			--rate 500 --latency 5 --seed $$seed $$([ $$faults = calm ] || echo --nemesis kill,pause,partition \
+			--nemesis-targets one --lose-disk --nemesis-interval 3) \
+			--store store/replication-runs/$$faults-5ms-$$n-$$seed -- --db '{node_id}.db' > /dev/null || status=$$?; \
+		done; done; done; \
 	PYTHONPATH=tests $(BIN)/python -m support.replication_table store/replication-runs || status=$$?; exit $$status
 
 # Not in CI: 10 minutes with restarts and hostile input; reports anomalies and memory over time.

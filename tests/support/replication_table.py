@@ -25,6 +25,8 @@ class Group:
 
     nodes: int
     network: str
+    #: The network of the calm runs its throughput is set against (same latency and rate).
+    calm_network: str
     runs: int = 0
     valid: int = 0
     #: Runs whose only anomaly is Maelstrom's unseen, every case a key the final polls never asked
@@ -37,13 +39,18 @@ class Group:
     in_sync_changes: list[int] = field(default_factory=list)
 
 
-def _network(run: dict[str, Any]) -> str:
-    faults = [*(run.get("nemesis") or [])]
+def _faults(run: dict[str, Any]) -> str:
+    faults = [fault for fault in (run.get("nemesis") or "").split(",") if fault]
     if run.get("lose_disk"):
         faults.append("disk loss")
+    return ", ".join(faults) or "calm"
+
+
+def _network(run: dict[str, Any]) -> str:
+    """The faults, the latency and the rate asked: what the runs of one row share."""
     latency = run.get("latency_ms") or 0
-    text = ", ".join(faults) or "calm"
-    return f"{text}; {latency:g} ms latency" if latency else text
+    return f"{_faults(run)}; {latency:g} ms latency; {run['rate']:g} op/s" if latency else \
+        f"{_faults(run)}; {run['rate']:g} op/s"
 
 
 def groups(store: Path) -> list[Group]:
@@ -55,7 +62,8 @@ def groups(store: Path) -> list[Group]:
         data = json.loads(results_path.read_text())
         run = data["run"]
         nodes = int(run["node_count"])
-        group = found.setdefault((nodes, _network(run)), Group(nodes, _network(run)))
+        group = found.setdefault((nodes, _network(run)), Group(nodes, _network(run), _network({**run, "nemesis": None,
+                                                                                                 "lose_disk": False})))
         group.runs += 1
         group.valid += data["maelstrom"]["valid"] is True and data["stricter"]["valid"] is True
         group.generators += (data["maelstrom"]["valid"] is False and data["stricter"]["valid"] is True
@@ -67,17 +75,18 @@ def groups(store: Path) -> list[Group]:
         changes = changes_in(run_dir / "node-logs", replicas=min(3, nodes))
         group.leader_changes.append(changes.leader_changes())
         group.in_sync_changes.append(changes.in_sync_changes())
-    return sorted(found.values(), key=lambda g: (g.network != "calm", g.network, g.nodes))
+    return sorted(found.values(), key=lambda g: (g.network != g.calm_network, g.network, g.nodes))
 
 
 def table(found: list[Group]) -> str:
-    calm = {g.nodes: statistics.mean(g.throughput) for g in found if g.network == "calm" and g.throughput}
+    calm = {(g.nodes, g.network): statistics.mean(g.throughput) for g in found if g.network == g.calm_network}
     lines = ["| nodes | network | runs | both verdicts valid | operations ok (min) | throughput (of calm) | "
              "failover p50 / p99 | leader changes per run | in-sync set changes per run |",
              "|---|---|---|---|---|---|---|---|---|"]
     for g in found:
         mean = statistics.mean(g.throughput)
-        ratio = f" ({mean / calm[g.nodes]:.2f})" if g.nodes in calm and g.network != "calm" else ""
+        baseline = calm.get((g.nodes, g.calm_network)) if g.network != g.calm_network else None
+        ratio = f" ({mean / baseline:.2f})" if baseline else ""
         median, p99 = quantile(g.failovers, 0.5), quantile(g.failovers, 0.99)
         failover = "—" if median is None else f"{median * 1000:.0f} / {p99 * 1000:.0f} ms ({len(g.failovers)} kills)"
         quirk = f" (+{g.generators} unseen only where the final polls never asked)" if g.generators else ""
