@@ -35,6 +35,7 @@ CAUGHT_BY = {
     "calm-caught-up-only-at-the-latest-write": 1,
     "restarted-leader-keeps-its-epoch": 0,
     "acknowledged-before-durable": 0,
+    "unknown-outcome-read-once": 27,
 }
 #: Seeds searched past the recorded one before a switch counts as not caught.
 SEARCH = 200

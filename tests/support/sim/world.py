@@ -82,6 +82,7 @@ class World:
         #: per partition, the replicas (with their file) lin-kv named eligible since clients were last told of it
         self._eligible_since_told: dict[int, set[tuple[str, str]]] = {}
         self._states: dict[int, PartitionState] = {}
+        self._changed_at: dict[int, float] = {}  # when each partition's state last changed
         self._settled_at: float | None = None  # when every partition first had every replica in sync
         keys = [str(k) for k in range(plan.keys)]
         self.keys_by_partition: dict[int, list[str]] = {}
@@ -395,7 +396,12 @@ class World:
                 before = self._states.get(pid)
                 if before != partition:
                     self._states[pid] = partition
+                    self._changed_at[pid] = self.now
                     self.outcome.changes.append((self.now, pid, partition))
+                    # lin-kv's latest word on a replica's file is the one that counts: a file it
+                    # named no longer (another took its place) is not eligible any more
+                    self._eligible_since_told[pid] = {(n, f) for n, f in self._eligible_since_told.get(pid, ())
+                                                      if partition.files.get(n, f) == f}
                     self._calm_change(pid, partition)
                     if before is not None and _given_up(before, partition):
                         # given up to acknowledge a write it lacks: it may rightly never lead again,
@@ -450,7 +456,10 @@ class World:
             machine = leader.shell.machines.get(pid) if leader else None
             if machine is None or machine.role is not Role.LEADER or machine.lead is None or machine.lead.epoch != state.epoch:
                 raise Violation(f"partition {pid} has no leader serving after the faults ended: {state}")
-            if sorted(state.isr) != sorted(self.placement.replicas(pid)):
+            # Drops go on after the faults end, so a follower may rightly leave the set at the very
+            # end; it must be back within the time a leader takes to probe it and ask lin-kv.
+            settling = self.now - self._changed_at.get(pid, 0.0) < self.timing.lag + self.timing.resend + self.timing.kv_timeout
+            if sorted(state.isr) != sorted(self.placement.replicas(pid)) and not settling:
                 raise Violation(f"partition {pid}'s replicas are not all back in sync after the faults ended: {state}")
         ledger = self.checks.ledger
         unseen = [(key, offset, msg) for key, offset, msg in ledger.acked
