@@ -215,6 +215,14 @@ def test_the_high_watermark_never_moves_back_and_the_leader_serves_once_its_star
     assert (lead.high_watermark(), lead.hw) == (None, 5)
 
 
+
+def test_a_late_answer_from_the_file_a_follower_lost_never_counts_again():
+    lead = leading(ALL_IN)
+    run(lead, [ok("n1", START, 0.0), ok("n2", START, 0.0), *WRITES, ok("n1", 6, 1.2)])
+    run(lead, [ok("n2", START, 1.2, file="file-2b")])  # n2 restarted on a new file: it holds nothing known
+    run(lead, [ok("n2", 6, 1.25)])  # its lost file's answer to a later message, delayed on the way
+    assert (lead.progress["n2"].file, lead.high_watermark()) == ("file-2b", None)
+
 # --- (2) the high watermark: the eligible replicas out of the set -------------------------------
 
 @dataclass
