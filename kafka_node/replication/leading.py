@@ -38,7 +38,7 @@ class Leading:
         self.timing = timing
         self.min_insync = min_insync
         self.progress = {node: FollowerProgress() for node in replicas if node != me}
-        self.ready_at = log.commits  # reads wait until every in-sync follower holds this
+        self.ready_at = log.commits  # nothing is served until every eligible replica holds this
         self.ready = False
         self.serve_after = serve_after  # no read before this: a former leader's lease may last until then
         self.hw = 0

@@ -10,7 +10,8 @@ from enum import Enum
 
 class Phase(Enum):
     """PROBE: nothing is known of its log (the epoch's start, it refused a batch, or it restarted
-    with another file): a whole message is sent it, then again every `resend`.
+    with another file): a whole message is sent it at the next tick, and it is in REPLICATE at
+    once (a follower that missed the message refuses the next heartbeat, and is caught up).
     REPLICATE: a whole message was sent it; new batches follow at once, each chained to the one
     before by `after`, and heartbeats when nothing else goes.
     CATCH_UP: it lacks more than fits in a message; the part in flight ends at batch `end`, and
