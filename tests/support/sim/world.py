@@ -161,14 +161,16 @@ class World:
 
     def _replied(self, node: str, request: Any, body: Any, epochs: dict[int, int]) -> None:
         """A node's reply leaves it: what it promised is settled, whether or not the client hears;
-        and it was the latest leader of each partition it served (no leader of a later epoch had
-        acknowledged or read anything before it)."""
+        and a read comes from the latest leader of each partition it read (no leader of a later
+        epoch had acknowledged or read anything before it). A write's acknowledgement may come
+        late from a deposed leader: every replica able to lead after it held the write first."""
         for pid, epoch in epochs.items():
             latest = self._served.get(pid, (0, ""))
-            if epoch < latest[0]:
+            if epoch < latest[0] and request.op in ("poll", "list"):
                 raise Violation(f"{node}, leader of partition {pid} in epoch {epoch}, answered a {request.op} after "
                                 f"{latest[1]}, its leader in epoch {latest[0]}, had answered one")
-            self._served[pid] = (epoch, node)
+            if epoch > latest[0]:
+                self._served[pid] = (epoch, node)
         if isinstance(body, protocol.SendOk):
             self.checks.settle(request.args["key"], body.offset, request.args["msg"], "acknowledged by a node")
         elif isinstance(body, protocol.PollOk):
