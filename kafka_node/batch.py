@@ -11,7 +11,7 @@ from kafka_node import errors, protocol
 from kafka_node.errors import Failure
 from kafka_node.rpcs import Answer, PollLimits, Rpc, Written, rpc_of
 from kafka_node.storage import Storage, StorageError
-from kafka_node.storage.failures import cache_untrustworthy_after, is_whole_database_error
+from kafka_node.storage.failures import is_whole_database_error
 from kafka_node.storage.log import Log
 from kafka_node.unsynced import PartitionedUnsynced, Unsynced
 
@@ -64,11 +64,9 @@ def apply(storage: Storage, requests: list[protocol.Envelope], limits: PollLimit
     if not log.in_transaction:  # its one write failed and was rolled back: nothing to commit
         return answers
     try:
-        log.commit()
+        storage.commit()
     except StorageError as error:
         logger.error("COMMIT failed (%s): the outcome of %d requests is unknown", error, len(requests))
-        if cache_untrustworthy_after(error):
-            storage.distrust()
         return [Answer(errors.commit_failed(error), 0)] * len(requests)
     unsynced.record(transaction.commit, transaction.written.sent, transaction.written.committed, durable)
     return answers

@@ -7,8 +7,7 @@ from collections.abc import Iterable, Sequence
 
 from kafka_node.replication.events import Append, Entry, MergeCommitted, PersistOp, TruncateAfter
 from kafka_node.replication.placement import Placement
-from kafka_node.storage import Storage, StorageError
-from kafka_node.storage.failures import cache_untrustworthy_after
+from kafka_node.storage import Storage
 
 
 class SqliteStore:
@@ -44,9 +43,8 @@ class SqliteStore:
         return self.storage.log.committed_offsets(keys)
 
     def persist(self, ops: Sequence[PersistOp]) -> int:
-        """The writes in one transaction; its commit number. Raises if it failed (rolled back);
-        after a COMMIT that failed so that the file may not be what the connection believes, the
-        storage is no longer trusted, as after a client's batch (the node stops)."""
+        """The writes in one transaction; its commit number. Raises if it failed, rolled back
+        (`Storage.commit` distrusts the file after an I/O error at COMMIT, as for a client's batch)."""
         log, replica = self.storage.log, self.storage.replica
         log.begin()
         try:
@@ -60,9 +58,4 @@ class SqliteStore:
         except BaseException:
             log.rollback()
             raise
-        try:
-            return log.commit()
-        except StorageError as error:
-            if cache_untrustworthy_after(error):
-                self.storage.distrust()
-            raise
+        return self.storage.commit()

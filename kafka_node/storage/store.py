@@ -12,6 +12,7 @@ from types import TracebackType
 import apsw
 
 from kafka_node.storage import opening
+from kafka_node.storage.failures import cache_untrustworthy_after
 from kafka_node.storage.log import Log
 from kafka_node.storage.opening import NODE_ID_PLACEHOLDER, Durability
 from kafka_node.storage.replica import ReplicaLog
@@ -118,6 +119,16 @@ class Storage:
             self._syncer.wait(self.log.commits)
 
     # --- trust, and the end ---------------------------------------------------------------
+
+    def commit(self) -> int:
+        """COMMIT the open transaction; the commit's number. A COMMIT that failed so that the
+        connection's view may not be the disk's leaves the storage untrusted; the error is raised."""
+        try:
+            return self.log.commit()
+        except apsw.Error as error:
+            if cache_untrustworthy_after(error):
+                self.distrust()
+            raise
 
     def distrust(self) -> None:
         """After an I/O error at COMMIT the connection's view of the file may not be what is

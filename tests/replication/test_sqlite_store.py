@@ -1,13 +1,16 @@
-"""Replication's port on a real SQLite file: a follower's writes in one transaction, and the epoch
-ranges a restarted replica's machine rebuilds its epoch cache from, found by bisection."""
+"""Replication's port on a real SQLite file: a follower's writes in one transaction (a failed COMMIT
+distrusts the file), and the epoch ranges a restarted replica rebuilds its cache from, by bisection."""
 
 from __future__ import annotations
 
 import tempfile
 from pathlib import Path
 
+import apsw
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from storage.test_faults import FaultyVFS
 
 from kafka_node.replication.epochs import EpochCache
 from kafka_node.replication.events import Append, Entry, MergeCommitted, TruncateAfter
@@ -72,3 +75,16 @@ def test_a_file_keeps_its_id_across_opens_and_another_file_has_another(tmp_path)
         ids.append(store.file_id)
         storage.close()
     assert ids[0] == ids[1] != ids[2] and len(ids[0]) == 16
+
+
+def test_a_followers_transaction_whose_commit_fails_is_rolled_back_and_the_file_no_longer_trusted(tmp_path):
+    vfs = FaultyVFS()
+    storage = Storage.open(str(tmp_path / "log.db"), vfs=vfs.name)
+    store = SqliteStore(storage, PLACEMENT)
+    vfs.failing = "write"  # the WAL's frames, written at COMMIT
+    with pytest.raises(apsw.IOError):
+        store.persist([Append(1, [Entry("a", 0, 1, 1, "1")])])
+    vfs.failing = None
+    assert storage.untrusted, "the connection's view may not be the disk's: the node must stop"
+    assert store.batch(1, 1) == []
+    storage.close()
