@@ -160,11 +160,11 @@ class PartitionMachine:
 
     def _tick(self, tick: Tick) -> None:
         now, timing = tick.now, self.timing
+        if self.lin.uncertain is not None:  # its outcome unknown, and no read in flight (one failed): read again
+            self.lin.read_if_due(now, timing.kv_retry, self._ready.kv)
         lead = self.lead
         if lead is not None:
             self._ready.send += lead.tick(now)
-            if self.lin.uncertain is not None:  # its outcome unknown, and no read in flight: read again
-                self.lin.read_if_due(now, timing.kv_retry, self._ready.kv)
             if self.lin.idle and lead.proposal is None:
                 change = insync.change(lead, tick.heard_until)
                 if change is not None:
@@ -172,12 +172,9 @@ class PartitionMachine:
                     self.lin.cas(change, self._ready.kv)
             self._high_watermark(now)
             return
+        if not self.lin.idle:
+            return
         state = self.known
-        if self.lin.call is not None:
-            return
-        if self.lin.uncertain is not None:  # its outcome unknown, and no read in flight (one failed): read again
-            self.lin.read_if_due(now, timing.kv_retry, self._ready.kv)
-            return
         silent = state is None or state.leader is None or tick.heard_until - self.follower.heard >= timing.election
         if (self.role is Role.FOLLOWER and silent and state is not None and state.leader != self.me
                 and state.holds(self.me, self.file)):

@@ -74,11 +74,13 @@ class Replication:
 
     def take_own(self, decoded: Sequence[Any], now: float) -> list[Any]:
         """Step on the other replicas' messages and lin-kv's replies among `decoded`; the rest, in order."""
-        own = [envelope for envelope in decoded if _is_own(envelope)]
-        if not own:
-            return list(decoded)
-        self.step(own, now)
-        return [envelope for envelope in decoded if not _is_own(envelope)]
+        own: list[Any] = []
+        rest: list[Any] = []
+        for envelope in decoded:
+            (own if _is_own(envelope) else rest).append(envelope)
+        if own:
+            self.step(own, now)
+        return rest
 
     def step(self, envelopes: Sequence[Any], now: float) -> None:
         """Other replicas' messages and lin-kv's replies, read at `now`: the leaders' batches
