@@ -1,11 +1,13 @@
 """Maelstrom's simulated network: requests from the runner's clients encoded as Maelstrom
-sends them, every stdout line validated and routed by its dest (clients, nodes, services),
-replies matched to requests by in_reply_to, RPC timeouts, latency, partitions, down nodes, counts."""
+sends them, every stdout line validated and routed by its dest (clients, nodes, services) through
+its destination's queue, replies matched by in_reply_to, RPC timeouts, down nodes, counts, logs."""
 
 from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
+import random
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Mapping
@@ -14,10 +16,14 @@ from typing import Any, NoReturn
 import msgspec
 
 from kafka_node.clientkit.framing import encode_line
+from kafka_node.maelstrom.delivery import DeliveryQueue, DeliveryStats, LoopTimer, Parcel, Timer, Waiting
 from kafka_node.maelstrom.journal import JOURNAL_LIMIT, Journal, Message
+from kafka_node.maelstrom.latency import LatencyDistribution
 from kafka_node.maelstrom.process import NodeProcess
 
 NODE_ID = "n0"
+
+log = logging.getLogger("kafka_node.maelstrom.run")
 
 #: Seconds a client waits for a reply before the operation is indeterminate (Maelstrom: 5 s).
 RPC_TIMEOUT = 5.0
@@ -74,6 +80,11 @@ def _excerpt(line: bytes) -> str:
     return line[:300].decode("utf-8", "replace").rstrip("\n")
 
 
+def _source(line: bytes) -> str:
+    """The src of a line the network encoded itself."""
+    return _envelope.decode(line).src
+
+
 def is_client(node_id: str) -> bool:
     """Maelstrom's rule: an id starting with "c" is a client's (maelstrom.util/client?)."""
     return node_id.startswith("c")
@@ -114,20 +125,25 @@ class NetStats:
 class Network:
     """Every message of a test, routed as Maelstrom's simulated network routes them: client
     requests to the node a client is bound to and replies back (matched by in_reply_to),
-    messages between nodes and to and from services, delayed by `latency` seconds when
-    neither end is a client. A message for a node that is restarting waits for it to come
-    back; one for a node the kill nemesis holds `down` is dropped and counted (a request to it
-    is never answered: its client times out); one for an id nobody has is counted and kept as
-    an example. While `grudge` names a message's sender among those its receiver drops (only
-    nodes are ever partitioned, as in Maelstrom), the message is dropped and counted."""
+    messages between nodes and to and from services. Each message for a node or a service goes
+    through that destination's DeliveryQueue, with a deadline drawn from `latency` when neither
+    end is a client (Maelstrom's `send!`), and is taken as net.clj's `recv!` takes it: then a
+    grudge naming its sender among those its receiver drops (only nodes are ever partitioned,
+    as in Maelstrom) drops it and counts it. A message for a node that is restarting waits for
+    it to come back; one for a node the kill nemesis holds `down` is dropped and counted (a
+    request to it is never answered: its client times out); one for an id nobody has is
+    counted and kept as an example. `log_send`/`log_recv` put every message in the run's log."""
 
-    def __init__(self, timeout: float = RPC_TIMEOUT, latency: float = 0.0,
+    def __init__(self, timeout: float = RPC_TIMEOUT, latency: LatencyDistribution | None = None,
                  services: dict[str, Any] | None = None, clock: Callable[[], float] = time.monotonic,
-                 journal_limit: int = JOURNAL_LIMIT) -> None:
+                 journal_limit: int = JOURNAL_LIMIT, timer: Timer | None = None,
+                 log_send: bool = False, log_recv: bool = False) -> None:
         self.timeout = timeout
-        self.latency = latency
+        self.latency = latency or LatencyDistribution("constant", 0, random.Random(0))
         self.services = services or {}
         self.clock = clock
+        self.timer = timer or LoopTimer()
+        self.log_send, self.log_recv = log_send, log_recv
         self.journal = Journal(journal_limit)
         self.grudge: Mapping[str, frozenset[str]] = {}  # receiver -> senders whose messages it drops
         self.dropped = 0  # by partitions
@@ -138,7 +154,9 @@ class Network:
         self.gone: dict[str, str | None] = {}  # node -> why requests to it cannot be delivered
         self.counts: Counter[str] = Counter()  # what the runner saw of clients' traffic
         self.stats = NetStats()
+        self.delivery = DeliveryStats()
         self.unknown_destinations: list[dict[str, Any]] = []
+        self._queues: dict[str, DeliveryQueue] = {}  # node or service -> its queue
         # node -> lines held while it is down, with their journal entries
         self._waiting: dict[str, list[tuple[bytes, Message | None]]] = defaultdict(list)
         # (client, msg_id) -> the node asked, and the future its reply resolves
@@ -161,16 +179,49 @@ class Network:
         """The node answered init: deliver what waited for it, and let clients in."""
         node = self.nodes[node_id]
         for line, entry in self._waiting.pop(node_id, []):
-            if node is not None and node.write(line) and entry:
-                entry.received = self.clock()
+            if node is not None and node.write(line):
+                self._delivered(_source(line), node_id, line, entry)
         self.ready[node_id].set()
 
-    def _encode(self, src: str, dest: str, body: Any) -> bytes:
-        return encode_line({"id": next(self._message_ids), "src": src, "dest": dest, "body": body})
+    def _line(self, src: str, dest: str, body: Any) -> bytes:
+        """The message as Maelstrom writes it, with the id it gives every message; logged
+        with --log-net-send."""
+        line = encode_line({"id": next(self._message_ids), "src": src, "dest": dest, "body": body})
+        if self.log_send:
+            log.info(":send %s", line[:-1].decode("utf-8", "replace"))
+        return line
+
+    def _cut(self, src: str, dest: str) -> bool:
+        return src in self.grudge.get(dest, ())
+
+    def _queue(self, dest: str) -> DeliveryQueue:
+        queue = self._queues.get(dest)
+        if queue is None:
+            queue = self._queues[dest] = DeliveryQueue(self.timer, self._cut, self.delivery)
+        return queue
+
+    def _send(self, src: str, dest: str, deliver: Callable[[], Waiting | None], entry: Message | None) -> None:
+        """Into `dest`'s queue, due after a latency drawn for messages between servers (none
+        for a client's request), as Maelstrom's `send!`."""
+        between_servers = not is_client(src)
+        delay = self.latency.draw_ms() / 1000 if between_servers else 0.0
+        parcel = Parcel(src, dest, self.timer.now() + delay, deliver, lambda: self._drop_by_partition(entry),
+                        between_servers=between_servers,
+                        number=self.delivery.number(src, dest) if between_servers else 0)
+        self._queue(dest).put(parcel)
+
+    def _delivered(self, src: str, dest: str, line: bytes, entry: Message | None) -> None:
+        """Counted as received, marked in the journal, and logged with --log-net-recv."""
+        self.stats.received(src, dest)
+        if entry:
+            entry.received = self.clock()
+        if self.log_recv:
+            log.info(":recv %s", line[:-1].decode("utf-8", "replace"))
 
     async def call(self, client: str, node_id: str, body: dict[str, Any], *, timeout: float | None = None,
                    wait_ready: bool = True) -> tuple[Head, msgspec.Raw]:
-        """Send one request from `client` to `node_id` and return the reply's head and raw body."""
+        """Send one request from `client` to `node_id` and return the reply's head and raw body.
+        Init (`wait_ready` False) is written at once: the node has just started."""
         if wait_ready:
             await self.ready[node_id].wait()
         if node_id in self.down:
@@ -184,20 +235,31 @@ class Network:
         limit = timeout or self.timeout
         try:
             request = {**body, "msg_id": msg_id}
-            line = self._encode(client, node_id, request)
-            self._journal_delivered(client, node_id, body["type"], request)
-            if not node.write(line):
-                raise NodeLost(self.gone.get(node_id) or "the node's stdin is closed")
+            line = self._line(client, node_id, request)
+            entry = self.journal.sent(client, node_id, body["type"], request, self.clock())
             self.counts["sent"] += 1
             self.stats.sent(client, node_id)
-            self.stats.received(client, node_id)
-            async with asyncio.timeout(limit):  # a node that stops reading its stdin counts too
-                await node.drain()
+            if not wait_ready:
+                self._deliver_request(client, node_id, node, line, entry)
+            else:
+                self._send(client, node_id, lambda: self._deliver_request(client, node_id, node, line, entry), entry)
+            async with asyncio.timeout(limit):
                 return await future
         except TimeoutError:
             raise RpcTimeout(f"no reply within {limit:g} s") from None
         finally:
             self._pending.pop((client, msg_id), None)
+
+    def _deliver_request(self, client: str, node_id: str, node: NodeProcess, line: bytes,
+                         entry: Message | None) -> Waiting | None:
+        """A client's request reaches the incarnation it was sent to (one since killed has
+        failed the request already, and the request is lost with it)."""
+        if self.nodes.get(node_id) is not node or self.gone.get(node_id) or not node.write(line):
+            if node_id in self.down:
+                self._drop_while_down(entry)
+            return None
+        self._delivered(client, node_id, line, entry)
+        return node.waiting_room()
 
     async def _unanswered(self, client: str, node_id: str, body: dict[str, Any], limit: float) -> NoReturn:
         """A request to a node that is down: sent, dropped, and timed out, as on a network."""
@@ -216,26 +278,25 @@ class Network:
         self.stats.sent(src, dest)
         entry = self.journal.sent(src, dest, head.type, bytes(envelope.body), self.clock())
         if is_client(dest):
+            if self.log_send or self.log_recv:
+                logged = self._line(envelope.src, dest, envelope.body)
+                if self.log_recv:
+                    log.info(":recv %s", logged[:-1].decode("utf-8", "replace"))
+            else:
+                next(self._message_ids)  # every message has its id, logged or not
             if entry:
                 entry.received = entry.sent
             self._deliver_to_client(envelope, head)
         elif dest in self.nodes:
-            if self._drops(src, dest, entry):
-                return
-            self._later(lambda: self._deliver_to_node(src, dest, self._encode(envelope.src, dest, envelope.body),
-                                                      entry), src, dest)
+            to_node = self._line(envelope.src, dest, envelope.body)
+            self._send(src, dest, lambda: self._deliver_to_node(src, dest, to_node, entry), entry)
         elif dest in self.services:
-            self._later(lambda: self._serve(src, dest, envelope.body, entry), src, dest)
+            to_service = self._line(envelope.src, dest, envelope.body)
+            self._send(src, dest, lambda: self._serve(src, dest, envelope.body, to_service, entry), entry)
         else:
             self.counts["unknown destination"] += 1
             if len(self.unknown_destinations) < 32:
                 self.unknown_destinations.append({"src": src, "dest": dest, "line": _excerpt(line)})
-
-    def _later(self, deliver: Any, src: str, dest: str) -> None:
-        if self.latency > 0 and not (is_client(src) or is_client(dest)):
-            asyncio.get_running_loop().call_later(self.latency, deliver)
-        else:
-            deliver()
 
     def _deliver_to_client(self, envelope: Envelope, head: Head) -> None:
         self.counts["received"] += 1
@@ -247,35 +308,24 @@ class Network:
         self.stats.received(envelope.src, envelope.dest)
         future.set_result((head, envelope.body))
 
-    def _drops(self, src: str, dest: str, entry: Message | None) -> bool:
-        """Whether a partition drops this message from `src` to `dest` (counted if so)."""
-        if src not in self.grudge.get(dest, ()):
-            return False
+    def _drop_by_partition(self, entry: Message | None) -> None:
         self.dropped += 1
         if entry:
             entry.dropped = True
-        return True
 
-    def _journal_delivered(self, src: str, dest: str, type: str, body: dict[str, Any]) -> None:
-        """Journal a message that arrives as it is sent (to or from a client)."""
-        if entry := self.journal.sent(src, dest, type, body, self.clock()):
-            entry.received = entry.sent
-
-    def _deliver_to_node(self, src: str, dest: str, line: bytes, entry: Message | None = None) -> None:
+    def _deliver_to_node(self, src: str, dest: str, line: bytes, entry: Message | None = None) -> Waiting | None:
         node = self.nodes.get(dest)
         if dest in self.down:
             self._drop_while_down(entry)
         elif node is None or self.gone.get(dest) or not self.ready[dest].is_set():
             self._waiting[dest].append((line, entry))
         elif node.write(line):
-            self.stats.received(src, dest)
-            if entry:
-                entry.received = self.clock()
+            self._delivered(src, dest, line, entry)
+            return node.waiting_room()
+        return None
 
-    def _serve(self, src: str, service: str, raw: msgspec.Raw, entry: Message | None = None) -> None:
-        self.stats.received(src, service)
-        if entry:
-            entry.received = self.clock()
+    def _serve(self, src: str, service: str, raw: msgspec.Raw, line: bytes, entry: Message | None = None) -> None:
+        self._delivered(src, service, line, entry)
         try:
             body = msgspec.json.decode(raw)
         except msgspec.DecodeError:
@@ -287,9 +337,9 @@ class Network:
             return  # Maelstrom's service thread throws and answers nothing
         reply["in_reply_to"] = body.get("msg_id")
         self.stats.sent(service, src)
-        line = self._encode(service, src, reply)
+        line = self._line(service, src, reply)
         answer = self.journal.sent(service, src, str(reply.get("type")), reply, self.clock())
-        self._later(lambda: self._deliver_to_node(service, src, line, answer), service, src)
+        self._send(service, src, lambda: self._deliver_to_node(service, src, line, answer), answer)
 
     def forget_client(self, client: str) -> None:
         self._msg_ids.pop(client, None)
@@ -321,3 +371,8 @@ class Network:
     def lose_all(self, reason: str) -> None:
         for node_id in self.nodes:
             self.lose(node_id, reason)
+
+    def described(self, operations: int) -> dict[str, Any]:
+        """results.json's `net`: Maelstrom's statistics, the latency drawn, and delivery's order."""
+        return {**self.stats.described(operations), "latency": self.latency.described(),
+                "delivery": self.delivery.described()}

@@ -54,11 +54,13 @@ class Nodes:
     directory is emptied before it starts again."""
 
     def __init__(self, command: list[str], node_dirs: Path, log_dir: Path, net: Network, history: History,
-                 node_ids: list[str], on_change: Callable[[], None] = lambda: None, lose_disk: bool = False) -> None:
+                 node_ids: list[str], on_change: Callable[[], None] = lambda: None, lose_disk: bool = False,
+                 log_stderr: bool = False) -> None:
         self.command = command
         self.node_dirs = node_dirs
         self.log_dir = log_dir  # <node id>.log for each node: its stderr, and our notes
         self.lose_disk = lose_disk
+        self.log_stderr = log_stderr  # each stderr line in the run's log too, as Maelstrom's --log-stderr
         self.disk_losses: list[DiskLoss] = []
         self.net = net
         self.history = history
@@ -78,7 +80,8 @@ class Nodes:
         answer init_ok."""
         directory = self.directory(node_id)
         directory.mkdir(parents=True, exist_ok=True)
-        node = NodeProcess(self.command, str(directory), self.log_dir / f"{node_id}.log")
+        echo = (lambda line: log.info("%s stderr: %s", node_id, line)) if self.log_stderr else None
+        node = NodeProcess(self.command, str(directory), self.log_dir / f"{node_id}.log", echo)
         await node.start()
         self.processes[node_id] = node
         self.net.attach(node_id, node)

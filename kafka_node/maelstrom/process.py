@@ -8,6 +8,7 @@ import contextlib
 import os
 import signal
 from collections import deque
+from collections.abc import Callable
 from pathlib import Path
 
 from kafka_node.clientkit.child import READ_BYTES, CannotStart, kill_group, start_async
@@ -27,10 +28,13 @@ class NodeStartError(Exception):
 class NodeProcess:
     """One incarnation of the node program."""
 
-    def __init__(self, command: list[str], cwd: str, log_path: Path) -> None:
+    def __init__(self, command: list[str], cwd: str, log_path: Path,
+                 echo_stderr: Callable[[str], None] | None = None) -> None:
         self.command = command
         self.cwd = cwd
         self.log_path = log_path
+        self.echo_stderr = echo_stderr  # also given each stderr line as it comes (--log-stderr)
+        self._stderr_copy: asyncio.Task[None] | None = None
         self.killed = False  # by us: a truncated last line is then no fault of the node
         self.paused = False  # stopped by our SIGSTOP, until our SIGCONT
         self.answered_init = False
@@ -42,9 +46,20 @@ class NodeProcess:
     async def start(self) -> None:
         with open(self.log_path, "ab") as log:
             try:
-                self._proc = await start_async(self.command, log, self.cwd, MAX_LINE_BYTES)
+                stderr = asyncio.subprocess.PIPE if self.echo_stderr else log
+                self._proc = await start_async(self.command, stderr, self.cwd, MAX_LINE_BYTES)
             except CannotStart as error:
                 raise NodeStartError(str(error)) from None
+        if self.echo_stderr and self._proc.stderr:
+            self._stderr_copy = asyncio.create_task(self._copy_stderr(self._proc.stderr, self.echo_stderr))
+
+    async def _copy_stderr(self, stderr: asyncio.StreamReader, echo: Callable[[str], None]) -> None:
+        """Each stderr line into the node's log, and to `echo`, as it comes, until EOF."""
+        with open(self.log_path, "ab") as log:
+            while line := await stderr.readline():
+                log.write(line if line.endswith(b"\n") else line + b"\n")
+                log.flush()
+                echo(line.decode("utf-8", "replace").rstrip("\n"))
 
     @property
     def pid(self) -> int | None:
@@ -65,6 +80,15 @@ class NodeProcess:
         except (BrokenPipeError, ConnectionResetError):
             return False
         return True
+
+    def waiting_room(self) -> asyncio.Future[None] | None:
+        """None while the node's stdin pipe takes what is written at once; else a future done
+        once the node has read enough of it (a writer to a full pipe waits there, as
+        Maelstrom's stdin thread blocks in its write)."""
+        stdin = self._proc.stdin if self._proc else None
+        if stdin is None or stdin.transport.get_write_buffer_size() == 0:
+            return None
+        return asyncio.ensure_future(self.drain())
 
     async def drain(self) -> None:
         if self._proc and self._proc.stdin:

@@ -177,13 +177,26 @@ def db_fault_lines(run: dict[str, Any]) -> list[str]:
     return lines
 
 
-def net_lines(net: dict[str, dict[str, float]]) -> list[str]:
-    """Maelstrom's network statistics: messages by who they were between, and per operation."""
+def net_lines(net: dict[str, Any]) -> list[str]:
+    """Maelstrom's network statistics: messages by who they were between, and per operation;
+    with latency, what was drawn and what delivery did to order."""
     lines = [f"{'messages':<10}{'sent':>10}{'received':>10}{'per op':>10}"]
     for group in ("all", "clients", "servers"):
         counts = net[group]
         per_op = f"{counts['msgs-per-op']:>10.3f}" if "msgs-per-op" in counts else ""
         lines.append(f"{group:<10}{counts['send-count']:>10}{counts['recv-count']:>10}{per_op}")
+    latency, delivery = net.get("latency"), net.get("delivery")
+    if latency and latency["mean_ms"] and delivery:
+        drawn = (f"{latency['draws']} draws, mean {latency['draw_mean_ms']:.2f} ms, max {latency['draw_max_ms']} ms"
+                 if latency["draws"] else "nothing drawn")
+        lines.append(f"latency: {latency['dist']}, mean {latency['mean_ms']} ms: {drawn}")
+        fraction = delivery["overtaken_fraction"] or 0.0
+        held = delivery["client_requests_held"]
+        lines.append(f"  overtaken: {delivery['overtaken']} of {delivery['delivered_between_servers']} messages "
+                     f"between servers delivered ({fraction:.2%}) arrived after a later one of the same pair")
+        if held["count"]:
+            lines.append(f"  client requests held back behind a draw: {held['held']} of {held['count']} "
+                         f"(p50 {held['p50']:.2f} / p99 {held['p99']:.2f} / max {held['max']:.2f} ms)")
     return lines
 
 

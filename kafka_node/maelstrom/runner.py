@@ -18,6 +18,7 @@ from kafka_node.maelstrom.db_nemesis import NODE_SPECS, DbNemesis, DbPackage
 from kafka_node.maelstrom.history import INFO, OK, History, Op
 from kafka_node.maelstrom.hostile import HostileLines, HostileTally
 from kafka_node.maelstrom.journal import JOURNAL_LIMIT
+from kafka_node.maelstrom.latency import LatencyDistribution
 from kafka_node.maelstrom.memory import MEMORY_INTERVAL, MemoryLog
 from kafka_node.maelstrom.nemesis import Partitioner, Period
 from kafka_node.maelstrom.nemesis_package import NEMESIS_INTERVAL, NemesisPackage
@@ -52,7 +53,11 @@ class RunConfig:
     hostile_every: float | None = None
     memory_path: Path | None = None  # memory.csv; None samples nothing
     node_count: int = 1
-    latency: float = 0.0  # seconds added to each message between servers
+    latency_ms: int = 0  # mean latency drawn for each message between servers
+    latency_dist: str = "constant"  # of latency.DISTRIBUTIONS
+    log_net_send: bool = False  # every message in jepsen.log as it is sent
+    log_net_recv: bool = False  # and as it is delivered
+    log_stderr: bool = False  # the nodes' stderr lines in jepsen.log as they come
     nemesis: frozenset[str] = frozenset()  # of nemesis_package.FAULTS
     nemesis_interval: float = NEMESIS_INTERVAL
     lose_disk: bool = False  # a killed node's files are deleted before it starts again
@@ -117,10 +122,13 @@ class Runner:
         self.history = History()
         self.latencies = Latencies(self.history.seconds)
         self.node_ids = [f"n{i}" for i in range(config.node_count)]
-        self.net = Network(config.rpc_timeout, config.latency, default_services(random.Random(f"{config.seed}:services")),
-                           clock=self.history.seconds, journal_limit=config.journal_limit)
+        latency = LatencyDistribution(config.latency_dist, config.latency_ms, random.Random(f"{config.seed}:latency"))
+        self.net = Network(config.rpc_timeout, latency, default_services(random.Random(f"{config.seed}:services")),
+                           clock=self.history.seconds, journal_limit=config.journal_limit,
+                           log_send=config.log_net_send, log_recv=config.log_net_recv)
         self.nodes = Nodes(config.command, config.node_dirs, config.log_dir, self.net, self.history, self.node_ids,
-                           on_change=self._sample_memory, lose_disk=config.lose_disk)
+                           on_change=self._sample_memory, lose_disk=config.lose_disk,
+                           log_stderr=config.log_stderr)
         self.record = RunRecord(self.history, self.latencies, self.net)
         if config.hostile_every:
             self.record.hostile = self.nodes.hostile = HostileTally(config.hostile_every)

@@ -79,6 +79,10 @@ RUNS: dict[str, list[str]] = {
     "cas-2": ["--node-count", "2", *SHORT, "--seed", "1", *broken("cas_lin_kv.py")],
     "cas-3-restarting": ["--node-count", "3", *RESTARTING, "--seed", "2", *broken("cas_lin_kv.py")],
     "racy-2": ["--node-count", "2", *SHORT, "--latency", "5", "--seed", "1", *broken("racy_lin_kv.py")],
+    # Our replicated node on Maelstrom's exponential latency, with every message and its stderr logged.
+    "ours-3-exponential": ["--node-count", "3", *SHORT, "--latency", "3", "--latency-dist", "exponential",
+                           "--seed", "1", "--log-net-send", "--log-net-recv", "--log-stderr",
+                           *ours("--db", "{node_id}.db")],
     "private-2": ["--node-count", "2", *SHORT, "--seed", "1", *broken("private_logs.py")],
     "gossips-to-nobody": [*SHORT, "--seed", "1", *broken("gossips_to_nobody.py")],
     "answers-unasked-keys": [*SHORT, "--seed", "1", *broken("answers_unasked_keys.py")],
@@ -248,6 +252,37 @@ def test_latency_delays_messages_between_servers_only(runs):
     assert done.results["run"]["latency_ms"] == 5
     assert done.results["perf"]["rpc_latency_ms"]["send"]["p50"] >= 20
     assert done.results["perf"]["rpc_latency_ms"]["list_committed_offsets"]["p50"] >= 10
+
+
+def test_an_exponential_latency_run_reports_its_draws_and_the_messages_overtaken(runs):
+    done = runs["ours-3-exponential"].finish()
+    assert_correct_node_verdict(done.results, status=done.status, stdout=done.stdout)
+    net = done.results["net"]
+    latency, delivery = net["latency"], net["delivery"]
+    assert done.results["run"]["latency_dist"] == "exponential" and latency["mean_ms"] == 3
+    assert latency["draws"] == net["servers"]["send-count"], "one draw per message between servers"
+    assert latency["draw_max_ms"] > 3 * 2 and 1.5 < latency["draw_mean_ms"] < 4.5
+    assert delivery["delivered_between_servers"] == net["servers"]["recv-count"]
+    assert 0 < delivery["overtaken"] < delivery["delivered_between_servers"]
+    assert delivery["client_requests_held"]["count"] > 0
+    assert "latency: exponential, mean 3 ms:" in done.stdout and f"overtaken: {delivery['overtaken']} of" in done.stdout
+
+
+def test_the_log_flags_put_every_message_and_the_nodes_stderr_in_the_runs_log(runs):
+    done = runs["ours-3-exponential"].finish()
+    lines = (done.run_dir / "jepsen.log").read_text().splitlines()
+    sent = [json.loads(line.split(" :send ", 1)[1]) for line in lines if " :send " in line]
+    received = [json.loads(line.split(" :recv ", 1)[1]) for line in lines if " :recv " in line]
+    net = done.results["net"]
+    assert len(sent) == net["all"]["send-count"] and {"id", "src", "dest", "body"} <= set(sent[0])
+    assert len({message["id"] for message in sent}) == len(sent), "every message has an id of its own"
+    ids = {message["id"] for message in sent}
+    assert received and all(message["id"] in ids for message in received)
+    between_servers = [m for m in received if not m["src"].startswith("c") and not m["dest"].startswith("c")]
+    assert len(between_servers) == net["servers"]["recv-count"], "each delivery between servers, logged once"
+    stderr_lines = [line.split(" n1 stderr: ", 1)[1] for line in lines if " n1 stderr: " in line]
+    node_log = (done.run_dir / "node-logs" / "n1.log").read_text().splitlines()
+    assert stderr_lines and stderr_lines == [line for line in node_log if not line.startswith("--- maelstrom-kafka-test")]
 
 
 def test_a_message_to_an_unknown_node_is_counted_and_reported(runs):
@@ -529,6 +564,10 @@ def test_a_run_without_hostile_input_still_samples_memory(runs):
 @pytest.mark.parametrize(("flags", "message"), [
     (["--node-count", "0", "--bin", sys.executable], "--node-count"),
     (["--latency", "-1", "--bin", sys.executable], "--latency"),
+    (["--latency", "2.5", "--bin", sys.executable], "--latency"),  # whole milliseconds, as Maelstrom's parse-long
+    (["--latency-dist", "normal", "--bin", sys.executable], "--latency-dist"),
+    (["--latency-dist", "exponential", "--bin", sys.executable], "--latency above 0"),
+    (["--latency", "0", "--latency-dist", "uniform", "--bin", sys.executable], "--latency above 0"),
     (["--bin", "/nonexistent/node"], "no such file"),
     (["--concurrency", "3x", "--bin", sys.executable], "--concurrency"),
     (["--time-limit", "0", "--bin", sys.executable], "--time-limit"),
