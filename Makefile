@@ -10,7 +10,9 @@
 # `make bench` (the performance table in docs/performance.md, a few minutes), `make restarts`
 # and `make soak` (long runs with SIGKILLs), `make sim` (the replication simulator's soak),
 # `make sim-switches`, `make replication-runs`, `make partitions` (3 and 5 nodes under Maelstrom's
-# partition nemesis), `make mutation` (hours, not in CI), `make lock`
+# partition nemesis), `make faults` (the fault matrix: 3 and 5 nodes, calm and five faults, two
+# latency distributions, two seeds, in one table; about 25 minutes) and `make faults-quick` (its CI
+# size, a few minutes), `make mutation` (hours, not in CI), `make lock`
 # (refresh uv.lock to the newest releases), `make test-latest` (the suite against the newest
 # releases, in .venv-latest, without touching the lock).
 
@@ -28,7 +30,8 @@ export UV_PROJECT_ENVIRONMENT := $(VENV)
 export UV_PYTHON_DOWNLOADS := never
 UV_SYNC := $(UV) sync --quiet --locked --no-editable --compile-bytecode --python $(PYTHON)
 
-.PHONY: install install-runtime test lint check check-5b bench restarts partitions soak sim sim-switches replication-runs \
+.PHONY: install install-runtime test lint check check-5b bench restarts partitions faults faults-quick soak sim \
+	sim-switches replication-runs \
 	lock test-latest system-packages \
 	mutation mutation-venv mutation-results clean
 
@@ -96,6 +99,16 @@ partitions: install-runtime
 		$(BIN)/maelstrom-kafka-test --bin $(BIN)/maelstrom-kafka --node-count $$n --concurrency 2n --time-limit 20 \
 			--rate 1000 $$([ $$nemesis = calm ] || echo --nemesis partition --nemesis-interval 2 --availability 0.9) \
 			--store $$store -- --db '{node_id}.db' || status=$$?; done; done; exit $$status
+
+# The fault matrix on our node, each node on its own file: 3 and 5 nodes, by constant and
+# exponential 5 ms latency, by calm, partition, kill, pause, kill with disk loss and all of them,
+# by seeds 1 and 2, in one table (store/faults/matrix/latest/matrix.md; each run kept in
+# store/faults/kafka/). faults-quick: 3 nodes, seed 1, shorter runs (a CI job of a few minutes).
+faults: install-runtime
+	$(BIN)/maelstrom-kafka-test matrix --bin $(BIN)/maelstrom-kafka --store store/faults -- --db '{node_id}.db'
+
+faults-quick: install-runtime
+	$(BIN)/maelstrom-kafka-test matrix --bin $(BIN)/maelstrom-kafka --store store/faults --quick -- --db '{node_id}.db'
 
 # The replication simulator's soak (CI runs a few hundred seeds): SEEDS seeds with faults, then
 # SEEDS/10 calm ones, on both cores. A failing seed prints how to replay it.

@@ -9,7 +9,6 @@ import asyncio
 import os
 import random
 import shlex
-import shutil
 import signal
 import sys
 import traceback
@@ -20,9 +19,11 @@ from kafka_node.maelstrom import exit_status, report, run_files, run_flags, web
 from kafka_node.maelstrom.check_command import check_main, with_runner_findings
 from kafka_node.maelstrom.checker import check
 from kafka_node.maelstrom.hostile import write_lines
+from kafka_node.maelstrom.matrix import matrix_main
 from kafka_node.maelstrom.nemesis_package import described as faults_described
 from kafka_node.maelstrom.process import NodeStartError
 from kafka_node.maelstrom.progress import close_run_log, open_run_log
+from kafka_node.maelstrom.run_flags import concurrency_of, node_program
 from kafka_node.maelstrom.runner import FINAL_TIME_LIMIT, RunConfig, Runner, RunRecord
 
 
@@ -34,28 +35,6 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
         argv, node_args = argv[:cut], argv[cut + 1:]
     parser = run_flags.parser()
     return run_flags.checked(parser, parser.parse_args(argv)), node_args
-
-
-def concurrency_of(text: str, node_count: int) -> int:
-    """`Nn` is N clients per node; a plain integer is the client count."""
-    try:
-        value = int(text[:-1]) * node_count if text.endswith("n") else int(text)
-    except ValueError:
-        raise ValueError(f"--concurrency must be an integer or Nn (e.g. 2n), got {text!r}") from None
-    if value < 1:
-        raise ValueError(f"--concurrency must come to at least 1 client, got {text!r}")
-    return value
-
-
-def node_program(bin_path: str) -> str:
-    """The absolute path of --bin (looked up on PATH when it names no existing file)."""
-    path = Path(bin_path)
-    found = str(path.resolve()) if path.exists() else shutil.which(bin_path)
-    if not found:
-        raise ValueError(f"--bin {bin_path}: no such file")
-    if not os.access(found, os.X_OK) or Path(found).is_dir():
-        raise ValueError(f"--bin {bin_path}: not an executable file")
-    return found
 
 
 def new_run_dir(store: Path) -> Path:
@@ -103,6 +82,8 @@ def main(argv: list[str] | None = None) -> int:
             return check_main(argv[1:])
         if argv[:1] == ["serve"]:
             return web.serve_main(argv[1:])
+        if argv[:1] == ["matrix"]:
+            return matrix_main(argv[1:])
         return test_main(argv[1:] if argv[:1] == ["test"] else argv)
     except Exception:  # the runner's own failure: said as such, with Jepsen's status
         print("maelstrom-kafka-test: the runner itself failed (a bug of the runner, not of the node):\n"

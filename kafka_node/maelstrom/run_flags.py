@@ -1,10 +1,13 @@
 """The flags of `maelstrom-kafka-test test`, declared as data: Maelstrom's own, in its words where
-they are its, then ours beyond it; `parser` builds the command's parser from them."""
+they are its, then ours beyond it; `parser` builds the command's parser, and the checks they need."""
 
 from __future__ import annotations
 
 import argparse
+import os
+import shutil
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from kafka_node import argtypes
@@ -28,6 +31,8 @@ class Flag:
 
 MAELSTROM_FLAGS = (
     Flag("--bin", {"required": True, "metavar": "PATH", "help": "the node program to test"}),
+    Flag("--workload", {"choices": ("kafka",), "default": "kafka", "metavar": "NAME", "aliases": ("-w",),
+                        "help": "Maelstrom's workload: kafka, the only one this runner has (default kafka)"}),
     Flag("--node-count", {"type": argtypes.positive_int, "default": 1, "metavar": "N",
                           "help": "number of nodes, n0 ... n{N-1}; clients are bound to them round-robin (default 1)"}),
     Flag("--concurrency", {"default": "2n", "metavar": "N|Nn",
@@ -143,7 +148,8 @@ EPILOG = (
 
 def add_flags(parser: argparse.ArgumentParser | argparse._ArgumentGroup, flags: tuple[Flag, ...]) -> None:
     for flag in flags:
-        parser.add_argument(flag.name, **flag.options)
+        options = dict(flag.options)
+        parser.add_argument(*options.pop("aliases", ()), flag.name, **options)
 
 
 def parser() -> exit_status.Parser:
@@ -162,3 +168,25 @@ def checked(parser: argparse.ArgumentParser, args: argparse.Namespace) -> argpar
         parser.error(f"--latency-dist {args.latency_dist} needs --latency above 0: Maelstrom cannot draw it from "
                      f"a mean of 0 (its uniform draw never returns, its exponential divides by zero)")
     return args
+
+
+def concurrency_of(text: str, node_count: int) -> int:
+    """`Nn` is N clients per node; a plain integer is the client count."""
+    try:
+        value = int(text[:-1]) * node_count if text.endswith("n") else int(text)
+    except ValueError:
+        raise ValueError(f"--concurrency must be an integer or Nn (e.g. 2n), got {text!r}") from None
+    if value < 1:
+        raise ValueError(f"--concurrency must come to at least 1 client, got {text!r}")
+    return value
+
+
+def node_program(bin_path: str) -> str:
+    """The absolute path of --bin (looked up on PATH when it names no existing file)."""
+    path = Path(bin_path)
+    found = str(path.resolve()) if path.exists() else shutil.which(bin_path)
+    if not found:
+        raise ValueError(f"--bin {bin_path}: no such file")
+    if not os.access(found, os.X_OK) or Path(found).is_dir():
+        raise ValueError(f"--bin {bin_path}: not an executable file")
+    return found

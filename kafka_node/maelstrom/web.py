@@ -1,5 +1,5 @@
 """`maelstrom-kafka-test serve`: the store on a web page, as `maelstrom serve` shows it: the runs
-newest first, coloured by verdict, each linking to its files, which are served as they are."""
+newest first, coloured by verdict, each linking to its files (served as they are), then the matrices."""
 
 from __future__ import annotations
 
@@ -26,9 +26,11 @@ from kafka_node.maelstrom.run_files import FILES
 COLORS = {"valid": "#6DB6FE", "unknown": "#FFAA26", "invalid": "#FEB5DA", "incomplete": "#eaeaea"}
 #: Files shown as text in the browser rather than downloaded.
 TEXT_TYPES = {".edn": "text/plain", ".jsonl": "text/plain", ".log": "text/plain", ".txt": "text/plain",
-              ".csv": "text/plain", ".json": "application/json"}
+              ".csv": "text/plain", ".md": "text/plain", ".json": "application/json"}
 #: A run directory's name: its local start time (and a -N when two began in the same millisecond).
 RUN_NAME = re.compile(r"\d{8}T\d{6}\.\d{3}[+-]\d{4}")
+#: The folder of the store `maelstrom-kafka-test matrix` keeps its matrices in, each named as a run is.
+MATRICES = "matrix"
 STYLE = """
 body { font-family: Helvetica, Arial, sans-serif; margin: 1em 2em; }
 table { border-collapse: collapse; }
@@ -71,27 +73,62 @@ def run_of(store: Path, path: Path) -> Run:
     return Run(path.parent.relative_to(store).as_posix(), path.name, path, verdict, summary)
 
 
-def runs(store: Path) -> list[Run]:
-    """Every run directory of the store, however deep (store/kafka/<run>/, and a store kept
-    within it such as store/restarts/kafka/<run>/; links such as latest left out), newest
-    first."""
+@dataclass
+class Matrix:
+    where: str  # where it is in the store: matrix, or faults/matrix for a store within it
+    name: str
+    path: Path
+    summary: str  # how many of its cells were valid
+
+    @property
+    def href(self) -> str:
+        return urllib.parse.quote(f"/{self.where}/{self.name}/")
+
+
+def _stamped(store: Path) -> list[Path]:
+    """Every folder of the store named after a time, however deep (links such as latest left out)."""
     found = []
     for top, folders, _ in os.walk(store):  # links to folders are not followed
         for name in list(folders):
             if RUN_NAME.match(name):
-                folders.remove(name)  # a run's own folders (node-logs) hold no runs
-                path = Path(top) / name
-                if not path.is_symlink():
-                    found.append(run_of(store, path))
-    return sorted(found, key=_started, reverse=True)
+                folders.remove(name)  # a run's own folders (node-logs), or a matrix's, hold no runs
+                if not (Path(top) / name).is_symlink():
+                    found.append(Path(top) / name)
+    return found
 
 
-def _started(run: Run) -> float:
-    """When the run began: the time its directory is named after, else its last change."""
-    if (stamp := RUN_NAME.match(run.name)) is not None:
+def runs(store: Path) -> list[Run]:
+    """Every run directory of the store, however deep (store/kafka/<run>/, and a store kept
+    within it such as store/restarts/kafka/<run>/), newest first."""
+    found = [run_of(store, path) for path in _stamped(store) if path.parent.name != MATRICES]
+    return sorted(found, key=lambda run: _started(run.path), reverse=True)
+
+
+def matrix_of(store: Path, path: Path) -> Matrix:
+    """The matrix in directory `path` of the store, summed up from its matrix.json."""
+    summary = "no matrix.json yet"
+    with contextlib.suppress(ValueError, OSError, AttributeError, TypeError, KeyError):
+        data = json.loads((path / "matrix.json").read_text())
+        cells = data["cells"]
+        valid = sum(1 for cell in cells if cell.get("validity") is True)
+        summary = f"{valid} of {len(cells)} cells valid"
+        if data.get("cells_planned", len(cells)) > len(cells):
+            summary += f" ({data['cells_planned']} planned{', interrupted' if data.get('interrupted') else ''})"
+    return Matrix(path.parent.relative_to(store).as_posix(), path.name, path, summary)
+
+
+def matrices(store: Path) -> list[Matrix]:
+    """Every matrix of the store (<store>/matrix/<time>/, however deep), newest first."""
+    found = [matrix_of(store, path) for path in _stamped(store) if path.parent.name == MATRICES]
+    return sorted(found, key=lambda matrix: _started(matrix.path), reverse=True)
+
+
+def _started(path: Path) -> float:
+    """When a run or matrix began: the time its directory is named after, else its last change."""
+    if (stamp := RUN_NAME.match(path.name)) is not None:
         with contextlib.suppress(ValueError):
             return datetime.strptime(stamp.group(0), "%Y%m%dT%H%M%S.%f%z").timestamp()
-    return run.path.stat().st_mtime
+    return path.stat().st_mtime
 
 
 def _summary(data: dict[str, Any]) -> str:
@@ -108,10 +145,24 @@ def _summary(data: dict[str, Any]) -> str:
     return "; ".join(parts)
 
 
-def _link(run: Run, name: str, text: str | None = None) -> str:
+def _link(run: Run | Matrix, name: str, text: str | None = None) -> str:
     if not (run.path / name).exists():
         return ""
     return f'<a href="{run.href}{urllib.parse.quote(name)}">{html.escape(text or name)}</a>'
+
+
+def matrices_table(store: Path) -> str:
+    """The index's list of fault matrices, each linking to its table and data ("" without any)."""
+    rows = []
+    for matrix in matrices(store):
+        links = " ".join(link for link in (_link(matrix, "matrix.md", "table"), _link(matrix, "matrix.json", "data"),
+                                           _link(matrix, "cells/", "outputs")) if link)
+        rows.append(f'<tr><td>{html.escape(matrix.where)}</td><td><a href="{matrix.href}">{html.escape(matrix.name)}'
+                    f'</a></td><td class="cells">{html.escape(matrix.summary)}</td><td>{links}</td></tr>')
+    if not rows:
+        return ""
+    return ("<h2>Fault matrices</h2><table><tr><th>Name</th><th>Time</th><th>Cells</th><th>Files</th></tr>"
+            + "\n".join(rows) + "</table>")
 
 
 def index_page(store: Path) -> str:
@@ -126,7 +177,7 @@ def index_page(store: Path) -> str:
                     f'<td>{html.escape(run.summary)}</td><td>{" ".join(link for link in links if link)}</td></tr>')
     body = ("<table><tr><th>Name</th><th>Time</th><th>Valid?</th><th>What</th><th>Files</th></tr>"
             + "\n".join(rows) + "</table>") if rows else f"<p>No runs in {html.escape(str(store))} yet.</p>"
-    return _page("kafka-node runs", f"<h1>kafka-node runs</h1>\n{body}")
+    return _page("kafka-node runs", f"<h1>kafka-node runs</h1>\n{body}\n{matrices_table(store)}")
 
 
 def run_page(run: Run) -> str:
@@ -147,7 +198,8 @@ def _page(title: str, body: str) -> str:
 
 
 class StoreHandler(SimpleHTTPRequestHandler):
-    """The index at /, a page per run at /<test>/<run>/, every other path a file of the store."""
+    """The index at /, a page per run at /<test>/<run>/, every other path a file of the store (a
+    matrix's directory listed as it is)."""
 
     def __init__(self, *args: Any, store: Path, **kwargs: Any) -> None:
         self.store = store
@@ -161,7 +213,8 @@ class StoreHandler(SimpleHTTPRequestHandler):
         if path.endswith("/") and ".." not in parts:
             folder = self.store.joinpath(*parts)
             target = folder.resolve()
-            if folder.is_dir() and RUN_NAME.match(target.name) and target.is_relative_to(self.store):
+            if (folder.is_dir() and RUN_NAME.match(target.name) and target.parent.name != MATRICES
+                    and target.is_relative_to(self.store)):
                 return self._send_html(run_page(run_of(self.store, target)))  # latest: the run it names
         return super().do_GET()
 
@@ -188,7 +241,9 @@ def parse_serve_args(argv: list[str]) -> argparse.Namespace:
         prog="maelstrom-kafka-test serve",
         description="Show the store's runs on a web page, as `maelstrom serve` does: newest first, coloured by "
                     "verdict (blue valid, pink invalid, orange unknown, grey without results), each with its "
-                    "results, history, timeline, message diagram, plots and logs.")
+                    "results, history, timeline, message diagram, plots and logs; then the fault matrices of "
+                    "`maelstrom-kafka-test matrix` (store/matrix/<time>/), newest first, each with its count of "
+                    "valid cells and a link to its table (matrix.md) and data (matrix.json).")
     parser.add_argument("store", nargs="?", default="store", metavar="STORE", help="the store directory (default store/)")
     parser.add_argument("--host", "-b", default="0.0.0.0", help="address to listen on (default 0.0.0.0, as Maelstrom)")
     parser.add_argument("--port", "-p", type=argtypes.non_negative_int, default=8080,

@@ -80,7 +80,7 @@ RUNS: dict[str, list[str]] = {
     "cas-3-restarting": ["--node-count", "3", *RESTARTING, "--seed", "2", *broken("cas_lin_kv.py")],
     "racy-2": ["--node-count", "2", *SHORT, "--latency", "5", "--seed", "1", *broken("racy_lin_kv.py")],
     # Our replicated node on Maelstrom's exponential latency, with every message and its stderr logged.
-    "ours-3-exponential": ["--node-count", "3", *SHORT, "--latency", "3", "--latency-dist", "exponential",
+    "ours-3-exponential": ["-w", "kafka", "--node-count", "3", *SHORT, "--latency", "3", "--latency-dist", "exponential",
                            "--seed", "1", "--log-net-send", "--log-net-recv", "--log-stderr",
                            *ours("--db", "{node_id}.db")],
     "private-2": ["--node-count", "2", *SHORT, "--seed", "1", *broken("private_logs.py")],
@@ -566,6 +566,7 @@ def test_a_run_without_hostile_input_still_samples_memory(runs):
     (["--latency", "-1", "--bin", sys.executable], "--latency"),
     (["--latency", "2.5", "--bin", sys.executable], "--latency"),  # whole milliseconds, as Maelstrom's parse-long
     (["--latency-dist", "normal", "--bin", sys.executable], "--latency-dist"),
+    (["-w", "lin-kv", "--bin", sys.executable], "--workload"),
     (["--latency-dist", "exponential", "--bin", sys.executable], "--latency above 0"),
     (["--latency", "0", "--latency-dist", "uniform", "--bin", sys.executable], "--latency above 0"),
     (["--bin", "/nonexistent/node"], "no such file"),

@@ -1,5 +1,5 @@
 """`maelstrom-kafka-test serve` in a child process, seen in headless chromium: the runs newest
-first coloured by verdict, their files, a run's timeline and message diagram."""
+first coloured by verdict, their files, a run's timeline and message diagram, the fault matrices."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from matplotlib import image
 
-from kafka_node.maelstrom import messages_svg, run_files, web
+from kafka_node.maelstrom import matrix, matrix_cells, matrix_files, matrix_flags, messages_svg, run_files, web
 from kafka_node.maelstrom.checker import check
 from kafka_node.maelstrom.cli import new_run_dir
 from kafka_node.maelstrom.history import write_jsonl
@@ -78,7 +78,23 @@ def store(tmp_path_factory):
     write_jsonl(ops, unknown / "history.jsonl")
     run_files.write_results({**verdict_data(check(ops)), "run": {"node_count": 1}}, unknown)
     new_run_dir(root / "store")  # started, nothing written yet
+    write_matrix(root / "store", *runs_in(root / "store" / "kafka")[:2])
     return root / "store"
+
+
+def write_matrix(store: Path, valid: Path, invalid: Path) -> Path:
+    """A fault matrix of two cells, as `maelstrom-kafka-test matrix` writes it, made of two of the
+    store's runs (our node's, valid; the duplicating node's, invalid)."""
+    args, node_args = matrix_flags.parse(["--bin", installed_script("maelstrom-kafka"), "--node-counts", "1",
+                                          "--faults", "calm,kill", "--seeds", "1", "--latency-dists", "constant"])
+    data = matrix.described(args, node_args, planned=2)
+    for cell, status, run_dir in zip(matrix_cells.cells_of(args), (0, 1), (valid, invalid), strict=True):
+        data["cells"].append({"index": cell.index, "node_count": 1, "fault": cell.fault, "latency_dist": "constant",
+                              "latency_ms": 5, "seed": 1, "command": "maelstrom-kafka-test ...",
+                              "run_dir": str(run_dir), **matrix_cells.figures_of(status, run_dir)})
+    matrix_dir = matrix_files.new_matrix_dir(store)
+    matrix_files.write(matrix_dir, data)
+    return matrix_dir
 
 
 @pytest.fixture(scope="module")
@@ -103,7 +119,8 @@ def test_the_runs_are_listed_newest_first_each_coloured_by_its_verdict(store, se
     verdicts = re.findall(r'<td class="valid" style="background:(#\w+)">(\w+)</td>', dom)
     assert [v for _, v in verdicts] == ["incomplete", "unknown", "valid", "invalid", "valid"]
     assert all(web.COLORS[v] == color for color, v in verdicts)
-    listed = [unquote(href) for href in re.findall(r'<td><a href="(/[^"]+/)">', dom)]
+    runs_table = re.findall(r"<table>.*?</table>", dom, re.S)[0]  # the matrices' table comes after it
+    listed = [unquote(href) for href in re.findall(r'<td><a href="(/[^"]+/)">', runs_table)]
     runs = sorted(runs_in(store) + [p for p in (store / "kafka").iterdir() if not p.is_symlink() and
                                     not (p / "node-logs").exists()], key=lambda p: p.name)
     assert listed == [f"/{p.relative_to(store).as_posix()}/" for p in reversed(runs)]
@@ -148,6 +165,23 @@ def test_a_runs_timeline_and_messages_open_in_the_browser(store, server, tmp_pat
     shot = tmp_path / "messages.png"
     browse(f"{server}{quote(f'kafka/{valid.name}/messages.svg')}", tmp_path / "profile", screenshot=shot)
     assert len(pixels_of(shot, messages_svg.CLIENT_COLOR)) > 2000, "arrows between the clients and the node"
+
+
+def test_each_matrix_is_listed_with_its_valid_cells_and_links_to_its_table(store, server, index_dom, tmp_path):
+    dom = index_dom
+    [name] = [p.name for p in (store / "matrix").iterdir() if not p.is_symlink()]
+    assert "Fault matrices" in dom and "1 of 2 cells valid" in dom
+    for file in ("matrix.md", "matrix.json"):
+        assert f'href="{quote(f"/matrix/{name}/{file}")}"' in dom, file
+    runs_table, matrices_table = re.findall(r"<table>.*?</table>", dom, re.S)
+    assert f'href="{quote(f"/matrix/{name}/")}"' not in runs_table, "a matrix is not taken for a run"
+    assert f'href="{quote(f"/matrix/{name}/")}"' in matrices_table
+    with urllib.request.urlopen(f"{server}{quote(f'matrix/{name}/matrix.md')}") as reply:
+        assert reply.headers["Content-Type"].startswith("text/plain")
+        assert reply.read() == (store / "matrix" / name / "matrix.md").read_bytes()
+    table = browse(f"{server}{quote(f'matrix/{name}/matrix.md')}", tmp_path / "profile")
+    assert "| 1 | 1 | calm | constant 5 ms | 1 | valid | passed | none |" in table
+    assert "| invalid |" in table.split("| 2 | 1 | kill |")[1].splitlines()[0]
 
 
 def test_a_store_that_is_not_there_or_a_taken_port_is_refused_with_254(tmp_path, server):
