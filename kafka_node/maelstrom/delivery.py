@@ -41,15 +41,20 @@ class Waiting(Protocol):
     def add_done_callback(self, callback: Callable[[Any], None]) -> None: ...
 
 
+#: What handing a message over did: True, it reached its receiver; False, it did not (its node
+#: was down, or is starting again); a Waiting, it reached a receiver that cannot take more yet.
+Handed = bool | Waiting
+
+
 @dataclass(eq=False, slots=True)
 class Parcel:
-    """One message on its way: `deliver` hands it over (returning what to wait for before the
-    next, if the receiver is full), `drop` is called if a cut link drops it instead."""
+    """One message on its way: `deliver` hands it over (saying what that did), `drop` is called
+    if a cut link drops it instead."""
 
     src: str
     dest: str
     deadline: float
-    deliver: Callable[[], Waiting | None]
+    deliver: Callable[[], Handed]
     drop: Callable[[], None]
     queued: float = 0.0
     between_servers: bool = True  # drew a latency: neither end is a client
@@ -64,7 +69,6 @@ class DeliveryStats:
 
     delivered_between_servers: int = 0
     overtaken: int = 0
-    dropped_when_taken: int = 0
     client_waits: list[float] = field(default_factory=list)  # seconds, one per client request delivered
     _latest: dict[tuple[str, str], int] = field(default_factory=dict)  # pair -> highest number delivered
     _numbers: dict[tuple[str, str], itertools.count] = field(default_factory=dict)
@@ -93,7 +97,6 @@ class DeliveryStats:
         return {
             "delivered_between_servers": delivered, "overtaken": self.overtaken,
             "overtaken_fraction": round(self.overtaken / delivered, 4) if delivered else None,
-            "dropped_when_taken": self.dropped_when_taken,
             "client_requests_held": {"count": len(self.client_waits),
                                      "held": sum(1 for wait in self.client_waits if wait >= 0.001),
                                      "mean": round(sum(self.client_waits) / len(self.client_waits) * 1000, 3)
@@ -117,9 +120,6 @@ class DeliveryQueue:
         self._order = itertools.count()  # equal deadlines: first queued, first taken
         self._busy = False  # taking, waiting for a deadline, or waiting for the receiver
 
-    def __len__(self) -> int:
-        return len(self._heap)
-
     def put(self, parcel: Parcel) -> None:
         parcel.queued = self.timer.now()
         heapq.heappush(self._heap, (parcel.deadline, next(self._order), parcel))
@@ -128,29 +128,39 @@ class DeliveryQueue:
 
     def _take(self) -> None:
         self._busy = True
-        while self._heap:
-            parcel = heapq.heappop(self._heap)[2]
-            if self.cut(parcel.src, parcel.dest):
-                self.stats.dropped_when_taken += 1
-                parcel.drop()
-                continue
-            wait_ms = math.floor((parcel.deadline - self.timer.now()) * 1000)
-            if wait_ms > 0:
-                self.timer.call_later(wait_ms / 1000, functools.partial(self._hand_over_and_go_on, parcel))
-                return
-            if not self._hand_over(parcel):
-                return
+        try:
+            while self._heap:
+                parcel = heapq.heappop(self._heap)[2]
+                if self.cut(parcel.src, parcel.dest):
+                    parcel.drop()
+                    continue
+                wait_ms = math.floor((parcel.deadline - self.timer.now()) * 1000)
+                if wait_ms > 0:
+                    self.timer.call_later(wait_ms / 1000, functools.partial(self._hand_over_and_go_on, parcel))
+                    return
+                if not self._hand_over(parcel):
+                    return
+        except BaseException:
+            self._busy = False  # a delivery that failed leaves the receiver free for the next put
+            raise
         self._busy = False
 
     def _hand_over_and_go_on(self, parcel: Parcel) -> None:
-        if self._hand_over(parcel):
+        try:
+            going_on = self._hand_over(parcel)
+        except BaseException:
+            self._busy = False
+            raise
+        if going_on:
             self._take()
 
     def _hand_over(self, parcel: Parcel) -> bool:
         """Deliver; False when the receiver asked us to wait (then the next comes after)."""
-        self.stats.delivered(parcel, self.timer.now())
-        waiting = parcel.deliver()
-        if waiting is None:
+        handed = parcel.deliver()
+        if handed is False:
             return True
-        waiting.add_done_callback(lambda _: self._take())
+        self.stats.delivered(parcel, self.timer.now())
+        if handed is True:
+            return True
+        handed.add_done_callback(lambda _: self._take())
         return False

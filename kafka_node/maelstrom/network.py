@@ -16,7 +16,7 @@ from typing import Any, NoReturn
 import msgspec
 
 from kafka_node.clientkit.framing import encode_line
-from kafka_node.maelstrom.delivery import DeliveryQueue, DeliveryStats, LoopTimer, Parcel, Timer, Waiting
+from kafka_node.maelstrom.delivery import DeliveryQueue, DeliveryStats, Handed, LoopTimer, Parcel, Timer
 from kafka_node.maelstrom.journal import JOURNAL_LIMIT, Journal, Message
 from kafka_node.maelstrom.latency import LatencyDistribution
 from kafka_node.maelstrom.process import NodeProcess
@@ -80,11 +80,6 @@ def _excerpt(line: bytes) -> str:
     return line[:300].decode("utf-8", "replace").rstrip("\n")
 
 
-def _source(line: bytes) -> str:
-    """The src of a line the network encoded itself."""
-    return _envelope.decode(line).src
-
-
 def is_client(node_id: str) -> bool:
     """Maelstrom's rule: an id starting with "c" is a client's (maelstrom.util/client?)."""
     return node_id.startswith("c")
@@ -126,13 +121,13 @@ class Network:
     """Every message of a test, routed as Maelstrom's simulated network routes them: client
     requests to the node a client is bound to and replies back (matched by in_reply_to),
     messages between nodes and to and from services. Each message for a node or a service goes
-    through that destination's DeliveryQueue, with a deadline drawn from `latency` when neither
-    end is a client (Maelstrom's `send!`), and is taken as net.clj's `recv!` takes it: then a
-    grudge naming its sender among those its receiver drops (only nodes are ever partitioned,
-    as in Maelstrom) drops it and counts it. A message for a node that is restarting waits for
-    it to come back; one for a node the kill nemesis holds `down` is dropped and counted (a
-    request to it is never answered: its client times out); one for an id nobody has is
-    counted and kept as an example. `log_send`/`log_recv` put every message in the run's log."""
+    through that destination's DeliveryQueue, due after a latency drawn when neither end is a
+    client (net.clj's `send!`); as it is taken (`recv!`), a grudge naming its sender among those
+    its receiver drops (only nodes are ever partitioned, as in Maelstrom) drops and counts it.
+    A message for a node that is restarting waits for it to come back; one for a node the kill
+    nemesis holds `down` is dropped and counted (a request to it is never answered: its client
+    times out); one for an id nobody has is counted and kept as an example. `log_send` and
+    `log_recv` put every message in the run's log."""
 
     def __init__(self, timeout: float = RPC_TIMEOUT, latency: LatencyDistribution | None = None,
                  services: dict[str, Any] | None = None, clock: Callable[[], float] = time.monotonic,
@@ -157,8 +152,8 @@ class Network:
         self.delivery = DeliveryStats()
         self.unknown_destinations: list[dict[str, Any]] = []
         self._queues: dict[str, DeliveryQueue] = {}  # node or service -> its queue
-        # node -> lines held while it is down, with their journal entries
-        self._waiting: dict[str, list[tuple[bytes, Message | None]]] = defaultdict(list)
+        # node -> (sender, line, journal entry) held while it starts again
+        self._waiting: dict[str, list[tuple[str, bytes, Message | None]]] = defaultdict(list)
         # (client, msg_id) -> the node asked, and the future its reply resolves
         self._pending: dict[tuple[str, int], tuple[str, asyncio.Future[tuple[Head, msgspec.Raw]]]] = {}
         self._msg_ids: dict[str, itertools.count] = {}
@@ -178,9 +173,9 @@ class Network:
     def up(self, node_id: str) -> None:
         """The node answered init: deliver what waited for it, and let clients in."""
         node = self.nodes[node_id]
-        for line, entry in self._waiting.pop(node_id, []):
+        for src, line, entry in self._waiting.pop(node_id, []):
             if node is not None and node.write(line):
-                self._delivered(_source(line), node_id, line, entry)
+                self._delivered(src, node_id, line, entry)
         self.ready[node_id].set()
 
     def _line(self, src: str, dest: str, body: Any) -> bytes:
@@ -191,16 +186,14 @@ class Network:
             log.info(":send %s", line[:-1].decode("utf-8", "replace"))
         return line
 
-    def _cut(self, src: str, dest: str) -> bool:
-        return src in self.grudge.get(dest, ())
-
     def _queue(self, dest: str) -> DeliveryQueue:
         queue = self._queues.get(dest)
         if queue is None:
-            queue = self._queues[dest] = DeliveryQueue(self.timer, self._cut, self.delivery)
+            queue = self._queues[dest] = DeliveryQueue(
+                self.timer, lambda src, dest: src in self.grudge.get(dest, ()), self.delivery)
         return queue
 
-    def _send(self, src: str, dest: str, deliver: Callable[[], Waiting | None], entry: Message | None) -> None:
+    def _send(self, src: str, dest: str, deliver: Callable[[], Handed], entry: Message | None) -> None:
         """Into `dest`'s queue, due after a latency drawn for messages between servers (none
         for a client's request), as Maelstrom's `send!`."""
         between_servers = not is_client(src)
@@ -251,24 +244,25 @@ class Network:
             self._pending.pop((client, msg_id), None)
 
     def _deliver_request(self, client: str, node_id: str, node: NodeProcess, line: bytes,
-                         entry: Message | None) -> Waiting | None:
-        """A client's request reaches the incarnation it was sent to (one since killed has
-        failed the request already, and the request is lost with it)."""
-        if self.nodes.get(node_id) is not node or self.gone.get(node_id) or not node.write(line):
-            if node_id in self.down:
-                self._drop_while_down(entry)
-            return None
+                         entry: Message | None) -> Handed:
+        """A client's request reaches the incarnation it was sent to; to a node since killed it
+        is dropped (one restarting has failed the request already)."""
+        if node_id in self.down or self.nodes.get(node_id) is not node or self.gone.get(node_id):
+            self._drop_while_down(entry)
+            return False
+        if not node.write(line):
+            return False
         self._delivered(client, node_id, line, entry)
-        return node.waiting_room()
+        return node.waiting_room() or True
 
     async def _unanswered(self, client: str, node_id: str, body: dict[str, Any], limit: float) -> NoReturn:
         """A request to a node that is down: sent, dropped, and timed out, as on a network."""
         msg_id = next(self._msg_ids.setdefault(client, itertools.count(1)))
+        self._line(client, node_id, {**body, "msg_id": msg_id})  # its id, and its :send line
         self.counts["sent"] += 1
         self.stats.sent(client, node_id)
-        self.dropped_while_down += 1
-        if entry := self.journal.sent(client, node_id, body["type"], {**body, "msg_id": msg_id}, self.clock()):
-            entry.dropped = True
+        self._drop_while_down(self.journal.sent(client, node_id, body["type"], {**body, "msg_id": msg_id},
+                                                self.clock()))
         await asyncio.sleep(limit)
         raise RpcTimeout(f"no reply within {limit:g} s ({node_id} is down)")
 
@@ -313,33 +307,32 @@ class Network:
         if entry:
             entry.dropped = True
 
-    def _deliver_to_node(self, src: str, dest: str, line: bytes, entry: Message | None = None) -> Waiting | None:
+    def _deliver_to_node(self, src: str, dest: str, line: bytes, entry: Message | None = None) -> Handed:
         node = self.nodes.get(dest)
         if dest in self.down:
             self._drop_while_down(entry)
         elif node is None or self.gone.get(dest) or not self.ready[dest].is_set():
-            self._waiting[dest].append((line, entry))
+            self._waiting[dest].append((src, line, entry))  # delivered when it answers init (see up)
         elif node.write(line):
             self._delivered(src, dest, line, entry)
-            return node.waiting_room()
-        return None
+            return node.waiting_room() or True
+        return False
 
-    def _serve(self, src: str, service: str, raw: msgspec.Raw, line: bytes, entry: Message | None = None) -> None:
+    def _serve(self, src: str, service: str, raw: msgspec.Raw, line: bytes, entry: Message | None = None) -> Handed:
         self._delivered(src, service, line, entry)
         try:
             body = msgspec.json.decode(raw)
         except msgspec.DecodeError:
-            return
-        if not isinstance(body, dict):
-            return
-        reply = self.services[service].handle(src, body)
+            return True
+        reply = self.services[service].handle(src, body) if isinstance(body, dict) else None
         if reply is None:
-            return  # Maelstrom's service thread throws and answers nothing
+            return True  # Maelstrom's service thread throws and answers nothing
         reply["in_reply_to"] = body.get("msg_id")
         self.stats.sent(service, src)
         line = self._line(service, src, reply)
         answer = self.journal.sent(service, src, str(reply.get("type")), reply, self.clock())
         self._send(service, src, lambda: self._deliver_to_node(service, src, line, answer), answer)
+        return True
 
     def forget_client(self, client: str) -> None:
         self._msg_ids.pop(client, None)
@@ -359,7 +352,7 @@ class Network:
         never answered (their clients time out), as on a network."""
         self.down.add(node_id)
         self.gone[node_id] = None
-        for _, entry in self._waiting.pop(node_id, []):
+        for _, _, entry in self._waiting.pop(node_id, []):
             self._drop_while_down(entry)
         self.ready[node_id].set()  # nothing to wait for: requests go out, and are lost
 

@@ -50,6 +50,8 @@ class NodeProcess:
                 self._proc = await start_async(self.command, stderr, self.cwd, MAX_LINE_BYTES)
             except CannotStart as error:
                 raise NodeStartError(str(error)) from None
+        if self._proc.stdin:  # a write that leaves bytes behind makes drain() wait, as a blocking write would
+            self._proc.stdin.transport.set_write_buffer_limits(high=0)
         if self.echo_stderr and self._proc.stderr:
             self._stderr_copy = asyncio.create_task(self._copy_stderr(self._proc.stderr, self.echo_stderr))
 
@@ -83,7 +85,7 @@ class NodeProcess:
 
     def waiting_room(self) -> asyncio.Future[None] | None:
         """None while the node's stdin pipe takes what is written at once; else a future done
-        once the node has read enough of it (a writer to a full pipe waits there, as
+        once the node has read what was left over (a writer to a full pipe waits there, as
         Maelstrom's stdin thread blocks in its write)."""
         stdin = self._proc.stdin if self._proc else None
         if stdin is None or stdin.transport.get_write_buffer_size() == 0:
@@ -150,14 +152,14 @@ class NodeProcess:
             # would be reaped there, behind asyncio's child watcher (which then reports 255).
             with contextlib.suppress(ProcessLookupError):
                 os.kill(self._proc.pid, signal.SIGKILL)
+        if self._proc.stdin and not self._proc.stdin.transport.is_closing():
+            self._proc.stdin.transport.abort()  # what it never read is thrown away; a writer waiting goes on
         status: int | None
         try:
             status = await asyncio.wait_for(self._proc.wait(), grace)
         except TimeoutError:
             self.close()
             status = self._proc.returncode
-        if self._proc.stdin:
-            self._proc.stdin.close()
         return status
 
     def close(self) -> None:

@@ -1,12 +1,16 @@
 """Delivery as Maelstrom's net.clj does it, on small cases with a clock the test moves: each
 destination's queue taken earliest deadline first, one message at a time, a cut link checked
-as a message is taken; and Maelstrom's latency draws."""
+as a message is taken, a full receiver waited for; and Maelstrom's latency draws."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import heapq
 import itertools
+import os
 import random
+import signal
 from collections.abc import Callable
 
 import msgspec
@@ -14,7 +18,8 @@ import pytest
 
 from kafka_node.maelstrom.delivery import DeliveryQueue, DeliveryStats, Parcel
 from kafka_node.maelstrom.latency import LatencyDistribution
-from kafka_node.maelstrom.network import Envelope, Head, Network
+from kafka_node.maelstrom.network import Envelope, Head, Network, RpcTimeout
+from kafka_node.maelstrom.process import NodeProcess
 
 
 class ManualTimer:
@@ -54,8 +59,9 @@ class Links:
         queue = self.queues.setdefault(dest, DeliveryQueue(
             self.timer, lambda s, d: s in self.grudge.get(d, set()), self.stats))
 
-        def deliver() -> None:
+        def deliver() -> bool:
             self.arrived.append((round(self.timer.now(), 6), name))
+            return True
 
         queue.put(Parcel(src, dest, self.timer.now() + latency_ms / 1000, deliver, lambda: self.dropped.append(name),
                          between_servers=not src.startswith("c"), number=self.stats.number(src, dest)))
@@ -117,7 +123,6 @@ def test_a_message_still_queued_when_a_partition_starts_is_dropped():
     links.grudge = {"n1": {"n0"}}  # the partition starts while it waits in the queue
     links.timer.advance_to(0.050)
     assert links.names() == ["blocker"] and links.dropped == ["in flight"]
-    assert links.stats.dropped_when_taken == 1
 
 
 def test_a_message_already_taken_when_a_partition_starts_is_delivered_as_net_clj_does():
@@ -209,3 +214,92 @@ def test_a_constant_latency_is_the_mean_and_a_zero_mean_draws_only_constantly():
     for kind in ("uniform", "exponential"):
         with pytest.raises(ValueError, match="above 0"):
             LatencyDistribution(kind, 0, random.Random(0))
+
+
+class Full:
+    """A receiver that cannot take more yet: the queue waits until the test lets it go on."""
+
+    def __init__(self) -> None:
+        self.callbacks: list[Callable[[object], None]] = []
+
+    def add_done_callback(self, callback: Callable[[object], None]) -> None:
+        self.callbacks.append(callback)
+
+    def empties(self) -> None:
+        for callback in self.callbacks:
+            callback(self)
+
+
+def test_a_full_receiver_holds_the_queue_until_it_has_read_and_nothing_undelivered_is_counted():
+    timer, stats = ManualTimer(), DeliveryStats()
+    queue = DeliveryQueue(timer, lambda src, dest: False, stats)
+    full, handed = Full(), []
+
+    def parcel(name: str, result: object) -> Parcel:
+        def deliver() -> object:
+            handed.append(name)
+            return result
+        return Parcel("n0", "n1", timer.now(), deliver, lambda: None, number=stats.number("n0", "n1"))  # type: ignore[arg-type]
+
+    queue.put(parcel("fills the pipe", full))
+    queue.put(parcel("waits", True))
+    assert handed == ["fills the pipe"], "a writer to a full pipe waits there"
+    full.empties()
+    assert handed == ["fills the pipe", "waits"]
+    queue.put(parcel("to a node that is down", False))
+    assert stats.delivered_between_servers == 2, "a message that reached no receiver is not counted as delivered"
+
+
+#: A node that never reads its stdin (as if paused), and leaves behind, in a session of its own
+#: that a kill does not reach, a process holding its stdin open.
+UNREAD = "exec 3<&0; setsid sleep 30 <&3 >/dev/null 2>&1 & echo $! > holder.pid; exec sleep 60"
+
+
+def test_a_node_that_does_not_read_holds_its_writer_until_it_is_killed(tmp_path):
+    async def scenario() -> tuple[bool, bool]:
+        node = NodeProcess(["sh", "-c", UNREAD], str(tmp_path), tmp_path / "node.log")
+        await node.start()
+        chunk = b"x" * 4095 + b"\n"
+        room = None
+        for _ in range(4096):  # 16 MiB: more than any pipe holds
+            node.write(chunk)
+            if (room := node.waiting_room()) is not None:
+                break
+        assert room is not None, "a full pipe asks its writer to wait"
+        await asyncio.sleep(0.05)
+        waiting = not room.done()
+        await node.kill()
+        await asyncio.wait_for(room, 2)  # the kill lets a waiting writer go on, whoever else holds the pipe
+        return waiting, room.done()
+    try:
+        assert asyncio.run(scenario()) == (True, True)
+    finally:
+        with contextlib.suppress(OSError, ValueError):
+            os.kill(int((tmp_path / "holder.pid").read_text()), signal.SIGKILL)
+
+
+def test_what_is_queued_for_a_node_when_it_is_killed_is_dropped_not_delivered(tmp_path):
+    async def scenario() -> Network:
+        timer = ManualTimer()
+        net = Network(timeout=0.3, latency=LatencyDistribution("exponential", 5, Scripted([30.0])),
+                      services={}, clock=timer.now, timer=timer)
+        node = NodeProcess(["sh", "-c", "cat > /dev/null"], str(tmp_path), tmp_path / "node.log")
+        await node.start()
+        net.add_node("n0")
+        net.attach("n0", node)
+        net.up("n0")
+        gossip = msgspec.json.encode({"type": "gossip"})
+        net.route("n1", Envelope("n1", "n0", msgspec.Raw(gossip)), Head("gossip"), gossip + b"\n")  # 30 ms
+        request = asyncio.create_task(net.call("c1", "n0", {"type": "send", "key": "k", "msg": 1}))
+        await asyncio.sleep(0)  # queued behind the gossip
+        net.take_down("n0")  # the kill nemesis: n0 is down
+        timer.advance_to(0.05)
+        with pytest.raises(RpcTimeout):
+            await request
+        await node.kill()
+        return net
+    net = asyncio.run(scenario())
+    assert net.dropped_while_down == 2
+    assert all(message.dropped and message.received is None for message in net.journal.messages)
+    assert net.stats.counts["servers"]["recv-count"] == net.stats.counts["clients"]["recv-count"] == 0
+    assert net.delivery.delivered_between_servers == 0 and net.delivery.client_waits == []

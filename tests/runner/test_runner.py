@@ -262,7 +262,8 @@ def test_an_exponential_latency_run_reports_its_draws_and_the_messages_overtaken
     assert done.results["run"]["latency_dist"] == "exponential" and latency["mean_ms"] == 3
     assert latency["draws"] == net["servers"]["send-count"], "one draw per message between servers"
     assert latency["draw_max_ms"] > 3 * 2 and 1.5 < latency["draw_mean_ms"] < 4.5
-    assert delivery["delivered_between_servers"] == net["servers"]["recv-count"]
+    # Messages held for a node still starting are handed over at its init_ok, outside the queues.
+    assert 0 < delivery["delivered_between_servers"] <= net["servers"]["recv-count"]
     assert 0 < delivery["overtaken"] < delivery["delivered_between_servers"]
     assert delivery["client_requests_held"]["count"] > 0
     assert "latency: exponential, mean 3 ms:" in done.stdout and f"overtaken: {delivery['overtaken']} of" in done.stdout
