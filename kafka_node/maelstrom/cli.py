@@ -12,7 +12,6 @@ import shlex
 import signal
 import sys
 import traceback
-from datetime import datetime
 from pathlib import Path
 
 from kafka_node.maelstrom import exit_status, report, run_files, run_flags, web
@@ -29,33 +28,15 @@ from kafka_node.maelstrom.runner import FINAL_TIME_LIMIT, RunConfig, Runner, Run
 
 def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     """Flags (declared in `run_flags`), and the node's own arguments (everything after `--`)."""
-    node_args: list[str] = []
-    if "--" in argv:
-        cut = argv.index("--")
-        argv, node_args = argv[:cut], argv[cut + 1:]
+    argv, node_args = run_flags.split_node_args(argv)
     parser = run_flags.parser()
     return run_flags.checked(parser, parser.parse_args(argv)), node_args
 
 
 def new_run_dir(store: Path) -> Path:
     """store/kafka/<local time>/, with store/latest and store/kafka/latest pointing at it."""
-    now = datetime.now().astimezone()
-    stamp = now.strftime("%Y%m%dT%H%M%S.%f")[:-3] + now.strftime("%z")
-    tests = store / "kafka"
-    tests.mkdir(parents=True, exist_ok=True)
-    run_dir, n = tests / stamp, 1
-    while True:
-        try:
-            run_dir.mkdir()
-            break
-        except FileExistsError:
-            n += 1
-            run_dir = tests / f"{stamp}-{n}"
-    for link, target in ((store / "latest", Path("kafka") / run_dir.name), (tests / "latest", Path(run_dir.name))):
-        temporary = link.with_name(f".{link.name}.{os.getpid()}")
-        temporary.unlink(missing_ok=True)
-        temporary.symlink_to(target)
-        os.replace(temporary, link)
+    run_dir = run_files.new_stamped_dir(store / "kafka")
+    run_files.point(store / "latest", Path("kafka") / run_dir.name)
     return run_dir
 
 

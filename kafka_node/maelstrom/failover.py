@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from kafka_node.bench.faults import quantile
+from kafka_node.maelstrom.figures import quantile
 
 #: The keys a kill is judged by: those with a send invoked this long before the kill completed.
 BEFORE_KILL = 1.0
@@ -32,7 +32,9 @@ def sends_and_kills(ops: Iterable[dict[str, Any]]) -> tuple[dict[str, list[Send]
     for op in ops:
         at = op["time"] / 1e9
         if op.get("process") == "nemesis":
-            if op.get("f") == "kill" and isinstance(op.get("value"), dict):
+            value = op.get("value")
+            if op.get("f") == "kill" and isinstance(value, dict) and any(
+                    str(done).startswith("killed") for done in value.values()):  # a kill that killed a node
                 kills.append(at)
             continue
         if op.get("f") != "send":
@@ -47,7 +49,7 @@ def sends_and_kills(ops: Iterable[dict[str, Any]]) -> tuple[dict[str, list[Send]
 
 
 def failovers(ops: Iterable[dict[str, Any]], main_end: float | None) -> list[float]:
-    """Seconds, one per kill that has a key to judge. For each key with a send invoked in the
+    """Seconds, one per kill (of at least one node) that has a key to judge. For each key with a send invoked in the
     BEFORE_KILL seconds before the kill completed: from the kill's completion until the first
     ok completion of a send to that key invoked after it; a key sent to again but never ok
     counts until `main_end` (the end of the main phase), a key never sent to again is skipped.
@@ -77,7 +79,12 @@ def of_run(run_dir: Path | None, results: dict[str, Any]) -> dict[str, Any]:
     history = run_dir / "history.jsonl" if run_dir is not None else None
     if history is None or not history.is_file():
         return {"failover_ms": [], "failover_p50_ms": None, "failover_p99_ms": None}
-    ops = (json.loads(line) for line in history.read_text().splitlines() if line.strip())
+    ops = []
+    for line in history.read_text(errors="replace").splitlines():
+        try:
+            ops.append(json.loads(line))
+        except ValueError:
+            continue  # blank, or the last line of a run cut short
     run = results.get("run")
     phases = run.get("phases") if isinstance(run, dict) else None
     main_end = phases.get("recovery") if isinstance(phases, dict) else None

@@ -10,6 +10,15 @@ from typing import Any
 DISTRIBUTIONS = ("constant", "uniform", "exponential")
 
 
+def refusal(kind: str, mean_ms: int) -> str | None:
+    """Why Maelstrom cannot draw from `kind` with this mean, or None: its uniform draw from a
+    mean of 0 never returns, and its exponential divides by zero."""
+    if kind != "constant" and mean_ms <= 0:
+        return (f"--latency-dist {kind} needs --latency above 0: Maelstrom cannot draw it from a mean of 0 "
+                f"(its uniform draw never returns, its exponential divides by zero)")
+    return None
+
+
 class LatencyDistribution:
     """Draws of one run, as net.clj makes them, cut to whole milliseconds by `(long (draw ...))`:
     constant is the mean; uniform is incanter's `integer-distribution 0 (* 2 mean)`, whole
@@ -19,10 +28,8 @@ class LatencyDistribution:
     def __init__(self, kind: str, mean_ms: int, rng: random.Random) -> None:
         if kind not in DISTRIBUTIONS:
             raise ValueError(f"latency distribution must be one of {', '.join(DISTRIBUTIONS)}, got {kind!r}")
-        if kind != "constant" and mean_ms <= 0:
-            # Maelstrom's uniform draw never returns for a mean of 0, and its exponential divides by 0.
-            raise ValueError(f"--latency-dist {kind} needs --latency above 0 (Maelstrom cannot draw it from a "
-                             f"mean of 0)")
+        if reason := refusal(kind, mean_ms):
+            raise ValueError(reason)
         self.kind = kind
         self.mean_ms = mean_ms
         self.rng = rng

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from kafka_node.bench.faults import ok_fraction
 from kafka_node.maelstrom import exit_status, failover
+from kafka_node.maelstrom.figures import ok_fraction
 from kafka_node.maelstrom.matrix_flags import FAULTS
 
 #: The matrix's exit status is its worst cell's, in this order.
@@ -51,15 +51,34 @@ def cells_of(args: argparse.Namespace) -> list[Cell]:
 def test_flags(cell: Cell, args: argparse.Namespace, node_args: list[str]) -> list[str]:
     """The test command's flags for the cell, the node's own arguments after `--`."""
     flags = ["--bin", args.bin, "--node-count", str(cell.node_count), "--concurrency", args.concurrency,
-             "--time-limit", f"{args.time_limit:g}", "--rate", f"{args.rate:g}",
-             "--recovery-time", f"{args.recovery_time:g}", *FAULTS[cell.fault]]
+             "--time-limit", _number(args.time_limit), "--rate", _number(args.rate),
+             "--recovery-time", _number(args.recovery_time), *FAULTS[cell.fault]]
     if cell.fault != "calm" and args.nemesis_interval is not None:
-        flags += ["--nemesis-interval", f"{args.nemesis_interval:g}"]
+        flags += ["--nemesis-interval", _number(args.nemesis_interval)]
     if args.rpc_timeout is not None:
-        flags += ["--rpc-timeout", f"{args.rpc_timeout:g}"]
+        flags += ["--rpc-timeout", _number(args.rpc_timeout)]
     flags += ["--latency", str(cell.latency_ms), "--latency-dist", cell.latency_dist, "--seed", str(cell.seed),
               "--store", args.store]
     return [*flags, "--", *node_args] if node_args else flags
+
+
+def _number(value: float) -> str:
+    """A number as a flag's value: short when that is exact (20, 0.5), else in full."""
+    return f"{value:g}" if float(f"{value:g}") == value else repr(value)
+
+
+def faults_done(run: dict[str, Any]) -> str:
+    """What the run's faults did, from results.json's `run`: cutting partitions and the messages
+    they dropped, kills and pauses that hit a node, disk losses; "none" for a calm run."""
+    done = []
+    if partitions := run.get("partitions"):
+        done.append(f"{partitions['cutting']} cuts ({partitions['dropped_messages']} dropped)")
+    for name in ("kills", "pauses"):
+        if faults := run.get(name):
+            done.append(f"{faults['effective']} {name}")
+    if losses := run.get("disk_losses"):
+        done.append(f"{losses['count']} disk losses")
+    return ", ".join(done) or "none"
 
 
 def child_command(flags: list[str]) -> list[str]:
@@ -95,6 +114,7 @@ def figures_of(status: int, run_dir: Path | None) -> dict[str, Any]:
         "anomaly_types": list(results.get("anomaly_types") or []),
         "unseen_only_untracked_keys": maelstrom.get("unseen_only_untracked_keys") is True,
         "aborted": results.get("aborted"),
+        "faults_done": faults_done(results["run"]) if isinstance(results.get("run"), dict) else None,
         "ok_fraction": round(ok_fraction(stats), 6) if isinstance(stats, dict) else None,
         "throughput": perf.get("main_phase_ops_per_s"),
         "of_calm": None,

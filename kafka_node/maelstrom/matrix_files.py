@@ -6,12 +6,14 @@ from __future__ import annotations
 import json
 import os
 import shlex
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from kafka_node.maelstrom import run_files
+
 #: The table's columns, and how each is aligned.
 COLUMNS = (("#", "--:"), ("nodes", "--:"), ("faults", ":--"), ("latency", ":--"), ("seed", "--:"),
+           ("faults done", ":--"),
            ("Maelstrom", ":--"), ("stricter", ":--"), ("anomalies", ":--"), ("ok", "--:"),
            ("throughput (of calm)", "--:"), ("failover p50 / p99", "--:"))
 #: Said of a Maelstrom verdict invalid only by unseen keys its generator stopped tracking (docs/runner.md).
@@ -21,24 +23,7 @@ UNTRACKED = "unseen (untracked keys only: Maelstrom's generator)"
 def new_matrix_dir(store: Path) -> Path:
     """store/matrix/<local time>/, with store/matrix/latest pointing at it (named as the test
     command names its run directories)."""
-    now = datetime.now().astimezone()
-    stamp = now.strftime("%Y%m%dT%H%M%S.%f")[:-3] + now.strftime("%z")
-    matrices = store / "matrix"
-    matrices.mkdir(parents=True, exist_ok=True)
-    matrix_dir, n = matrices / stamp, 1
-    while True:
-        try:
-            matrix_dir.mkdir()
-            break
-        except FileExistsError:
-            n += 1
-            matrix_dir = matrices / f"{stamp}-{n}"
-    link = matrices / "latest"
-    temporary = link.with_name(f".{link.name}.{os.getpid()}")
-    temporary.unlink(missing_ok=True)
-    temporary.symlink_to(Path(matrix_dir.name))
-    os.replace(temporary, link)
-    return matrix_dir
+    return run_files.new_stamped_dir(store / "matrix")
 
 
 def write(matrix_dir: Path, matrix: dict[str, Any]) -> str:
@@ -108,7 +93,8 @@ def _row(cell: dict[str, Any]) -> list[str]:
     if cell["failover_p50_ms"] is not None:
         failover = f"{cell['failover_p50_ms']:.0f} / {cell['failover_p99_ms']:.0f} ms"
     return [str(cell["index"]), str(cell["node_count"]), cell["fault"],
-            f"{cell['latency_dist']} {cell['latency_ms']} ms", str(cell["seed"]), maelstrom, stricter,
+            f"{cell['latency_dist']} {cell['latency_ms']} ms", str(cell["seed"]), cell.get("faults_done") or "—",
+            maelstrom, stricter,
             anomalies_said(cell).replace("|", "\\|"), ok, throughput, failover]
 
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from kafka_node import argtypes
 from kafka_node.maelstrom import exit_status, run_flags
-from kafka_node.maelstrom.latency import DISTRIBUTIONS
+from kafka_node.maelstrom.latency import DISTRIBUTIONS, refusal
 from kafka_node.maelstrom.nemesis_package import NEMESIS_INTERVAL
 from kafka_node.maelstrom.network import RPC_TIMEOUT
 from kafka_node.maelstrom.run_flags import Flag, concurrency_of, node_program
@@ -70,7 +70,7 @@ def _as_test(name: str, default: Any, help: str) -> Flag:
 
 
 AXES = (
-    Flag("--bin", {"required": True, "metavar": "PATH", "help": "the node program to test"}),
+    _as_test("--bin", None, "the node program to test"),
     Flag("--node-counts", {"type": list_of(argtypes.positive_int, "node count"), "default": None, "metavar": "N,...",
                            "help": f"the node counts, comma-separated {_sizes('--node-counts')}"}),
     Flag("--faults", {"type": list_of(str, "fault", tuple(FAULTS)), "default": None, "metavar": "FAULTS",
@@ -81,9 +81,8 @@ AXES = (
     Flag("--latency-dists", {"type": list_of(str, "latency distribution", DISTRIBUTIONS), "default": None,
                              "metavar": "DISTS", "help": f"the latency distributions (--latency-dist), comma-separated "
                                                          f"among {', '.join(DISTRIBUTIONS)} {_sizes('--latency-dists')}"}),
-    Flag("--latency", {"type": argtypes.non_negative_int, "default": 5, "metavar": "MS",
-                       "help": "the mean latency of every cell, whole milliseconds (--latency); uniform and "
-                               "exponential need it above 0 (default 5)"}),
+    _as_test("--latency", 5, "the mean latency of every cell, whole milliseconds (--latency); uniform and "
+                             "exponential need it above 0 (default 5)"),
     Flag("--seeds", {"type": list_of(int, "seed"), "default": None, "metavar": "SEED,...",
                      "help": f"the seeds, comma-separated (--seed) {_sizes('--seeds')}"}),
     Flag("--quick", {"action": "store_true",
@@ -133,20 +132,16 @@ def parser() -> exit_status.Parser:
 def parse(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     """The matrix's settings (sizes not given filled in from --quick or the defaults), and the
     node's own arguments (everything after `--`). Exits with 254 on bad arguments."""
-    node_args: list[str] = []
-    if "--" in argv:
-        cut = argv.index("--")
-        argv, node_args = argv[:cut], argv[cut + 1:]
+    argv, node_args = run_flags.split_node_args(argv)
     built = parser()
     args = built.parse_args(argv)
     for name, default in DEFAULTS.items():
         if getattr(args, name) is None:
             setattr(args, name, QUICK.get(name, default) if args.quick else default)
     args.faults = tuple(sorted(args.faults, key=lambda fault: fault != "calm"))  # calm first, else as given
-    shaped = [dist for dist in args.latency_dists if dist != "constant"]
-    if shaped and args.latency == 0:
-        built.error(f"--latency-dists {','.join(shaped)} needs --latency above 0: Maelstrom cannot draw it from a "
-                    f"mean of 0")
+    for dist in args.latency_dists:
+        if reason := refusal(dist, args.latency):
+            built.error(reason)
     try:
         node_program(args.bin)
         for count in args.node_counts:

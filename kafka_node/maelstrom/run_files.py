@@ -1,8 +1,10 @@
-"""Everything a run leaves in its directory besides the node logs and memory.csv: our history
-and results (JSON), Jepsen's (EDN and text), the plots, messages.svg and timeline.html."""
+"""Everything a run leaves in its directory besides the node logs and memory.csv (our results and
+history, Jepsen's, the pictures), and the time-stamped directories runs and matrices go in."""
 
 from __future__ import annotations
 
+import os
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -46,3 +48,28 @@ def write_pictures(ops: list[Op], journal: Journal, run_dir: Path) -> str | None
     messages_svg.write(journal.messages, journal.truncated, run_dir / "messages.svg")
     timeline.write(ops, run_dir / "timeline.html", title=f"kafka {run_dir.name}")
     return plots.plot(ops, run_dir)
+
+
+def new_stamped_dir(parent: Path) -> Path:
+    """parent/<local time>/ (a -2, -3 ... suffix if taken), with parent/latest pointing at it."""
+    now = datetime.now().astimezone()
+    stamp = now.strftime("%Y%m%dT%H%M%S.%f")[:-3] + now.strftime("%z")
+    parent.mkdir(parents=True, exist_ok=True)
+    made, n = parent / stamp, 1
+    while True:
+        try:
+            made.mkdir()
+            break
+        except FileExistsError:
+            n += 1
+            made = parent / f"{stamp}-{n}"
+    point(parent / "latest", Path(made.name))
+    return made
+
+
+def point(link: Path, target: Path) -> None:
+    """Make `link` a symbolic link to `target`, replacing what was there in one step."""
+    temporary = link.with_name(f".{link.name}.{os.getpid()}")
+    temporary.unlink(missing_ok=True)
+    temporary.symlink_to(target)
+    os.replace(temporary, link)

@@ -15,7 +15,7 @@ from kafka_node.maelstrom import exit_status
 from kafka_node.maelstrom.checker import MAELSTROM_TYPES
 from kafka_node.maelstrom.db_nemesis import NODE_SPECS, targets_of
 from kafka_node.maelstrom.hostile import HOSTILE_ACCEPTED, HOSTILE_CLIENT
-from kafka_node.maelstrom.latency import DISTRIBUTIONS
+from kafka_node.maelstrom.latency import DISTRIBUTIONS, refusal
 from kafka_node.maelstrom.nemesis_package import NEMESIS_INTERVAL, faults_of
 from kafka_node.maelstrom.network import RPC_TIMEOUT
 from kafka_node.maelstrom.stricter import STRICTER_TYPES
@@ -146,6 +146,14 @@ EPILOG = (
 )
 
 
+def split_node_args(argv: list[str]) -> tuple[list[str], list[str]]:
+    """The command's own arguments, and the node's (everything after the first `--`)."""
+    if "--" not in argv:
+        return argv, []
+    cut = argv.index("--")
+    return argv[:cut], argv[cut + 1:]
+
+
 def add_flags(parser: argparse.ArgumentParser | argparse._ArgumentGroup, flags: tuple[Flag, ...]) -> None:
     for flag in flags:
         options = dict(flag.options)
@@ -164,9 +172,8 @@ def checked(parser: argparse.ArgumentParser, args: argparse.Namespace) -> argpar
     """The combinations a flag alone cannot refuse, refused with a usage error."""
     if args.lose_disk and "kill" not in args.nemesis and not args.restart_every:
         parser.error("--lose-disk needs --nemesis kill or --restart-every: it acts when a node is killed")
-    if args.latency_dist != "constant" and args.latency == 0:
-        parser.error(f"--latency-dist {args.latency_dist} needs --latency above 0: Maelstrom cannot draw it from "
-                     f"a mean of 0 (its uniform draw never returns, its exponential divides by zero)")
+    if reason := refusal(args.latency_dist, args.latency):
+        parser.error(reason)
     return args
 
 

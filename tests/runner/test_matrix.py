@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from kafka_node.maelstrom import failover, matrix_files
+from kafka_node.maelstrom import failover, matrix_cells, matrix_files
 
 from support.runs import PROGRESS
 from support.scripts import broken_node, installed_script
@@ -103,6 +103,7 @@ def test_a_tiny_matrix_of_our_node_passes_and_keeps_each_run(matrices):
         assert "run directory: " + cell["run_dir"] in (matrix.dir / cell["output"]).read_text()
     assert [json.loads((matrix.cwd / c["run_dir"] / "results.json").read_text())["run"]["nemesis"]
             for c in cells] == [None, "kill"]
+    assert cells[0]["faults_done"] == "none" and re.fullmatch(r"[1-9]\d* kills", cells[1]["faults_done"])
     assert re.search(r"^\[2/2\] 1 node, kill, constant 5 ms, seed 1: (valid|invalid \(unseen\)), [\d.]+ % ok, "
                      r"\d+ op/s \([\d.]+ of calm\)", stderr, re.M), stderr
 
@@ -224,21 +225,34 @@ HISTORY = ops_of(
     # the third, at 14 s, follows no send: no failover to judge
     (13.999, "nemesis", "info", "kill", "one"), (14.0, "nemesis", "info", "kill", {"n0": "killed"}),
 )
+#: A kill that found its node already down killed nothing: no failover to judge.
+NOTHING_KILLED = ops_of((9.999, "nemesis", "info", "kill", "one"),
+                        (10.0, "nemesis", "info", "kill", {"n1": "not-running"}),
+                        *sent(0, "a", 9.5, 9.6), *sent(0, "a", 10.5, 12.0))
 
 
 def test_failover_is_the_longest_wait_of_the_keys_written_before_each_kill():
     assert failover.failovers(HISTORY, 15.0) == pytest.approx([0.9, 3.0])
     assert failover.failovers(HISTORY, 14.0) == pytest.approx([0.9, 2.0]), "b counts until the main phase ends"
     assert failover.failovers([op for op in HISTORY if op["f"] != "kill"], 15.0) == []
+    assert failover.failovers(NOTHING_KILLED, 15.0) == []
 
 
 def test_a_runs_failover_is_read_from_its_history_in_milliseconds(tmp_path):
-    (tmp_path / "history.jsonl").write_text("".join(json.dumps(op) + "\n" for op in HISTORY))
+    cut_short = '{"index": 99, "time": 150000'  # the last line of a run killed while writing it
+    (tmp_path / "history.jsonl").write_text("".join(json.dumps(op) + "\n" for op in HISTORY) + cut_short)
     found = failover.of_run(tmp_path, {"run": {"phases": {"main": 0.0, "recovery": 15.0}}})
     assert found["failover_ms"] == [900.0, 3000.0]
     assert found["failover_p50_ms"] == pytest.approx(1950.0) and found["failover_p99_ms"] == pytest.approx(2979.0)
     assert failover.of_run(tmp_path / "missing", {}) == {"failover_ms": [], "failover_p50_ms": None,
                                                          "failover_p99_ms": None}
+
+
+def test_the_table_says_what_the_faults_did():
+    assert matrix_cells.faults_done({}) == "none"
+    run = {"partitions": {"count": 3, "cutting": 2, "dropped_messages": 41}, "kills": {"count": 2, "effective": 1},
+           "pauses": {"count": 1, "effective": 0}, "disk_losses": {"count": 1}}
+    assert matrix_cells.faults_done(run) == "2 cuts (41 dropped), 1 kills, 0 pauses, 1 disk losses"
 
 
 def test_the_table_says_when_the_only_anomaly_is_maelstroms_generator_quirk():

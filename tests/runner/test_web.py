@@ -180,7 +180,7 @@ def test_each_matrix_is_listed_with_its_valid_cells_and_links_to_its_table(store
         assert reply.headers["Content-Type"].startswith("text/plain")
         assert reply.read() == (store / "matrix" / name / "matrix.md").read_bytes()
     table = browse(f"{server}{quote(f'matrix/{name}/matrix.md')}", tmp_path / "profile")
-    assert "| 1 | 1 | calm | constant 5 ms | 1 | valid | passed | none |" in table
+    assert "| 1 | 1 | calm | constant 5 ms | 1 | none | valid | passed | none |" in table
     assert "| invalid |" in table.split("| 2 | 1 | kill |")[1].splitlines()[0]
 
 
