@@ -5,12 +5,13 @@ how long a partition goes without an acknowledged send after a node is killed.""
 from __future__ import annotations
 
 import json
-import statistics
 import time
 import zlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from kafka_node.maelstrom.figures import ok_fraction
 
 #: The load of the fault runs (the issue measured at this rate).
 FAULT_RATE = 500.0
@@ -50,13 +51,6 @@ def measure(run_seed: RunSeed, progress: Callable[[str], None], unexplained: Cal
     return found
 
 
-def ok_fraction(stats: dict[str, dict[str, int]]) -> float:
-    """Client operations that completed ok, of all of them (a client's crash is no operation)."""
-    counts = [c for f, c in stats.items() if f != "crash"]
-    total = sum(c.get("ok", 0) + c.get("fail", 0) + c.get("info", 0) for c in counts)
-    return sum(c.get("ok", 0) for c in counts) / total if total else 0.0
-
-
 def partition_of(key: str, partitions: int) -> int:
     """Our node's documented rule: CRC-32 of the key's UTF-8 bytes, modulo the node count."""
     return zlib.crc32(key.encode("utf-8")) % partitions
@@ -92,11 +86,3 @@ def unavailability(history: Path, partitions: int) -> list[float]:
         if len(waits) == partitions:
             gaps.append(max(waits))
     return gaps
-
-
-def quantile(values: list[float], q: float) -> float | None:
-    if not values:
-        return None
-    if len(values) == 1:
-        return values[0]
-    return statistics.quantiles(values, n=100, method="inclusive")[round(q * 100) - 1]

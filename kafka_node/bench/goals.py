@@ -38,6 +38,8 @@ WIDE_POLL_MS = 20
 
 #: The generator is "not the bottleneck" when its ceiling is at least this many times row b.
 GENERATOR_HEADROOM = 2.0
+#: The Maelstrom runner is not the bottleneck when it drives this many times the seed's rate.
+RUNNER_HEADROOM = 2.0
 
 #: 5b's latency goal: a send on two nodes at most one forwarding round trip (ms) slower than on one.
 FORWARD_ROUND_TRIP_MS = 0.3

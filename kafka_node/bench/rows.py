@@ -6,16 +6,16 @@ from __future__ import annotations
 from typing import Any
 
 from kafka_node.bench import goals
-from kafka_node.bench.faults import quantile
 from kafka_node.bench.report import Row, Target
-from kafka_node.bench.suite import OTHER_IN_FLIGHT, SEED_RPCS, Outcome, median
+from kafka_node.bench.suite import OTHER_IN_FLIGHT, OVERTAKING_MEAN_MS, OVERTAKING_RATES, SEED_RPCS, Outcome, median
+from kafka_node.maelstrom.figures import quantile
 
 
 def table(outcome: Outcome) -> list[Row]:
     """Every row, in the table's order; a figure that was not measured shows as a dash."""
     figures = _Figures(outcome)
     return [*_seed_rows(figures), *_load_rows(figures), *_one_in_flight_rows(figures), *_cluster_rows(figures),
-            *_fault_rows(figures)]
+            *_fault_rows(figures), *_runner_rows(figures)]
 
 
 class _Figures:
@@ -241,3 +241,29 @@ def _fault_rows(f: _Figures) -> list[Row]:
 
 def _percent(fraction: float | None) -> float | None:
     return None if fraction is None else fraction * 100
+
+
+def _runner_rows(f: _Figures) -> list[Row]:
+    """s: the Maelstrom runner drives far more than the seed's rate (row a's run of our node is
+    the baseline); t: how often its delivery queues let a message be overtaken, beside one timer
+    per message (the runner before Maelstrom's queues), and what client requests wait."""
+    runner = f.outcome.runner
+    seed_rate = f.outcome.seed.get("ours", {}).get("main_phase_ops_per_s")
+    rows = [Row(id="s", figure=f"the runner's ceiling: op/s against the trivial node, {clients} clients", unit="op/s",
+                measured=runner.get(f"ceiling_{clients}_clients"), baseline=seed_rate,
+                baseline_is="row a: our node at the seed's rate",
+                target=_ratio(">=", goals.RUNNER_HEADROOM) if clients == 2 else _report())
+            for clients in (2, 16)]
+    for dist in ("constant", "exponential"):
+        for rate in OVERTAKING_RATES:
+            measured = runner.get(f"overtaking_{dist}_{rate:g}") or {}
+            rows.append(Row(
+                id="t", figure=f"messages overtaken, {dist} {OVERTAKING_MEAN_MS} ms, {rate:g}/s on one pair",
+                unit="%", measured=_percent(measured.get("overtaken_fraction")),
+                baseline=_percent(measured.get("independent_timers_fraction")),
+                baseline_is="one timer per message", target=_report()))
+            rows.append(Row(
+                id="t", figure=f"a client request's mean wait behind those draws, {dist} {rate:g}/s", unit="ms",
+                measured=measured.get("client_wait_mean_ms"), baseline=None, baseline_is="", target=_report()))
+    return rows
+

@@ -22,7 +22,7 @@ import apsw
 import msgspec
 
 from kafka_node import __version__
-from kafka_node.bench import datasets, faults, fsync
+from kafka_node.bench import datasets, faults, fsync, overtaking
 from kafka_node.bench.child import NodeFailure
 from kafka_node.bench.load import LoadResult, LoadSpec, measure_startup, run_load
 from kafka_node.bench.report import Row, rows_as_data
@@ -39,6 +39,13 @@ SMALL_LOG = (10, 100)
 #: The log of the wide poll: 2,000 keys of 16 messages, all named by one poll.
 WIDE_LOG = (2_000, 16)
 IN_FLIGHT = 64
+#: The runner's ceiling: maelstrom-kafka-test against the trivial node at this rate, with these clients.
+RUNNER_CEILING_RATE = 100_000.0
+RUNNER_CEILING_CLIENTS = (2, 16)
+RUNNER_CEILING_SECONDS = 5.0
+#: Messages per second of one pair whose overtaking is measured, and the mean latency drawn.
+OVERTAKING_RATES = (100.0, 500.0)
+OVERTAKING_MEAN_MS = 5
 #: Runs of the seed's workload on several of our nodes: name, node count, further runner flags.
 CLUSTER_RUNS: tuple[tuple[str, int, tuple[str, ...]], ...] = (
     ("ours-2-nodes", 2, ("--replication-factor", "1")),  # 5b's figures: forwarding, one copy per key
@@ -87,6 +94,7 @@ class Outcome:
     seed: dict[str, Any] = field(default_factory=dict)  # runner perf by node
     cluster: dict[str, Any] = field(default_factory=dict)  # several nodes: run name -> perf, net, validity
     faults: dict[str, Any] = field(default_factory=dict)  # replication under faults: run name -> figures
+    runner: dict[str, Any] = field(default_factory=dict)  # the Maelstrom runner's ceiling and its delivery order
     starts_ms: dict[str, list[float]] = field(default_factory=dict)
     fsync_ms: list[float] = field(default_factory=list)  # p50s, measured at moments of the run
     failures: list[str] = field(default_factory=list)
@@ -101,6 +109,7 @@ class Outcome:
             "seed": self.seed,
             "cluster": self.cluster,
             "faults": self.faults,
+            "runner": self.runner,
             "starts_ms": self.starts_ms,
             "fsync_ms": self.fsync_ms,
             "failures": self.failures,
@@ -280,13 +289,9 @@ class Suite:
     def seed_workload(self) -> None:
         """a: the seed's Maelstrom workload through maelstrom-kafka-test, against our node and
         against the trivial node (the runner's own floor)."""
-        trivial = self.work / "trivial-node"
-        trivial.write_text("#!/bin/sh\nexec " + shlex.join(self.settings.trivial)
-                           + ' --fill-polls "$@"\n')
-        trivial.chmod(0o755)
         for name, program, node_args in (
             ("ours", self.settings.node, ["--", "--db", str(self.work / "seed.db")]),
-            ("trivial", str(trivial), []),
+            ("trivial", self.trivial_program(), []),
         ):
             began = time.monotonic()
             data = self.seed_run(name, program, node_args)
@@ -296,6 +301,13 @@ class Suite:
                 latency = perf.get("rpc_latency_ms", {})
                 progress(f"seed workload, {name}: p50 send {latency.get('send', {}).get('p50')} ms "
                          f"({time.monotonic() - began:.1f} s)")
+
+    def trivial_program(self) -> str:
+        """The trivial node (its polls filled) as one program, as the runner's --bin takes it."""
+        trivial = self.work / "trivial-node"
+        trivial.write_text("#!/bin/sh\nexec " + shlex.join(self.settings.trivial) + ' --fill-polls "$@"\n')
+        trivial.chmod(0o755)
+        return str(trivial)
 
     def seed_run(self, name: str, program: str, node_args: list[str], node_count: int = 1,
                  runner_args: tuple[str, ...] = (), rate: float = 1000.0) -> dict[str, Any] | None:
@@ -342,13 +354,33 @@ class Suite:
                          f"({time.monotonic() - began:.1f} s)")
 
 
+    def runner_workload(self) -> None:
+        """s: the runner's own ceiling, against the trivial node at a rate nothing reaches;
+        t: messages overtaken on its delivery queues, beside one timer per message."""
+        ceiling_seconds = 2.0 if self.settings.quick else RUNNER_CEILING_SECONDS
+        for clients in RUNNER_CEILING_CLIENTS:
+            data = self.seed_run(f"runner-ceiling-{clients}", self.trivial_program(), [], rate=RUNNER_CEILING_RATE,
+                                 runner_args=("--concurrency", str(clients), "--time-limit", f"{ceiling_seconds:g}",
+                                              "--recovery-time", "0"))
+            if data is not None:
+                self.outcome.runner[f"ceiling_{clients}_clients"] = data["perf"]["main_phase_ops_per_s"]
+                progress(f"the runner's ceiling with {clients} clients: {data['perf']['main_phase_ops_per_s']} op/s")
+        seconds = 4.0 if self.settings.quick else 10.0
+        for dist in ("constant", "exponential"):
+            for rate in OVERTAKING_RATES:
+                measured = overtaking.measure(dist, OVERTAKING_MEAN_MS, rate, seconds)
+                self.outcome.runner[f"overtaking_{dist}_{rate:g}"] = measured.as_data()
+                progress(f"overtaken, {dist} {OVERTAKING_MEAN_MS} ms at {rate:g}/s: {measured.queued_fraction:.3f} "
+                         f"(independent timers {measured.independent_fraction:.3f})")
+
+
 def run(settings: Settings) -> Outcome:
     """Measure everything, each part even when another failed (`rows.table` makes the table)."""
     began = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="kafka-bench-") as work:
         suite = Suite(settings, Path(work))
         for part in (suite.fsync, suite.saturation, suite.one_in_flight, suite.wide_poll, suite.big_log, suite.fsync,
-                     suite.seed_workload, suite.cluster_workload, suite.fault_workload):
+                     suite.seed_workload, suite.runner_workload, suite.cluster_workload, suite.fault_workload):
             try:
                 part()
             except Exception as error:  # one broken part must not hide the others' figures

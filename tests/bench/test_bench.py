@@ -12,7 +12,7 @@ import apsw
 import msgspec
 import pytest
 
-from kafka_node.bench import datasets, fsync, rows, suite
+from kafka_node.bench import datasets, fsync, overtaking, rows, suite
 from kafka_node.bench.report import TABLE_END, TABLE_START, Row, Target, markdown_table, table_figures, with_table
 from kafka_node.bench.trivial_node import TrivialNode
 from kafka_node.bench.workload import parse_mix
@@ -221,3 +221,11 @@ def test_the_fsync_floor_times_real_fdatasyncs_of_a_real_file(tmp_path):
 ])
 def test_a_run_of_our_node_is_judged_without_only_maelstroms_unseen_quirk(results, expected):
     assert suite.unexplained_anomalies(results) == expected
+
+
+def test_overtaking_is_measured_on_the_runners_queues_beside_one_timer_per_message():
+    constant = overtaking.measure("constant", 5, 500, seconds=0.5)
+    assert constant.messages > 100 and constant.queued_fraction == constant.independent_fraction == 0
+    exponential = overtaking.measure("exponential", 5, 500, seconds=1.0)
+    assert 0 < exponential.queued_fraction <= exponential.independent_fraction  # equal only if all were queued together
+    assert exponential.client_wait_mean_ms is not None and exponential.client_wait_mean_ms > 0.5

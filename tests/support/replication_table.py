@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kafka_node.bench.faults import ok_fraction, quantile, unavailability
+from kafka_node.bench.faults import unavailability
+from kafka_node.maelstrom.figures import ok_fraction, quantile
 
 from support.leadership_log import changes_in
 
