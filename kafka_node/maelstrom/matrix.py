@@ -103,7 +103,8 @@ def described(args: argparse.Namespace, node_args: list[str], planned: int) -> d
                  "latency_ms": args.latency, "faults": list(args.faults), "seeds": list(args.seeds)},
         "settings": {"time_limit": args.time_limit, "rate": args.rate, "concurrency": args.concurrency,
                      "recovery_time": args.recovery_time, "nemesis_interval": args.nemesis_interval,
-                     "rpc_timeout": args.rpc_timeout, "store": args.store, "quick": args.quick},
+                     "rpc_timeout": args.rpc_timeout, "nemesis_targets": args.nemesis_targets,
+                     "store": args.store, "quick": args.quick},
         "cells_planned": planned, "interrupted": False, "exit_status": None, "cells": [],
     }
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from kafka_node.maelstrom import exit_status, failover
 from kafka_node.maelstrom.figures import ok_fraction
-from kafka_node.maelstrom.matrix_flags import FAULTS
+from kafka_node.maelstrom.matrix_flags import FAULTS, KILLS_OR_PAUSES
 
 #: The matrix's exit status is its worst cell's, in this order.
 WORST_FIRST = (exit_status.CRASHED, exit_status.INVALID, exit_status.UNKNOWN, exit_status.VALID)
@@ -55,6 +55,8 @@ def test_flags(cell: Cell, args: argparse.Namespace, node_args: list[str]) -> li
              "--recovery-time", _number(args.recovery_time), *FAULTS[cell.fault]]
     if cell.fault != "calm" and args.nemesis_interval is not None:
         flags += ["--nemesis-interval", _number(args.nemesis_interval)]
+    if cell.fault in KILLS_OR_PAUSES and args.nemesis_targets:
+        flags += ["--nemesis-targets", args.nemesis_targets]
     if args.rpc_timeout is not None:
         flags += ["--rpc-timeout", _number(args.rpc_timeout)]
     flags += ["--latency", str(cell.latency_ms), "--latency-dist", cell.latency_dist, "--seed", str(cell.seed),

@@ -73,7 +73,9 @@ def _header(matrix: dict[str, Any]) -> list[str]:
         f"(mean {axes['latency_ms']} ms); faults {_listed(axes['faults'])}; seeds {_listed(axes['seeds'])}",
         f"- each cell: time limit {each['time_limit']:g} s, rate {each['rate']:g} op/s, concurrency "
         f"{each['concurrency']}, recovery time {each['recovery_time']:g} s"
-        + "".join(f", {item}" for item in optional) + f"; store `{each['store']}`",
+        + "".join(f", {item}" for item in optional)
+        + (f", kills and pauses of {each['nemesis_targets']}" if each.get("nemesis_targets") else "")
+        + f"; store `{each['store']}`",
         f"- {done}",
     ]
 

@@ -9,6 +9,7 @@ from typing import Any
 
 from kafka_node import argtypes
 from kafka_node.maelstrom import exit_status, run_flags
+from kafka_node.maelstrom.db_nemesis import targets_of
 from kafka_node.maelstrom.latency import DISTRIBUTIONS, refusal
 from kafka_node.maelstrom.nemesis_package import NEMESIS_INTERVAL
 from kafka_node.maelstrom.network import RPC_TIMEOUT
@@ -24,13 +25,18 @@ FAULTS: dict[str, tuple[str, ...]] = {
     "all": ("--nemesis", "partition,kill,pause", "--lose-disk"),
 }
 
+#: The faults that kill or pause nodes (--nemesis-targets applies to them).
+KILLS_OR_PAUSES = frozenset({"kill", "pause", "kill-disk", "all"})
+#: --quick's kills and pauses take less than half the nodes at a time: what a correct replicated
+#: node must survive, where a full matrix draws from all of Jepsen's specs, every node at once too.
+QUICK_TARGETS = "one,minority"
 #: The sizes of a full matrix, and those --quick changes (a CI job of a few minutes); a flag
 #: given explicitly wins over both.
 DEFAULTS: dict[str, Any] = {"node_counts": (3, 5), "faults": tuple(FAULTS), "latency_dists": ("constant", "exponential"),
                             "seeds": (1, 2), "time_limit": 20.0, "recovery_time": 10.0,
-                            "nemesis_interval": None}  # None: the test command's own
+                            "nemesis_interval": None, "nemesis_targets": None}  # None: the test command's own
 QUICK: dict[str, Any] = {"node_counts": (3,), "seeds": (1,), "time_limit": 10.0, "recovery_time": 3.0,
-                         "nemesis_interval": 3.0}
+                         "nemesis_interval": 3.0, "nemesis_targets": QUICK_TARGETS}
 
 
 def list_of(parse_one: Callable[[str], Any], what: str, choices: tuple[str, ...] = ()) -> Callable[[str], tuple]:
@@ -63,6 +69,12 @@ def _sizes(name: str) -> str:
     return f"(default {shown}; with --quick {quick})"
 
 
+def _targets_text(text: str) -> str:
+    """--nemesis-targets as the test command reads it, kept as given (it is passed on as text)."""
+    targets_of(text)
+    return text
+
+
 def _as_test(name: str, default: Any, help: str) -> Flag:
     """The test command's flag of that name (its type and metavar), with the matrix's default and help."""
     flag = next(f for f in (*run_flags.MAELSTROM_FLAGS, *run_flags.OUR_FLAGS) if f.name == name)
@@ -87,7 +99,8 @@ AXES = (
                      "help": f"the seeds, comma-separated (--seed) {_sizes('--seeds')}"}),
     Flag("--quick", {"action": "store_true",
                      "help": "a size for a CI job of a few minutes: node counts 3, seed 1, time limit 10 s, "
-                             "recovery time 3 s, nemesis interval 3 s (each flag given explicitly still wins)"}),
+                             "recovery time 3 s, nemesis interval 3 s, kills and pauses of one node or a minority (each flag "
+                             "given explicitly still wins)"}),
 )
 
 PASSED_ON = (
@@ -98,6 +111,10 @@ PASSED_ON = (
     _as_test("--nemesis-interval", None, f"each faulted cell's --nemesis-interval, seconds (default the test "
                                          f"command's, {NEMESIS_INTERVAL:g}; with --quick 3, so that faults come and "
                                          f"go within its shorter runs)"),
+    Flag("--nemesis-targets", {
+        "type": _targets_text, "default": None, "metavar": "SPECS",
+        "help": f"each faulted cell's --nemesis-targets, the node specs kills and pauses draw from (default the "
+                f"test command's: all of Jepsen's; with --quick {QUICK_TARGETS})"}),
     _as_test("--rpc-timeout", None, f"each cell's --rpc-timeout, seconds (default the test command's, {RPC_TIMEOUT:g})"),
     _as_test("--store", "store", "where the runs go (store/kafka/<time>/, as the test command's) and the matrix "
                                  "(store/matrix/<time>/) (default store/)"),

@@ -8,13 +8,14 @@ import re
 import shlex
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from kafka_node.maelstrom import failover, matrix_cells, matrix_files
+from kafka_node.maelstrom import failover, matrix_cells, matrix_files, matrix_flags
 
 from support.runs import PROGRESS
 from support.scripts import broken_node, installed_script
@@ -259,3 +260,18 @@ def test_the_table_says_when_the_only_anomaly_is_maelstroms_generator_quirk():
     cell = {"outcome": "invalid", "status": 1, "anomaly_types": ["unseen"], "aborted": None}
     assert matrix_files.anomalies_said({**cell, "unseen_only_untracked_keys": True}) == matrix_files.UNTRACKED
     assert matrix_files.anomalies_said({**cell, "unseen_only_untracked_keys": False}) == "unseen"
+
+
+def test_quick_kills_and_pauses_take_less_than_half_the_nodes_and_flags_given_win():
+    args, node_args = matrix_flags.parse(["--bin", sys.executable, "--quick", "--", "--db", "x.db"])
+    cells = matrix_cells.cells_of(args)
+    assert len(cells) == 12 and {cell.node_count for cell in cells} == {3} and node_args == ["--db", "x.db"]
+    flags = {cell.fault: matrix_cells.test_flags(cell, args, node_args) for cell in cells}
+    for fault in ("kill", "pause", "kill-disk", "all"):
+        assert flags[fault][flags[fault].index("--nemesis-targets") + 1] == "one,minority"
+    assert "--nemesis-targets" not in flags["partition"] and "--nemesis-interval" not in flags["calm"]
+    assert flags["kill"][flags["kill"].index("--time-limit") + 1] == "10"
+    given, _ = matrix_flags.parse(["--bin", sys.executable, "--quick", "--nemesis-targets", "all", "--time-limit", "2.5"])
+    kill = next(cell for cell in matrix_cells.cells_of(given) if cell.fault == "kill")
+    chosen = matrix_cells.test_flags(kill, given, [])
+    assert chosen[chosen.index("--nemesis-targets") + 1] == "all" and chosen[chosen.index("--time-limit") + 1] == "2.5"
