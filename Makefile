@@ -11,7 +11,7 @@
 # and `make soak` (long runs with SIGKILLs), `make sim` (the replication simulator's soak),
 # `make sim-switches`, `make replication-runs`, `make partitions` (3 and 5 nodes under Maelstrom's
 # partition nemesis), `make faults` (the fault matrix: 3 and 5 nodes, calm and five faults, two
-# latency distributions, two seeds, in one table; about 25 minutes) and `make faults-quick` (its CI
+# latency distributions, two seeds, in one table; about 30 minutes) and `make faults-quick` (its CI
 # size, a few minutes), `make mutation` (hours, not in CI), `make lock`
 # (refresh uv.lock to the newest releases), `make test-latest` (the suite against the newest
 # releases, in .venv-latest, without touching the lock).
