@@ -4,13 +4,13 @@ how long a partition goes without an acknowledged send after a node is killed.""
 
 from __future__ import annotations
 
-import json
 import time
 import zlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from kafka_node.maelstrom import failover
 from kafka_node.maelstrom.figures import ok_fraction
 
 #: The load of the fault runs (the issue measured at this rate).
@@ -60,22 +60,9 @@ def unavailability(history: Path, partitions: int) -> list[float]:
     """For each node killed, the longest any partition went, from the kill's completion, until
     a send to one of its keys was invoked and acknowledged (the partition that node led waits
     for an election or a hand-over; the others hardly at all). Seconds, one per kill."""
-    ops = [json.loads(line) for line in history.read_text().splitlines() if line.strip()]
-    invoked: dict[Any, dict[str, Any]] = {}
-    acked: list[tuple[float, float, int]] = []  # (invoked, completed, partition) of ok sends
-    kills: list[float] = []
-    for op in ops:
-        if op.get("process") == "nemesis":
-            if op.get("f") == "kill" and isinstance(op.get("value"), dict):
-                kills.append(op["time"] / 1e9)
-            continue
-        if op.get("f") != "send":
-            continue
-        if op["type"] == "invoke":
-            invoked[op["process"]] = op
-        elif op["type"] == "ok" and op["process"] in invoked:
-            started = invoked.pop(op["process"])["time"] / 1e9
-            acked.append((started, op["time"] / 1e9, partition_of(op["value"]["key"], partitions)))
+    by_key, kills = failover.sends_and_kills(failover.read_history(history))
+    acked = [(send.invoked, send.ok_at, partition_of(key, partitions))  # (invoked, completed, partition) of ok sends
+             for key, sends in by_key.items() for send in sends if send.ok_at is not None]
     gaps = []
     for killed_at in kills:
         waits = []

@@ -23,6 +23,18 @@ class Send:
     ok_at: float | None = None  # when it completed ok; None if it failed, was indeterminate or never completed
 
 
+def read_history(path: Path) -> list[dict[str, Any]]:
+    """The operations of a history.jsonl, a line each; a line that is not JSON (blank, or the
+    last of a run cut short) is left out."""
+    ops = []
+    for line in path.read_text(errors="replace").splitlines():
+        try:
+            ops.append(json.loads(line))
+        except ValueError:
+            continue
+    return ops
+
+
 def sends_and_kills(ops: Iterable[dict[str, Any]]) -> tuple[dict[str, list[Send]], list[float]]:
     """The clients' sends by key, in order of invocation, and the completion times of the kills
     (process "nemesis", f "kill", the completion being the op whose value is a dict of nodes)."""
@@ -79,12 +91,7 @@ def of_run(run_dir: Path | None, results: dict[str, Any]) -> dict[str, Any]:
     history = run_dir / "history.jsonl" if run_dir is not None else None
     if history is None or not history.is_file():
         return {"failover_ms": [], "failover_p50_ms": None, "failover_p99_ms": None}
-    ops = []
-    for line in history.read_text(errors="replace").splitlines():
-        try:
-            ops.append(json.loads(line))
-        except ValueError:
-            continue  # blank, or the last line of a run cut short
+    ops = read_history(history)
     run = results.get("run")
     phases = run.get("phases") if isinstance(run, dict) else None
     main_end = phases.get("recovery") if isinstance(phases, dict) else None
