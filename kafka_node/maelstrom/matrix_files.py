@@ -11,6 +11,8 @@ from typing import Any
 
 from kafka_node.maelstrom import run_files
 
+#: The folder of the store the matrices are kept in, each named as a run is.
+MATRICES = "matrix"
 #: The table's columns, and how each is aligned.
 COLUMNS = (("#", "--:"), ("nodes", "--:"), ("faults", ":--"), ("latency", ":--"), ("seed", "--:"),
            ("faults done", ":--"),
@@ -23,7 +25,7 @@ UNTRACKED = "unseen (untracked keys only: Maelstrom's generator)"
 def new_matrix_dir(store: Path) -> Path:
     """store/matrix/<local time>/, with store/matrix/latest pointing at it (named as the test
     command names its run directories)."""
-    return run_files.new_stamped_dir(store / "matrix")
+    return run_files.new_stamped_dir(store / MATRICES)
 
 
 def write(matrix_dir: Path, matrix: dict[str, Any]) -> str:

@@ -80,6 +80,11 @@ def _excerpt(line: bytes) -> str:
     return line[:300].decode("utf-8", "replace").rstrip("\n")
 
 
+def _log_message(kind: str, line: bytes) -> None:
+    """A :send or :recv line of the run's log: the message as the network wrote it."""
+    log.info("%s %s", kind, line[:-1].decode("utf-8", "replace"))
+
+
 def is_client(node_id: str) -> bool:
     """Maelstrom's rule: an id starting with "c" is a client's (maelstrom.util/client?)."""
     return node_id.startswith("c")
@@ -183,7 +188,7 @@ class Network:
         with --log-net-send."""
         line = encode_line({"id": next(self._message_ids), "src": src, "dest": dest, "body": body})
         if self.log_send:
-            log.info(":send %s", line[:-1].decode("utf-8", "replace"))
+            _log_message(":send", line)
         return line
 
     def _queue(self, dest: str) -> DeliveryQueue:
@@ -209,7 +214,7 @@ class Network:
         if entry:
             entry.received = self.clock()
         if self.log_recv:
-            log.info(":recv %s", line[:-1].decode("utf-8", "replace"))
+            _log_message(":recv", line)
 
     async def call(self, client: str, node_id: str, body: dict[str, Any], *, timeout: float | None = None,
                    wait_ready: bool = True) -> tuple[Head, msgspec.Raw]:
@@ -275,7 +280,7 @@ class Network:
             if self.log_send or self.log_recv:
                 logged = self._line(envelope.src, dest, envelope.body)
                 if self.log_recv:
-                    log.info(":recv %s", logged[:-1].decode("utf-8", "replace"))
+                    _log_message(":recv", logged)
             else:
                 next(self._message_ids)  # every message has its id, logged or not
             if entry:

@@ -20,6 +20,7 @@ from typing import Any
 
 from kafka_node import argtypes
 from kafka_node.maelstrom import exit_status
+from kafka_node.maelstrom.matrix_files import MATRICES
 from kafka_node.maelstrom.run_files import FILES
 
 #: Jepsen's web colours for :valid? true, :unknown, false, and a run with no results yet.
@@ -29,8 +30,6 @@ TEXT_TYPES = {".edn": "text/plain", ".jsonl": "text/plain", ".log": "text/plain"
               ".csv": "text/plain", ".md": "text/plain", ".json": "application/json"}
 #: A run directory's name: its local start time (and a -N when two began in the same millisecond).
 RUN_NAME = re.compile(r"\d{8}T\d{6}\.\d{3}[+-]\d{4}")
-#: The folder of the store `maelstrom-kafka-test matrix` keeps its matrices in, each named as a run is.
-MATRICES = "matrix"
 STYLE = """
 body { font-family: Helvetica, Arial, sans-serif; margin: 1em 2em; }
 table { border-collapse: collapse; }
