@@ -38,6 +38,8 @@ class Cluster:
         self.node_ids = sorted(set(node_ids))
         self.leader_of: Callable[[str], str | None] | None = None
         self._members = frozenset(self.node_ids)
+        #: The other nodes: what this node writes to each at once goes in one bundle.
+        self.peers = self._members - {node_id}
         if node_id not in self._members:
             logger.warning("init names %s, which is not among its node_ids %s: every key is another node's",
                            node_id, ",".join(self.node_ids))

@@ -13,6 +13,7 @@ from kafka_node.protocol import (
     MAX_OFFSET,
     PEER_REPLY_TYPES,
     REQUEST_TYPES,
+    Bundle,
     ClusterEnvelope,
     Envelope,
     ErrorCode,
@@ -26,8 +27,9 @@ from kafka_node.wire.kv import KvCasOk, KvReadOk
 from kafka_node.wire.replica import REPLICA_MESSAGE_TYPES
 
 _REPLICA_TYPES = (*REPLICA_MESSAGE_TYPES, KvReadOk, KvCasOk)
-#: Replicas' messages and lin-kv's replies are never answered: a malformed one is only logged.
-_REPLICA_TAGS = frozenset(cls.__struct_config__.tag for cls in _REPLICA_TYPES)
+#: Replicas' messages, lin-kv's replies and other nodes' bundles are never answered: a malformed
+#: one is only logged.
+_REPLICA_TAGS = frozenset(cls.__struct_config__.tag for cls in (*_REPLICA_TYPES, Bundle))
 
 _envelope_decoder = msgspec.json.Decoder(Envelope)
 _cluster_envelope_decoder = msgspec.json.Decoder(ClusterEnvelope)
@@ -70,21 +72,71 @@ def decode(line: bytes | bytearray) -> Envelope | Rejected:
     return _with_utf8_message(envelope)
 
 
-def decode_in_cluster(line: bytes | bytearray) -> Envelope | PeerReplyEnvelope | ReplicaEnvelope | Rejected:
+InClusterMessage = Envelope | PeerReplyEnvelope | ReplicaEnvelope | Rejected
+
+
+def decode_in_cluster(line: bytes | bytearray, bundles: bool = True) -> list[InClusterMessage]:
     """Decode one line of a node in a cluster: a request, a reply from another node to a
-    request it was forwarded, or a replica's message (or lin-kv's reply). A line shaped like
-    a reply is never answered, even when it is malformed, so that two nodes never trade
-    errors about each other's replies."""
+    request it was forwarded, or a replica's message (or lin-kv's reply); or a bundle of
+    these from another node, each decoded as if it had come alone. A line shaped like a
+    reply is never answered, even when it is malformed, so that two nodes never trade errors
+    about each other's replies."""
     try:
         decoded = _cluster_envelope_decoder.decode(line)
     except (ValueError, RecursionError) as error:
-        return _refused(line, error, replies_known=True)
+        members = _bundle_members(line) if bundles else None
+        if members is not None:  # one malformed member: the others are still taken (a bundle in it is not)
+            return [message for member in members for message in decode_in_cluster(member, bundles=False)]
+        return [_refused(line, error, replies_known=True)]
     body = decoded.body
+    if type(body) is Bundle:
+        return [_in_cluster(decoded.src, decoded.dest, member) for member in body.msgs]
+    return [_in_cluster(decoded.src, decoded.dest, body)]
+
+
+def _in_cluster(src: str, dest: str, body: Any) -> InClusterMessage:
     if isinstance(body, _PeerReply):
-        return PeerReplyEnvelope(decoded.src, body)
+        return PeerReplyEnvelope(src, body)  # type: ignore[arg-type]  # one of PeerReply's members
     if isinstance(body, _REPLICA_TYPES):
-        return ReplicaEnvelope(decoded.src, body)
-    return _with_utf8_message(Envelope(decoded.src, decoded.dest, body))  # type: ignore[arg-type]  # a request
+        return ReplicaEnvelope(src, body)
+    return _with_utf8_message(Envelope(src, dest, body))
+
+
+def decode_unbundled(line: bytes | bytearray) -> list[Envelope | Rejected]:
+    """Decode one line of a node not in a cluster (yet): a request, or each member of another
+    node's bundle as if it had come alone (a request sent on is then answered, at once)."""
+    decoded = decode(line)
+    if type(decoded) is Rejected and (members := _bundle_members(line)) is not None:
+        return [decode(member) for member in members]
+    return [decoded]
+
+
+class _LooseBundle(msgspec.Struct, tag="bundle", tag_field="type"):
+    msgs: list[msgspec.Raw]
+
+
+class _LooseBundleEnvelope(msgspec.Struct):
+    src: msgspec.Raw
+    dest: msgspec.Raw
+    body: _LooseBundle
+
+
+_loose_bundle_decoder = msgspec.json.Decoder(_LooseBundleEnvelope)
+
+
+def _bundle_members(line: bytes | bytearray) -> list[bytes] | None:
+    """A bundle's members, each as the line it would have been alone; None if `line` is not
+    a bundle with a string src and dest."""
+    if b'"bundle"' not in line:
+        return None
+    try:
+        loose = _loose_bundle_decoder.decode(line)
+        for field in (loose.src, loose.dest):
+            msgspec.json.decode(field, type=str)
+    except (ValueError, RecursionError):  # not one, or its src or dest is not a string
+        return None
+    head = b'{"src":' + bytes(loose.src) + b',"dest":' + bytes(loose.dest) + b',"body":'
+    return [head + bytes(member) + b"}" for member in loose.body.msgs]
 
 
 def _refused(line: bytes | bytearray, error: ValueError | RecursionError, replies_known: bool) -> Rejected:

@@ -71,6 +71,11 @@ class Node:
         self._read_at = 0.0  # when input was last read
 
     @property
+    def peers(self) -> frozenset[str]:
+        """The other nodes of the cluster (none before init, or alone)."""
+        return self.forwarding.cluster.peers if self.forwarding is not None else frozenset()
+
+    @property
     def stopping(self) -> bool:
         """Whether serving must end after this batch: init refused the log, or the log's file
         can no longer be trusted (a failed COMMIT or sync)."""
@@ -85,7 +90,8 @@ class Node:
         An init is answered on its own, between the requests before it and those after it,
         since it may open the log and make the node part of a cluster."""
         self._read_at = now
-        decoded = [self._decode(line) for line in lines if isinstance(line, framing.Oversized) or (line and not line.isspace())]
+        decoded = [message for line in lines if isinstance(line, framing.Oversized) or (line and not line.isspace())
+                   for message in self._decode(line)]
         had_storage = self.storage
         step = Step([], [])
         after_init = 0
@@ -98,12 +104,13 @@ class Node:
         self._drain(step)
         return step._replace(opened=self.storage) if self.storage is not had_storage else step
 
-    def _decode(self, line: framing.Line | framing.Oversized) -> Decoded:
+    def _decode(self, line: framing.Line | framing.Oversized) -> list[Decoded]:
+        """The messages of a line: one, or each of another node's bundle."""
         if isinstance(line, framing.Oversized):
             logger.warning("skipped a line longer than %d bytes", self.max_line_bytes)
-            return decoding.refuse_oversized(line.head, self.max_line_bytes)
+            return [decoding.refuse_oversized(line.head, self.max_line_bytes)]
         if self.forwarding is None:
-            return decoding.decode(line)
+            return decoding.decode_unbundled(line)  # type: ignore[return-value]  # a list of its subtypes
         return decoding.decode_in_cluster(line)
 
     def _answer(self, decoded: list[Decoded], step: Step, now: float) -> None:

@@ -43,6 +43,8 @@ class Outbox:
         self._storage: Storage | None = None
         self._sync_failure_told = False
         self.broken: OSError | None = None
+        #: The other nodes of the cluster: what one write has for each goes in one bundle.
+        self.peers: frozenset[str] = frozenset()
 
     def listen(self, storage: Storage) -> None:
         """From now on, learn what is durable from `storage`, and release replies as its
@@ -57,11 +59,12 @@ class Outbox:
         if self._storage is not None:
             self._storage.on_sync(None)
 
-    def hold(self, held: Sequence[Held]) -> None:
-        """Queue replies, and write at once those whose commit is durable already."""
+    def hold(self, held: Sequence[Held], send: Sequence[protocol.Outbound] = ()) -> None:
+        """Queue replies, and write at once those whose commit is durable already, after
+        `send`, messages that wait for nothing, in the same write."""
         with self._lock:
             self._waiting += held
-            self._write_ready()
+            self._write_ready(send)
 
     def release(self) -> None:
         """Write every waiting reply whose commit is durable; after a failed sync, an
@@ -75,19 +78,21 @@ class Outbox:
         logger.error("a sync of the WAL failed (%s): the outcome of the last batches is unknown", failure)
         self._wake()
 
-    def send(self, messages: Sequence[protocol.Outgoing | protocol.Forwarded | wire.Sent]) -> None:
+    def send(self, messages: Sequence[protocol.Outbound]) -> None:
         """Write messages that wait for nothing (requests sent on to other nodes) at once."""
         with self._lock:
-            self._write(protocol.encode(messages))
+            self._write(protocol.encode(messages, self.peers))
 
-    def _write_ready(self) -> None:
+    def _write_ready(self, send: Sequence[protocol.Outbound] = ()) -> None:
         waiting = self._waiting
         if not waiting:
+            if send:
+                self._write(protocol.encode(send, self.peers))
             return
         storage = self._storage
         # the failure first: after one, the durable count is final
         failure, durable = (None, 0) if storage is None else (storage.sync_failure, storage.durable)
-        out: list[protocol.Outgoing | wire.Sent] = []
+        out: list[protocol.Outbound] = [*send]
         kept: list[Held] = []
         for entry in waiting:
             if entry.commit <= durable:
@@ -99,7 +104,7 @@ class Outbox:
                 kept.append(entry)
         self._waiting = kept
         if out:
-            self._write(protocol.encode(out))
+            self._write(protocol.encode(out, self.peers))
 
     def _write(self, data: bytes) -> None:
         if self.broken is not None:

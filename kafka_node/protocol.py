@@ -11,7 +11,7 @@ from typing import Annotated, NamedTuple, get_args
 import msgspec
 
 from kafka_node import wire
-from kafka_node.wire.kv import KvReply
+from kafka_node.wire.kv import KvCas, KvRead, KvReply
 from kafka_node.wire.replica import ReplicaMessage
 
 #: Offsets above this are refused, so that offset + poll limit never overflows SQLite's int64.
@@ -167,13 +167,37 @@ class PeerReplyEnvelope(msgspec.Struct):
     body: PeerReply
 
 
+class Bundle(msgspec.Struct, tag="bundle", tag_field="type"):
+    """Everything one node had for another at one moment (requests sent on, replies to them,
+    replicas' messages), in the order it was produced: one line, one message through the
+    network, where each would have been a message of its own."""
+
+    msgs: list[Request | PeerReply | ReplicaMessage]
+
+
 class ClusterEnvelope(msgspec.Struct):
     """What a node in a cluster reads: a request, another node's reply to one it sent on, a
-    replica's message, or lin-kv's reply (`wire`)."""
+    replica's message, lin-kv's reply (`wire`), or a bundle of the first three."""
 
     src: str
     dest: str
-    body: Request | PeerReply | ReplicaMessage | KvReply
+    body: Request | PeerReply | ReplicaMessage | KvReply | Bundle
+
+
+#: A message this node writes: a reply, a request sent on, or a replica's message.
+Outbound = Outgoing | Forwarded | wire.Sent
+
+
+class _BundleOut(msgspec.Struct, tag="bundle", tag_field="type"):
+    """A `Bundle` as written: its members are this node's own replies and messages."""
+
+    msgs: list[Reply | Request | ReplicaMessage | KvRead | KvCas]  # lin-kv is not a peer: never the last two
+
+
+class _BundledOut(msgspec.Struct):
+    src: str
+    dest: str
+    body: _BundleOut
 
 
 class Rejected(NamedTuple):
@@ -210,6 +234,26 @@ def json_text(text: bytes) -> msgspec.Raw:
     return msgspec.Raw(text)
 
 
-def encode(messages: Sequence[Outgoing | Forwarded | wire.Sent]) -> bytes:
-    """Encode replies (and forwarded requests) as JSON lines, newline-terminated."""
+def encode(messages: Sequence[Outbound], peers: frozenset[str] = frozenset()) -> bytes:
+    """Encode replies (and forwarded requests) as JSON lines, newline-terminated; the messages
+    for each node of `peers` go in one `Bundle`, where the first of them would have gone."""
+    if peers and len(messages) > 1:
+        return _encoder.encode_lines(bundled(messages, peers))
     return _encoder.encode_lines(messages)
+
+
+def bundled(messages: Sequence[Outbound], peers: frozenset[str]) -> list[Outbound | _BundledOut]:
+    """`messages`, with those for each of `peers` in one bundle (alone, a message stays as it is)."""
+    groups: dict[str, list[Outbound]] = {}
+    order: list[Outbound | list[Outbound]] = []
+    for message in messages:
+        if message.dest not in peers:
+            order.append(message)
+        elif (group := groups.get(message.dest)) is not None:
+            group.append(message)
+        else:
+            groups[message.dest] = group = [message]
+            order.append(group)
+    return [entry if not isinstance(entry, list) else entry[0] if len(entry) == 1
+            else _BundledOut(entry[0].src, entry[0].dest, _BundleOut([message.body for message in entry]))
+            for entry in order]

@@ -100,12 +100,11 @@ class ServeLoop:
     def _serve(self, lines: list[framing.Line | framing.Oversized]) -> None:
         """One batch: applied and committed by the node, its replies held until durable."""
         step = self.node.receive(lines, time.monotonic())
-        if step.forwarded:
-            self.outbox.send(step.forwarded)
         if step.opened is not None:  # from now on, its syncs release the outbox
             self._storage = step.opened
             self.outbox.listen(step.opened)
-        self.outbox.hold(step.held)
+        self.outbox.peers = self.node.peers
+        self.outbox.hold(step.held, send=step.forwarded)  # one write: one message per other node
         storage = self._storage
         if storage is None or storage.untrusted:  # after a failed COMMIT or sync: no sync, no checkpoint
             return
@@ -146,10 +145,8 @@ class ServeLoop:
         if deadline is None or deadline > time.monotonic():
             return
         step = self.node.tick(time.monotonic(), idle=not self._input_waiting())
-        if step.forwarded:
-            self.outbox.send(step.forwarded)
-        if step.held:
-            self.outbox.hold(step.held)
+        if step.forwarded or step.held:
+            self.outbox.hold(step.held, send=step.forwarded)
         storage = self._storage  # requests tried again at the tick may have written
         if storage is not None and not storage.untrusted and storage.has_unsynced_commits:
             storage.sync_here()

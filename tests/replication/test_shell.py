@@ -59,7 +59,7 @@ class Node:
 
     def receive(self, *lines: tuple[str, Any], now: float) -> list[Any]:
         """Lines (sender, body) read together, as the node decodes them; what replication left of them."""
-        decoded = [decoding.decode_in_cluster(message(body, src=src)) for src, body in lines]
+        decoded = [d for src, body in lines for d in decoding.decode_in_cluster(message(body, src=src))]
         return self.shell.take_own(decoded, now)
 
     def run(self, now: float, answer: bool = True) -> list[Sent]:
@@ -79,7 +79,7 @@ class Node:
                 reply = self.kv.handle("n0", body)
                 assert reply is not None
                 line = message({**reply, "in_reply_to": body["msg_id"]}, src=LIN_KV, dest="n0")
-                self.shell.take_own([decoding.decode_in_cluster(line)], now)
+                self.shell.take_own(decoding.decode_in_cluster(line), now)
 
     def write(self, key: str, now: float) -> int:
         """A client's send to `key` applied as the node applies it: stamped with its partition's next batch, in a
@@ -140,7 +140,7 @@ def test_take_own_steps_on_replicas_messages_and_lin_kvs_replies_and_hands_back_
         ("c2", {"type": "poll", "offsets": {K1: 0}, "msg_id": 2}),
         (LIN_KV, {"type": "error", "code": KEY_DOES_NOT_EXIST, "in_reply_to": read_of_0}),  # no state of partition 0
     ]
-    decoded = [decoding.decode_in_cluster(message(body, src=src)) for src, body in lines]
+    decoded = [d for src, body in lines for d in decoding.decode_in_cluster(message(body, src=src))]
     assert node.shell.take_own(decoded, 0.1) == [decoded[0], decoded[2], decoded[3]]
     assert node.shell.leader_of(K1) == "n1"
     creating = [sent.body for sent in node.shell.ready().send if isinstance(sent.body, KvCas)]

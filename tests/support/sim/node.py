@@ -117,7 +117,7 @@ class SimNode:
         """Messages read together: replicas' messages and lin-kv's replies first, as the node
         hands them to replication before the requests around them are routed."""
         self.now = now
-        wire = [decoding.decode_in_cluster(payload) for _, kind, payload in batch if kind == "wire"]
+        wire = [d for _, kind, payload in batch if kind == "wire" for d in decoding.decode_in_cluster(payload)]
         if wire:
             self.shell.step([d for d in wire if not isinstance(d, protocol.Rejected)], now)
         for src, kind, payload in batch:
