@@ -155,6 +155,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         ),
     )
     parser.add_argument(
+        "--leader-rebalance",
+        type=argtypes.non_negative_float,
+        default=ReplicationSettings().rebalance,
+        metavar="SECONDS",
+        help=(
+            "with replicas, after a failover a partition's preferred replica (the node that led it "
+            "first) takes its lead back once it has been in sync this long, so that every node leads "
+            f"its own partition again, as Kafka's auto.leader.rebalance.enable (default: {ReplicationSettings().rebalance:g}); "
+            "0: never"
+        ),
+    )
+    parser.add_argument(
         "--log-level",
         choices=["debug", "info", "warning", "error"],
         default="info",
@@ -192,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
                 logger.error("cannot open the log: %s", describe(error))
                 return EXIT_FAILED
         node = Node(log_file.open, limits, args.max_batch, args.max_line_bytes, args.forward_timeout,
-                    ReplicationSettings(args.replication_factor, args.min_insync))
+                    ReplicationSettings(args.replication_factor, args.min_insync, args.leader_rebalance))
         try:
             return serve.serve(node)
         except BrokenPipeError:

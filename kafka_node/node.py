@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import math
 from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
@@ -41,10 +42,12 @@ class Step(NamedTuple):
 
 
 class ReplicationSettings(NamedTuple):
-    """How many replicas each key has on several nodes, and how many must hold a write."""
+    """How many replicas each key has on several nodes, how many must hold a write, and how long
+    a partition's preferred replica stays in sync before it takes its lead back (0: never)."""
 
     factor: int = 3
     min_insync: int = 2
+    rebalance: float = Timing.rebalance
 
 
 class Node:
@@ -55,7 +58,7 @@ class Node:
                  replication: ReplicationSettings | None = None, timing: Timing | None = None) -> None:
         self.storage_for = storage_for
         self.settings = replication or ReplicationSettings()
-        self.timing = timing or Timing(forward=forward_timeout)
+        self.timing = timing or Timing(forward=forward_timeout, rebalance=self.settings.rebalance or math.inf)
         self.poll_limits = poll_limits or PollLimits()
         self.max_batch = max_batch
         self.max_line_bytes = max_line_bytes

@@ -61,8 +61,11 @@ def elected(state: PartitionState, me: str, file: str) -> PartitionState:
 
 
 def resumed(state: PartitionState, me: str) -> PartitionState:
-    """A restarted leader whose file lin-kv still names leads again, in a new epoch: what its
-    former incarnation sent but never made durable must never pass for this one's batches."""
+    """This replica leads the next epoch, the sets as they are. A restarted leader whose file
+    lin-kv still names leads again so, in a new epoch: what its former incarnation sent but never
+    made durable must never pass for this one's batches. The partition's preferred replica, in
+    the in-sync set, takes its lead back so too: the replica that led stays in the set (it holds
+    every acknowledged write; what it wrote past them it truncates as it follows)."""
     return _state(me, state.epoch + 1, state.isr, state.elr, state.files, state.version + 1)
 
 

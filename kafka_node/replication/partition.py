@@ -24,6 +24,7 @@ from kafka_node.replication.following import Follower, FollowState
 from kafka_node.replication.leading import Leading
 from kafka_node.replication.linkv import Heard, LinKv
 from kafka_node.replication.ports import PartitionLog
+from kafka_node.replication.rebalance import PreferredLeader
 from kafka_node.replication.timing import Timing
 from kafka_node.wire import Sent
 from kafka_node.wire.replica import Leadership, PartitionState, ReplicateRefused
@@ -61,6 +62,7 @@ class PartitionMachine:
         self.lead: Leading | None = None
         #: Epochs this incarnation asked lin-kv to let it lead: only those may it lead as named.
         self.proposed_epochs: set[int] = set()
+        self._rebalance = PreferredLeader(me, replicas[0], self.file, timing.rebalance)
         self._ready = Ready()
 
     # --- the outside's view -----------------------------------------------------------------------
@@ -185,6 +187,15 @@ class PartitionMachine:
         elif silent or self.role is Role.STARTING:
             # what this replica knows may be old (news of a change lost on the way): lin-kv says
             self.lin.read_if_due(now, timing.kv_retry, self._ready.kv)
+        elif self._rebalance.due(state, self.role is Role.FOLLOWER, now):
+            assert state is not None
+            logger.info("partition %d: the preferred replica, in sync for %.1f s; taking the lead back from %s",
+                        self.pid, timing.rebalance, state.leader)
+            self._ask_to_lead(membership.resumed(state, self.me))
+            self._become(Role.CANDIDATE, now)
+        elif self._rebalance.awaits_return(state, self.role is Role.FOLLOWER):
+            # the news of its return to the in-sync set may be lost on the way: lin-kv says, now and then
+            self.lin.read_if_due(now, timing.reread, self._ready.kv)
 
     # --- lin-kv -----------------------------------------------------------------------------------
 
@@ -223,6 +234,7 @@ class PartitionMachine:
         this incarnation asked for), start a new epoch as a restarted leader, leave as a replica
         that lost its file, or follow."""
         state = self.known
+        self._rebalance.saw(state, now)
         if state is None:
             if self.lin.missing and self.lin.call is None and self.role is Role.STARTING:
                 if self.me == self.replicas[0]:  # the partition's first leader creates its state

@@ -28,6 +28,9 @@ class Timing:
     #: A leader reads (polls, listings) only while every replica able to take its lead heard it
     #: less than this long ago: shorter than `election`, so no follower can be elected meanwhile.
     lease: float = 0.5
+    #: The partition's preferred replica (its first), once lin-kv has listed it in the in-sync
+    #: set for this long while another leads, takes the lead back (Kafka's preferred-leader election).
+    rebalance: float = 1.5
     #: A probe or catch-up left unanswered is sent again after this long.
     resend: float = 0.5
     #: A partition's state is read again this long after lin-kv could not say it.
@@ -84,5 +87,7 @@ class Timing:
             ("R10", self.peer_wait + self.replication <= self.forward, "peer_wait + replication <= forward: a forwarded "
                                                                        "request that waited here for a leader is "
                                                                        "answered before the forwarder gives up"),
+            ("R11", self.lag < self.rebalance, "lag < rebalance: the preferred replica takes the lead back only after "
+                                               "staying in the in-sync set longer than a lagging one takes to leave it"),
         ]
         return [f"{name}: {reason}" for name, holds, reason in rules if not holds]

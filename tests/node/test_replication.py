@@ -95,6 +95,37 @@ def test_when_a_leader_dies_an_in_sync_follower_leads_the_next_epoch_with_every_
     assert (reply["type"], reply.get("offset")) == ("send_ok", 3), reply
 
 
+def failed_over_and_back(replicas: Replicas, key: str) -> dict:
+    """n0, leader of partition 0, killed until another leads; restarted, and given time to catch up,
+    rejoin the in-sync set and (if it does) take its lead back; lin-kv's state then."""
+    assert replicas.ask("n1", {"type": "send", "key": key, "msg": 0})["type"] == "send_ok"
+    replicas.kill("n0")
+    replicas.settle(ELECTION_TIMEOUT + 0.5)
+    assert replicas.leadership(0)["leader"] in ("n1", "n2")
+    replicas.restart("n0")
+    replicas.settle(LAG_TIMEOUT + TIMING.rebalance + TIMING.lease + 1.0)
+    return replicas.leadership(0)
+
+
+def test_after_a_failover_the_preferred_replica_back_in_sync_takes_its_lead_back(replicas):
+    key = replicas.key_in(0)
+    state = failed_over_and_back(replicas, key)
+    assert (state["leader"], state["isr"]) == ("n0", ["n0", "n1", "n2"]), "the former leader stays in sync"
+    reply = replicas.ask("n1", {"type": "send", "key": key, "msg": 1})
+    assert (reply["type"], reply.get("offset")) == ("send_ok", 1), reply
+    assert [replicas.stored(node, key) for node in replicas.ids] == [[(0, 0), (1, 1)]] * 3
+
+
+def test_with_leader_rebalance_off_the_lead_stays_where_the_failover_put_it(tmp_path):
+    replicas = Replicas(tmp_path, replication=ReplicationSettings(rebalance=0))
+    try:
+        state = failed_over_and_back(replicas, replicas.key_in(0))
+        assert state["leader"] in ("n1", "n2") and "n0" in state["isr"], state
+    finally:
+        for storage in replicas.storages.values():
+            storage.close()
+
+
 def test_a_deposed_leader_acknowledges_nothing_of_its_own_and_drops_what_only_it_held(replicas):
     key = replicas.key_in(0)
     assert replicas.ask("n0", {"type": "send", "key": key, "msg": 0})["type"] == "send_ok"

@@ -221,6 +221,59 @@ def test_news_from_another_node_is_taken_only_if_newer_and_then_followed():
     assert (ready.learned, ready.led, m.known, m.leader()) == (None, None, newer, "n2")
 
 
+# --- the preferred replica takes its lead back ----------------------------------------------------
+
+def following_n1(me: str, isr: list[str], at: float = 0.5) -> tuple[PartitionMachine, PartitionState]:
+    """`me`'s replica, told at `at` that n1 leads epoch 3 with `isr` in sync (n0, replicas[0], is preferred)."""
+    m = machine(me)
+    known = state("n1", 3, isr, 6)
+    kv(m, known, now=at)
+    m.ready()
+    return m, known
+
+
+def heard_until(m: PartitionMachine, until: float, step: float = 0.1) -> Ready:
+    """Ticks up to `until`, the leader heard just before each (a heartbeat's worth); what they gave."""
+    now, ready = m.follower.heard, Ready()
+    while now < until - 1e-9:
+        now = min(until, now + step)
+        m.follower.heard = now  # as a heartbeat of n1's taken then
+        m.step(Tick(now, now))
+        got = m.ready()
+        ready.kv += got.kv
+    return ready
+
+
+def test_the_preferred_replica_in_sync_for_rebalance_asks_to_lead_the_next_epoch_keeping_the_leader_in_sync():
+    m, known = following_n1("n0", REPLICAS)
+    assert cas(heard_until(m, 0.5 + TIMING.rebalance - 0.1)) == [], "not in sync long enough yet"
+    ready = heard_until(m, 0.5 + TIMING.rebalance)
+    assert cas(ready) == [(known, membership.resumed(known, "n0"))] and m.role is Role.CANDIDATE
+    taken = membership.resumed(known, "n0")
+    assert (taken.leader, taken.epoch, taken.isr) == ("n0", 4, REPLICAS), "n1 stays in sync: it is alive"
+    applied(m, 0.5 + TIMING.rebalance)
+    assert m.role is Role.LEADER_STARTING and m.lead is not None and m.lead.epoch == 4
+
+
+@pytest.mark.parametrize(("me", "isr"), [("n1", ["n1", "n2"]), ("n2", REPLICAS), ("n0", ["n1", "n2"])],
+                         ids=["the leader itself", "a replica not preferred", "the preferred one out of the set"])
+def test_no_other_replica_asks_to_lead_while_its_leader_is_heard(me, isr):
+    m, _ = following_n1(me, isr)
+    assert cas(heard_until(m, 5.0)) == []
+
+
+def test_leaving_the_in_sync_set_starts_the_preferred_replicas_wait_again():
+    m, known = following_n1("n0", REPLICAS)
+    heard_until(m, 1.5)
+    out = state("n1", 3, ["n1", "n2"], 7)
+    m.step(Told(out, 1.5))
+    back = state("n1", 3, REPLICAS, 8)
+    m.step(Told(back, 1.6))
+    m.ready()
+    assert cas(heard_until(m, 1.6 + TIMING.rebalance - 0.1)) == []
+    assert cas(heard_until(m, 1.6 + TIMING.rebalance)) == [(back, membership.resumed(back, "n0"))]
+
+
 # --- a leader's calls to lin-kv --------------------------------------------------------------------
 
 def test_a_follower_answering_from_a_newer_epoch_makes_its_leader_ask_lin_kv_who_leads():

@@ -1,4 +1,4 @@
-"""Timing's defaults break none of the relations R1-R10, each relation broken on purpose is named in
+"""Timing's defaults break none of the relations R1-R11, each relation broken on purpose is named in
 violations() with its reason, and failed_memory and peer_wait follow from the timeouts they derive from."""
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ def test_the_defaults_break_no_relation():
     ({"forward": 5.0}, {"R8", "R9"}),  # not shorter than client 5; leader_wait 1 + 5 > 5
     ({"leader_wait": 2.0}, {"R9"}),  # 2 + forward 3 = client 5
     ({"replication": 3.5}, {"R7", "R10"}),  # peer_wait clipped to 0: 0 + 3.5 > forward 3
+    ({"rebalance": 0.5}, {"R11"}),  # not longer than lag 0.5
 ], ids=lambda value: ",".join(f"{k}={v}" for k, v in value.items()) if isinstance(value, dict) else "+".join(sorted(value)))
 def test_an_override_breaking_a_relation_is_named_with_its_reason(override, rules):
     timing = Timing(**override)
@@ -42,11 +43,11 @@ def test_an_override_breaking_a_relation_is_named_with_its_reason(override, rule
         assert len(reason.strip()) > 20, violation
 
 
-def test_every_relation_r1_to_r10_can_be_named():
+def test_every_relation_r1_to_r11_can_be_named():
     assert set().union(*[broken(Timing(**override)) for override in [
         {"tick": 0.06}, {"heartbeat": 0.2}, {"election": 0.5}, {"leader_wait": 0.8}, {"kv_timeout": 2.1},
-        {"busy": 3.0}, {"leader_wait": 2.0}, {"replication": 3.5},
-    ]]) == {f"R{n}" for n in range(1, 11)}
+        {"busy": 3.0}, {"leader_wait": 2.0}, {"replication": 3.5}, {"rebalance": 0.5},
+    ]]) == {f"R{n}" for n in range(1, 12)}
 
 
 @pytest.mark.parametrize(("override", "failed_memory", "peer_wait"), [

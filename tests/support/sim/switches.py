@@ -19,6 +19,7 @@ from kafka_node.replication.leading import Leading
 from kafka_node.replication.ledger import AckLedger
 from kafka_node.replication.linkv import LinKv
 from kafka_node.replication.partition import PartitionMachine
+from kafka_node.replication.rebalance import PreferredLeader
 from kafka_node.replication.shell import Replication
 from kafka_node.wire.replica import PartitionState
 
@@ -232,6 +233,21 @@ def given_up_readable_without_lease() -> Iterator[None]:
         yield
 
 
+@contextlib.contextmanager
+def preferred_never_takes_back() -> Iterator[None]:
+    """No preferred-leader election: a partition whose lead moved after a fault keeps that leader."""
+    with _patched(PreferredLeader, "due", lambda self, state, following, now: False):
+        yield
+
+
+@contextlib.contextmanager
+def preferred_trusts_its_news() -> Iterator[None]:
+    """The preferred replica out of the in-sync set waits to hear of its return, never asking lin-kv:
+    if that news is lost, it never takes its lead back."""
+    with _patched(PreferredLeader, "awaits_return", lambda self, state, following: False):
+        yield
+
+
 #: Every switch, by name: each puts back one rule the fixes replaced.
 SWITCHES: dict[str, Callable[[], contextlib.AbstractContextManager[None]]] = {
     "S1-given-up-readable": given_up_readable,
@@ -248,6 +264,8 @@ SWITCHES: dict[str, Callable[[], contextlib.AbstractContextManager[None]]] = {
     "takes-before-knowing-lin-kv": takes_before_knowing_lin_kv,
     "answers-from-a-lost-file-count": answers_from_a_lost_file_count,
     "unknown-outcome-read-once": unknown_outcome_read_once,
+    "preferred-never-takes-back": preferred_never_takes_back,
+    "preferred-trusts-its-news": preferred_trusts_its_news,
 }
 
 #: Switches whose fault shows only on a calm network (none changes a leader or an in-sync set).

@@ -427,12 +427,14 @@ class World:
                                                if partition.files.get(n, self.stores[n].file_id) == self.stores[n].file_id}
 
     def _calm_change(self, pid: int, state: PartitionState) -> None:
-        """On a calm network, once every partition has every replica in sync, nothing changes."""
+        """On a calm network, once every partition has every replica in sync and is led by its
+        preferred replica, nothing changes."""
         if not self.calm:
             return
         if self._settled_at is not None:
             raise Violation(f"a calm run changed partition {pid}'s leadership at {self.now:.3f}s: {state}")
-        everyone = all(len(s.isr) == len(self.placement.replicas(p)) for p, s in self._states.items())
+        everyone = all(len(s.isr) == len(self.placement.replicas(p)) and s.leader == self.placement.replicas(p)[0]
+                       for p, s in self._states.items())
         if everyone and len(self._states) == self.placement.partitions:
             self._settled_at = self.now
 
@@ -463,6 +465,13 @@ class World:
             settling = self.now - self._changed_at.get(pid, 0.0) < self.timing.lag + self.timing.resend + self.timing.kv_timeout
             if sorted(state.isr) != sorted(self.placement.replicas(pid)) and not settling:
                 raise Violation(f"partition {pid}'s replicas are not all back in sync after the faults ended: {state}")
+            # The preferred replica, in sync, takes its lead back `rebalance` after it last saw the set change.
+            preferred = self.placement.replicas(pid)[0]
+            taking_back = self.now - self._changed_at.get(pid, 0.0) < (self.timing.rebalance + self.timing.kv_timeout
+                                                                        + self.timing.lease + self.timing.tick)
+            if state.leader != preferred and preferred in state.isr and not taking_back:
+                raise Violation(f"partition {pid} is not led by its preferred replica {preferred}, in sync since "
+                                f"{self._changed_at.get(pid, 0.0):.3f}: {state}")
         ledger = self.checks.ledger
         unseen = [(key, offset, msg) for key, offset, msg in ledger.acked
                   if (key, offset) not in ledger.polled and self.placement.partition(key) not in self.unavailable]
