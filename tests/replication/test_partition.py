@@ -263,7 +263,7 @@ def test_no_other_replica_asks_to_lead_while_its_leader_is_heard(me, isr):
 
 
 def test_leaving_the_in_sync_set_starts_the_preferred_replicas_wait_again():
-    m, known = following_n1("n0", REPLICAS)
+    m, _ = following_n1("n0", REPLICAS)
     heard_until(m, 1.5)
     out = state("n1", 3, ["n1", "n2"], 7)
     m.step(Told(out, 1.5))
