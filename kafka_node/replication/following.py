@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from itertools import groupby
 
 from kafka_node.replication.epochs import EpochCache
 from kafka_node.replication.events import Append, Entry, MergeCommitted, PersistOp, TruncateAfter
@@ -82,15 +81,21 @@ class Follower:
     def _batches(self, message: Replicate, epochs: EpochCache) -> list[PersistOp] | None:
         """The writes that store the message's batches after `prev_seq` (None: they are not a
         run of whole batches following it, so nothing is taken)."""
-        batches = []
+        batches: list[tuple[int, int, list[Entry]]] = []
         last, last_epoch = message.prev
-        for seq, group in groupby(message.sends, key=lambda send: send[2]):
-            entries = [Entry(key, offset, seq, epoch, str(memoryview(msg), "utf-8")) for key, offset, _, epoch, msg in group]
-            epoch = entries[0].epoch
-            if seq != last + 1 or not last_epoch <= epoch <= message.epoch or any(e.epoch != epoch for e in entries):
-                return None  # not whole batches of a leader's log following `prev`
-            batches.append((seq, epoch, entries))
-            last, last_epoch = seq, epoch
+        entries: list[Entry] = []
+        # one pass over the messages (a catch-up brings millions, often a batch each): each new seq
+        # starts a batch; tuple.__new__ is Entry's own constructor without its Python frame
+        for key, offset, seq, epoch, msg in message.sends:
+            if seq != last or not batches:
+                if seq != last + 1 or not last_epoch <= epoch <= message.epoch:
+                    return None  # not whole batches of a leader's log following `prev`
+                entries = []
+                batches.append((seq, epoch, entries))
+                last, last_epoch = seq, epoch
+            elif epoch != last_epoch:
+                return None  # a batch mixing epochs
+            entries.append(tuple.__new__(Entry, (key, offset, seq, epoch, bytes(msg).decode())))
         ops: list[PersistOp] = []
         for seq, epoch, entries in batches:
             held = epochs.epoch_of(seq)
@@ -101,7 +106,7 @@ class Follower:
                 epochs.truncate_after(seq - 1)
                 logger.info("partition %d: dropping batches from %d on, which the leader's log does not hold", self.pid, seq)
             epochs.append(seq, epoch)
-            ops.append(Append(self.pid, entries))
+            ops.append(tuple.__new__(Append, (self.pid, entries)))  # as Entry's, above
         if message.whole:
             self.state.synced = True
             # past the end of the leader's log as it was sent: batches of an older epoch diverge from
@@ -113,7 +118,10 @@ class Follower:
         return ops
 
     def _ok(self, message: Replicate) -> ReplicateOk:
-        return ReplicateOk(part=self.pid, epoch=self.state.epoch, covers=message.covers, file=self.file, sent=message.sent)
+        # a catch-up part brings no commit: its last batch says which part of several in flight this is
+        through = message.sends[-1][2] if message.covers == 0 and message.sends else 0
+        return ReplicateOk(part=self.pid, epoch=self.state.epoch, covers=message.covers, file=self.file, sent=message.sent,
+                           through=through)
 
     def _refused(self, message: Replicate, epochs: EpochCache, at: int = 0, stale: bool = False,
                  epoch: int | None = None) -> ReplicateRefused:

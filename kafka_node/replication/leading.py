@@ -18,8 +18,13 @@ from kafka_node.wire.replica import PartitionState, Replicate, ReplicateOk, Repl
 
 logger = logging.getLogger("kafka_node.replication")
 
-#: Messages at most in one catch-up: a follower far behind is filled in several.
-CATCH_UP_MESSAGES = 2000
+#: Messages at most in one part of a catch-up: a follower far behind is filled in several. What is
+#: in flight (these two multiplied) waits in the follower's input ahead of other replicas' batches and
+#: its clients' requests: more is faster and slows them more (docs/performance.md, row u).
+CATCH_UP_MESSAGES = 500
+#: Parts of a catch-up in flight at once: the next ones travel while the follower takes one, and
+#: those that come together are taken in one transaction.
+CATCH_UP_PARTS = 2
 
 
 class Leading:
@@ -175,22 +180,35 @@ class Leading:
                          commits=self._committed_for(progress), whole=True, sent=now)
         return self._send(node, body, now)
 
-    def catch_up(self, node: str, after: int, now: float) -> Sent:
+    def catch_up(self, node: str, after: int, now: float) -> list[Sent]:
         """The batches after `after` (the follower's log matches the leader's up to it), whole
-        if they fit in one message, else the first part of several."""
+        if they fit in one message, else the first parts of several."""
+        self.progress[node].begin_catch_up(after, now)
+        return self._parts(node, now)
+
+    def _parts(self, node: str, now: float) -> list[Sent]:
+        """A catch-up's next parts, while fewer than CATCH_UP_PARTS are in flight; the last one,
+        whole, once the follower acknowledged every part before it."""
         progress = self.progress[node]
-        entries = self.log.batches_after(self.pid, after, CATCH_UP_MESSAGES)
-        last_seq = entries[-1].seq if entries else after
-        whole = last_seq >= self.epochs.last[0]
-        prev = (after, self.epochs.epoch_of(after) or 0)
-        commits = self.log.commits
-        if whole:
-            progress.phase, progress.fence = Phase.REPLICATE, commits
-        else:
-            progress.phase, progress.fence, progress.end = Phase.CATCH_UP, 0, last_seq
-        body = Replicate(part=self.pid, epoch=self.epoch, covers=commits if whole else 0, prev=prev, sends=_sends(entries),
-                         commits=self._committed_for(progress) if whole else {}, whole=whole, sent=now)
-        return self._send(node, body, now)
+        out = []
+        while progress.phase is Phase.CATCH_UP and len(progress.parts) < CATCH_UP_PARTS:
+            after = progress.end
+            entries = self.log.batches_after(self.pid, after, CATCH_UP_MESSAGES)
+            last_seq = entries[-1].seq if entries else after
+            whole = last_seq >= self.epochs.last[0]
+            if whole and progress.parts:
+                break
+            prev = (after, self.epochs.epoch_of(after) or 0)
+            commits = self.log.commits
+            if whole:
+                progress.phase, progress.fence = Phase.REPLICATE, commits
+            else:
+                progress.part_sent(last_seq)
+            body = Replicate(part=self.pid, epoch=self.epoch, covers=commits if whole else 0, prev=prev,
+                             sends=_sends(entries), commits=self._committed_for(progress) if whole else {}, whole=whole,
+                             sent=now)
+            out.append(self._send(node, body, now))
+        return out
 
     def _committed_for(self, progress: FollowerProgress) -> dict[str, int]:
         """The committed offsets a whole message carries: those moved since the follower last
@@ -222,7 +240,8 @@ class Leading:
             progress.unanswered_since = None
         if isinstance(answer, ReplicateOk):
             if progress.phase is Phase.CATCH_UP and answer.covers == 0:
-                return [self.catch_up(node, progress.end, now)]
+                progress.part_taken(answer.through)
+                return self._parts(node, now)
             if answer.covers > progress.match:
                 progress.match = answer.covers
                 if progress.offsets_match < 0 and answer.covers >= progress.fence >= 0:
@@ -231,10 +250,10 @@ class Leading:
                     progress.offsets_match = max(progress.offsets_match, answer.covers)
             self._forget_moved()
             return []
-        if answer.covers < progress.fence:
-            return []  # the refusal of a message sent before the last whole one
+        if answer.covers < progress.fence or (progress.phase is Phase.CATCH_UP and answer.sent < progress.began):
+            return []  # the refusal of a message sent before the last whole one, or before this catch-up
         agree = min(answer.at, self.epochs.end_of_epoch(answer.at_epoch), self.epochs.last[0])
-        return [self.catch_up(node, agree, now)]
+        return self.catch_up(node, agree, now)
 
     def _forget_moved(self) -> None:
         """Drop the moved offsets every follower surely holds."""
@@ -262,4 +281,4 @@ class Leading:
 
 
 def _sends(entries: list[Entry]) -> list[tuple[str, int, int, int, msgspec.Raw]]:
-    return [(e.key, e.offset, e.seq, e.epoch, msgspec.Raw(e.msg.encode())) for e in entries]
+    return [(key, offset, seq, epoch, msgspec.Raw(msg)) for key, offset, seq, epoch, msg in entries]

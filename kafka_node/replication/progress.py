@@ -14,8 +14,9 @@ class Phase(Enum):
     once (a follower that missed the message refuses the next heartbeat, and is caught up).
     REPLICATE: a whole message was sent it; new batches follow at once, each chained to the one
     before by `after`, and heartbeats when nothing else goes.
-    CATCH_UP: it lacks more than fits in a message; the part in flight ends at batch `end`, and
-    the next is sent when it acknowledges this one."""
+    CATCH_UP: it lacks more than fits in a message; it is sent parts, each following the one
+    before, several in flight (`parts`), the next as it acknowledges one; the last, whole, once it
+    acknowledged every part before it."""
 
     PROBE = "probe"
     REPLICATE = "replicate"
@@ -32,8 +33,12 @@ class FollowerProgress:
     #: The covers of the last whole message (probe or catch-up) sent it: refusals of messages
     #: sent before that one are stale and change nothing.
     fence: int = -1
-    #: The last batch the catch-up part in flight carries (CATCH_UP).
+    #: The last batch the catch-up parts sent so far carry (CATCH_UP): the next part follows it.
     end: int = 0
+    #: The last batch of each catch-up part sent and not yet acknowledged, oldest first (CATCH_UP).
+    parts: list[int] = field(default_factory=list)
+    #: When the catch-up's first part was sent (CATCH_UP): a refusal of anything sent before is stale.
+    began: float = -math.inf
     last_sent: float = -math.inf
     #: The newest send time of the leader's that it echoed: it heard the leader then or later.
     heard_at: float = -math.inf
@@ -48,6 +53,22 @@ class FollowerProgress:
     #: The leader's commit up to which it surely holds every committed offset (-1: unknown, so
     #: its next whole message carries them all).
     offsets_match: int = -1
+
+    def begin_catch_up(self, after: int, now: float) -> None:
+        """Parts follow batch `after`, where its log matches the leader's."""
+        self.phase, self.fence, self.end, self.parts, self.began = Phase.CATCH_UP, 0, after, [], now
+
+    def part_sent(self, last: int) -> None:
+        self.end = last
+        self.parts.append(last)
+
+    def part_taken(self, through: int) -> None:
+        """It acknowledged a part: it holds the leader's log up to batch `through` (0: it does not
+        say which part, as an older follower: the oldest in flight)."""
+        if through:
+            self.parts = [end for end in self.parts if end > through]
+        elif self.parts:
+            del self.parts[0]
 
     def restart(self) -> None:
         """Back to PROBE, its log unknown (what was sent it no longer counts)."""

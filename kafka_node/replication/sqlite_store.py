@@ -33,7 +33,7 @@ class SqliteStore:
         return [Entry(*row) for row in self.storage.replica.batch(pid, seq)]
 
     def batches_after(self, pid: int, seq: int, limit: int) -> list[Entry]:
-        return [Entry(*row) for row in self.storage.replica.batches_after(pid, seq, limit)]
+        return [tuple.__new__(Entry, row) for row in self.storage.replica.batches_after(pid, seq, limit)]
 
     def committed_of(self, pid: int) -> dict[str, int]:
         placement = self.placement
@@ -48,7 +48,7 @@ class SqliteStore:
         log, replica = self.storage.log, self.storage.replica
         log.begin()
         try:
-            for op in ops:
+            for op in _appends_joined(ops):
                 if isinstance(op, Append):
                     replica.append(op.pid, op.entries)
                 elif isinstance(op, TruncateAfter):
@@ -59,3 +59,21 @@ class SqliteStore:
             log.rollback()
             raise
         return self.storage.commit()
+
+
+def _appends_joined(ops: Sequence[PersistOp]) -> list[PersistOp]:
+    """The same writes, each run of appends to one partition as one: a catch-up brings thousands of
+    batches, and each append costs statements of its own."""
+    joined: list[PersistOp] = []
+    run: list[Entry] | None = None  # the entries of the last op, an append
+    for op in ops:
+        last = joined[-1] if joined else None
+        if isinstance(op, Append) and run is not None and isinstance(last, Append) and last.pid == op.pid:
+            run += op.entries
+        elif isinstance(op, Append):
+            run = list(op.entries)
+            joined.append(Append(op.pid, run))
+        else:
+            run = None
+            joined.append(op)
+    return joined

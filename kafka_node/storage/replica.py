@@ -91,9 +91,7 @@ class ReplicaLog:
         self.conn.executemany(
             "INSERT INTO messages (key, log_offset, msg, part, seq, epoch) VALUES (?, ?, ?, ?, ?, ?)",
             [(key, offset, msg, part, seq, epoch) for key, offset, seq, epoch, msg in entries])
-        ends: dict[str, int] = {}
-        for key, offset, *_ in entries:
-            ends[key] = max(ends.get(key, 0), offset + 1)
+        ends = {key: offset + 1 for key, offset, _, _, _ in entries}  # a key's offsets grow along the log: its last is its end
         self.conn.executemany(
             """
             INSERT INTO log_keys (key, next_offset) VALUES (?, ?)

@@ -58,12 +58,15 @@ class Replicate(_Message, tag="replicate"):
 
 class ReplicateOk(_Message, tag="replicate_ok"):
     """The follower holds, durably, the leader's log up to `covers`, in its file `file`; `sent`
-    echoes the newest message of the leader's it has taken."""
+    echoes the newest message of the leader's it has taken. For a part of a catch-up (covers 0),
+    `through` is the last batch it brought: the follower holds the leader's log up to that batch
+    (0: not said, as by a follower that predates it)."""
 
     epoch: int
     covers: int
     file: str = ""
     sent: float = 0.0
+    through: int = 0
 
 
 class ReplicateRefused(_Message, tag="replicate_refused"):

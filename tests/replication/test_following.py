@@ -35,8 +35,8 @@ def message(epoch: int, covers: int, prev: tuple[int, int], batches=(), after: i
                      sends=[send for batch in batches for send in batch], commits=commits or {}, whole=whole, sent=SENT)
 
 
-def ok(epoch: int, covers: int) -> ReplicateOk:
-    return ReplicateOk(part=PID, epoch=epoch, covers=covers, file=FILE, sent=SENT)
+def ok(epoch: int, covers: int, through: int = 0) -> ReplicateOk:
+    return ReplicateOk(part=PID, epoch=epoch, covers=covers, file=FILE, sent=SENT, through=through)
 
 
 def refused(epoch: int, covers: int, at: int, at_epoch: int, stale: bool = False) -> ReplicateRefused:
@@ -172,10 +172,10 @@ CASES = {
         log=[2, 2], state=FollowState("n0", 2, applied=6, synced=True),
         message=message(2, 8, (2, 2), after=6),
         answer=ok(2, 8), followed=(8, True)),
-    "a catch-up part (covers 0) appends without changing what was applied": Case(
+    "a catch-up part (covers 0) appends without changing what was applied, and says its last batch": Case(
         log=[2], state=FollowState("n0", 2),
         message=message(2, 0, (1, 2), [sends(2, 2), sends(3, 2)]),
-        answer=ok(2, 0), ops=[Append(PID, entries(2, 2)), Append(PID, entries(3, 2))], after=[2, 2, 2],
+        answer=ok(2, 0, through=3), ops=[Append(PID, entries(2, 2)), Append(PID, entries(3, 2))], after=[2, 2, 2],
         followed=(0, False)),
     "a duplicate is acknowledged without writes": Case(
         log=[2, 2], state=FollowState("n0", 2, applied=6, synced=True),
@@ -237,3 +237,16 @@ def test_two_messages_in_a_row_see_each_others_batches_through_the_cache():
     assert answer == ok(2, 5)
     assert ops == [Append(PID, entries(3, 2))]
     assert epochs == cache([1, 2, 2])
+
+
+def test_parts_in_flight_are_taken_in_a_row_each_answered_with_its_last_batch():
+    follower = Follower(PID, FILE, 0.0)
+    epochs = EpochCache()
+    first, answer = follower.take("n0", message(1, 0, (0, 0), [sends(1, 1), sends(2, 1)]), epochs, 1.0)
+    assert answer == ok(1, 0, through=2)
+    second, answer = follower.take("n0", message(1, 0, (2, 1), [sends(3, 1)]), epochs, 1.0)
+    assert answer == ok(1, 0, through=3)
+    assert first + second == [Append(PID, entries(1, 1)), Append(PID, entries(2, 1)), Append(PID, entries(3, 1))]
+    ops, answer = follower.take("n0", message(1, 0, (4, 1), [sends(5, 1)]), epochs, 1.0)  # the part before it was lost
+    assert (ops, answer) == ([], refused(1, 0, at=3, at_epoch=1))
+    assert epochs == cache([1, 1, 1])

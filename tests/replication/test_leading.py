@@ -15,7 +15,7 @@ import pytest
 from kafka_node.replication import insync
 from kafka_node.replication.epochs import EpochCache
 from kafka_node.replication.events import Entry
-from kafka_node.replication.leading import Leading
+from kafka_node.replication.leading import CATCH_UP_MESSAGES, CATCH_UP_PARTS, Leading
 from kafka_node.replication.progress import Phase
 from kafka_node.replication.timing import Timing
 from kafka_node.wire import Sent
@@ -421,7 +421,7 @@ class Answer:
 
 # n1 answered the probe, then refused the write of 1.0, and was sent a catch-up (whole, covers 4) at 1.1
 REFUSED = [ok("n1", START, 0.0), write(1.0), refused("n1", 4, 1.0, at=3, at_epoch=1, now=1.1)]
-BIG = [1500, 1500, 1]  # batch 3 is past the CATCH_UP_MESSAGES (2000) first messages
+BIG = [CATCH_UP_MESSAGES * 3 // 4] * 2 + [1]  # batch 3 is past the first CATCH_UP_MESSAGES messages
 
 ANSWERS = {
     "a refusal after the last whole message brings a catch-up from where the logs agree": Answer(
@@ -462,3 +462,71 @@ def test_a_refusal_or_a_parts_acknowledgement_brings_what_the_follower_lacks(cas
     assert (progress.phase, progress.match) == (case.phase, case.match)
     if case.unchanged:
         assert progress == before
+
+
+# --- (7) a catch-up in parts, several in flight ----------------------------------------------------
+
+def part_ok(node: str, through: int, sent: float, now: float) -> Event:
+    """`node` took a catch-up part (covers 0) whose last batch is `through`."""
+    answer = ReplicateOk(part=PID, epoch=EPOCH, covers=0, file=FILES[node], sent=sent, through=through)
+    return lambda lead: lead.answered(node, answer, now)
+
+
+# Batches of a part's size each: batch b is part b of a catch-up from the empty log; the last
+# batch, of one message, comes in the whole message that ends it. (Two parts in flight at least.)
+PARTS = [CATCH_UP_MESSAGES] * (CATCH_UP_PARTS + 2) + [1]
+LAST = len(PARTS)  # the leader's last batch, and its commits
+EMPTY = refused("n1", LAST, 0.0, at=0, at_epoch=0, now=0.1)  # n1 refused the epoch's probe: its log is empty
+
+
+def part(seq: int) -> tuple:
+    """summary() of the part carrying batch `seq` alone."""
+    return "n1", (seq - 1, 1 if seq > 1 else 0), [seq], 0, False
+
+
+@dataclass
+class Parts:
+    events: list[Event]
+    sent: list[tuple]  # what the last event sent, as summary() gives it
+    in_flight: list[int]  # the last batch of each part in flight afterwards
+    phase: Phase = Phase.CATCH_UP
+
+
+PIPELINE = {
+    "a follower lacking many parts is sent as many as may be in flight, each following the one before": Parts(
+        [EMPTY], [part(seq) for seq in range(1, CATCH_UP_PARTS + 1)], list(range(1, CATCH_UP_PARTS + 1))),
+    "a part's acknowledgement naming its last batch brings one more": Parts(
+        [EMPTY, part_ok("n1", 1, 0.1, now=0.2)], [part(CATCH_UP_PARTS + 1)], list(range(2, CATCH_UP_PARTS + 2))),
+    "an acknowledgement through a later part acknowledges every part before it": Parts(
+        [EMPTY, part_ok("n1", CATCH_UP_PARTS, 0.1, now=0.2)], [part(CATCH_UP_PARTS + 1), part(CATCH_UP_PARTS + 2)],
+        [CATCH_UP_PARTS + 1, CATCH_UP_PARTS + 2]),
+    "an acknowledgement that does not name its part (an older follower's) counts for the oldest": Parts(
+        [EMPTY, ok("n1", 0, 0.1, now=0.2)], [part(CATCH_UP_PARTS + 1)], list(range(2, CATCH_UP_PARTS + 2))),
+    "the last part, whole, waits until every part before it is acknowledged": Parts(
+        [EMPTY, part_ok("n1", CATCH_UP_PARTS, 0.1, now=0.2), part_ok("n1", LAST - 2, 0.2, now=0.3)], [],
+        [LAST - 1]),
+    "then it goes, bringing the follower up to the leader's commit": Parts(
+        [EMPTY, part_ok("n1", CATCH_UP_PARTS, 0.1, now=0.2), part_ok("n1", LAST - 1, 0.2, now=0.3)],
+        [("n1", (LAST - 1, 1), [LAST], LAST, True)], [], Phase.REPLICATE),
+    "an acknowledgement of a part after the whole message brings nothing": Parts(
+        [EMPTY, part_ok("n1", CATCH_UP_PARTS, 0.1, now=0.2), part_ok("n1", LAST - 1, 0.2, now=0.3),
+         part_ok("n1", 2, 0.1, now=0.4)], [], [], Phase.REPLICATE),
+    "a refusal of a part starts the catch-up again from where the logs agree": Parts(
+        [EMPTY, refused("n1", 0, 0.1, at=2, at_epoch=1, now=0.2)], [part(seq) for seq in range(3, CATCH_UP_PARTS + 3)],
+        list(range(3, CATCH_UP_PARTS + 3))),
+    "a refusal of a message sent before the catch-up began changes nothing": Parts(
+        [EMPTY, refused("n1", 0, 0.05, at=0, at_epoch=0, now=0.2)], [], list(range(1, CATCH_UP_PARTS + 1))),
+    "a refusal of a part sent before the catch-up began again changes nothing": Parts(
+        [EMPTY, refused("n1", 0, 0.1, at=2, at_epoch=1, now=0.2), refused("n1", 0, 0.1, at=2, at_epoch=1, now=0.2)],
+        [], list(range(3, CATCH_UP_PARTS + 3))),
+}
+
+
+@pytest.mark.parametrize("case", PIPELINE.values(), ids=PIPELINE.keys())
+def test_a_catch_up_keeps_parts_in_flight_each_following_the_last_sent(case):
+    lead = leading(ALL_IN, log=ListLog(PARTS))
+    sent = run(lead, case.events)
+    assert [summary(message) for message in sent] == case.sent
+    progress = lead.progress["n1"]
+    assert (progress.phase, progress.parts if progress.phase is Phase.CATCH_UP else []) == (case.phase, case.in_flight)
+    assert progress.match == 0  # parts bring it up to no commit (only the whole message's answer would)

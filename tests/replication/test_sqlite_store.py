@@ -88,3 +88,19 @@ def test_a_followers_transaction_whose_commit_fails_is_rolled_back_and_the_file_
     assert storage.untrusted, "the connection's view may not be the disk's: the node must stop"
     assert store.batch(1, 1) == []
     storage.close()
+
+
+def test_a_run_of_appends_to_a_partition_is_stored_as_one_and_read_back_batch_by_batch(tmp_path):
+    storage, store = _store(tmp_path / "log.db")
+    first = [Entry("k", 0, 1, 1, '"a"'), Entry("m", 0, 1, 1, '"b"')]
+    second = [Entry("k", 1, 2, 1, '"c"')]
+    elsewhere = [Entry("x", 0, 1, 2, '"d"')]
+    third = [Entry("k", 2, 3, 1, '"e"'), Entry("m", 1, 3, 1, '"f"')]
+    store.persist([Append(0, first), Append(0, second), Append(1, elsewhere), Append(0, third), Append(0, [])])
+    assert first == [Entry("k", 0, 1, 1, '"a"'), Entry("m", 0, 1, 1, '"b"')]  # what it was given is left as it was
+    assert store.batches_after(0, 0, 10) == [*first, *second, *third]
+    assert store.batches_after(1, 0, 10) == elsewhere
+    assert EpochCache(*store.epoch_ranges(0)) == EpochCache([(1, 1)], 3)
+    next_offsets = dict(storage.log.conn.execute("SELECT key, next_offset FROM log_keys"))
+    assert next_offsets == {"k": 3, "m": 2, "x": 1}
+    storage.close()
