@@ -1,12 +1,15 @@
-"""Database files for the benchmark: synthetic logs built with the node's own storage layer,
-the big one cached between runs, and copies so that no run changes a cached file."""
+"""Database files for the benchmark: synthetic logs built with the node's own storage layer (a lone
+node's, or a partition leader's in replicated batches), the big ones cached, and copies for each run."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tempfile
 from pathlib import Path
+
+import apsw
 
 from kafka_node.storage import PAGE_SIZE, Durability, Storage
 
@@ -57,6 +60,55 @@ def fill_synthetic(storage: Storage, keys: int, messages_per_key: int, msg: str)
         storage.conn.pragma("wal_checkpoint", "TRUNCATE")
 
 
+def build_partition_log(path: Path, keys: list[str], messages_per_key: int, per_batch: int, at_a_time: int,
+                        part: int = 0, epoch: int = 1) -> Path:
+    """A leader's log at `path`: `messages_per_key` messages of each key (all of partition `part`),
+    stamped as the batches of epoch `epoch` that replicas trade.
+
+    The keys are written `at_a_time` at once, round-robin, until each has all its messages, then
+    the next ones (as the seed's workload writes: a few active keys, each retired once written
+    enough); message n of that order is in batch n // per_batch + 1, so batches are numbered densely
+    from 1. Built by SQL straight into the node's tables, in one transaction, in key order.
+    """
+    if len(keys) % at_a_time:
+        raise ValueError(f"{len(keys)} keys are not groups of {at_a_time}")
+    storage = Storage.open(str(path), Durability.OFF)
+    try:
+        with storage.log.transaction():
+            storage.conn.execute(
+                """
+                WITH RECURSIVE offsets(o) AS (SELECT 0 UNION ALL SELECT o + 1 FROM offsets WHERE o + 1 < :per_key)
+                INSERT INTO messages (key, log_offset, msg, part, seq, epoch)
+                SELECT keys.value, o, :msg, :part,
+                       ((keys.key / :at_a_time) * :at_a_time * :per_key + o * :at_a_time + keys.key % :at_a_time)
+                         / :per_batch + 1,
+                       :epoch
+                FROM json_each(:keys) AS keys CROSS JOIN offsets
+                """,
+                {"keys": json.dumps(sorted(keys)), "per_key": messages_per_key, "at_a_time": at_a_time,
+                 "per_batch": per_batch, "part": part, "epoch": epoch, "msg": SYNTHETIC_MSG},
+            )
+            storage.conn.execute(
+                "INSERT INTO log_keys (key, next_offset) SELECT value, :per_key FROM json_each(:keys) WHERE true",
+                {"keys": json.dumps(keys), "per_key": messages_per_key},
+            )
+    finally:
+        storage.close()  # checkpointed, no WAL left: the file alone is the log
+    return path
+
+
+def replica_copy(source: Path, target: Path) -> Path:
+    """A copy of a (checkpointed) replica's file at `target`, as another replica's: the same log,
+    in a file with an identity of its own (a replica's answers name its file)."""
+    shutil.copyfile(source, target)
+    conn = apsw.Connection(str(target))
+    try:
+        conn.execute("UPDATE file_identity SET file_id = lower(hex(randomblob(8)))")
+    finally:
+        conn.close()
+    return target
+
+
 def empty_log(path: Path) -> Path:
     """A log at `path` with the current schema and no message."""
     Storage.open(str(path), Durability.OFF).close()
@@ -76,6 +128,23 @@ def cached_log(cache_dir: Path, keys: int, messages_per_key: int) -> Path:
     building = Path(tempfile.mkdtemp(prefix="building-", dir=cache_dir))
     try:
         built = build_log(building / path.name, keys, messages_per_key)
+        os.replace(built, path)
+    finally:
+        shutil.rmtree(building)
+    return path
+
+
+def cached_partition_log(cache_dir: Path, keys: list[str], messages_per_key: int, per_batch: int,
+                         at_a_time: int) -> Path:
+    """The leader's log of `build_partition_log` kept in `cache_dir`, built on first use (as `cached_log`)."""
+    name = f"partition-{len(keys)}x{messages_per_key}-by-{per_batch}-{at_a_time}-at-a-time-{PAGE_SIZE}.db"
+    path = cache_dir / name
+    if path.exists():
+        return empty_log(path)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    building = Path(tempfile.mkdtemp(prefix="building-", dir=cache_dir))
+    try:
+        built = build_partition_log(building / name, keys, messages_per_key, per_batch, at_a_time)
         os.replace(built, path)
     finally:
         shutil.rmtree(building)

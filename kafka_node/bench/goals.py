@@ -46,11 +46,21 @@ FORWARD_ROUND_TRIP_MS = 0.3
 #: 5c's goal: messages between servers per operation, on two nodes.
 SERVER_MSGS_PER_OP = 1.5
 
-#: Replication (three nodes, three replicas): messages between servers per operation at most this,
-REPLICATED_SERVER_MSGS_PER_OP = 5.0
-#: ... and a send's p50 at most this many ms above the same run with one copy per key.
-REPLICATION_SEND_MS = 0.5
+#: Replication (three nodes, three replicas), the seed's workload: messages between servers per
+#: operation at most this (one message per other node per write carries every partition's batches,
+#: acknowledgements, requests sent on and their answers),
+REPLICATED_SERVER_MSGS_PER_OP = 2.0
+#: a send's p50 at 1,000 op/s at most this many times the same run with one copy per key,
+REPLICATED_SEND_OVER_ONE_COPY = 1.5
+#: ... and at 200 op/s (nothing queues) at most this many ms above it.
+REPLICATION_SEND_MS = 0.3
 #: Under partitions, at least this share of operations completes ok;
 PARTITION_OK_FRACTION = 0.99
 #: with a node killed about every 4 s and kept down 4 s, throughput at least this share of the calm run's.
 KILL_THROUGHPUT_OVER_CALM = 0.7
+#: A follower that lost its disk is refilled by its leader at least this many messages a second,
+CATCH_UP_PER_S = 100_000
+#: while the workload's send p99 stays within this factor of the calm run's.
+CATCH_UP_SEND_P99_OVER_CALM = 2.0
+#: After a failover, a restarted node leads its own partition again within this many seconds.
+REBALANCE_BACK_S = 5.0

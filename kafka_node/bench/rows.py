@@ -15,7 +15,8 @@ def table(outcome: Outcome) -> list[Row]:
     """Every row, in the table's order; a figure that was not measured shows as a dash."""
     figures = _Figures(outcome)
     return [*_seed_rows(figures), *_load_rows(figures), *_one_in_flight_rows(figures), *_cluster_rows(figures),
-            *_fault_rows(figures), *_runner_rows(figures)]
+            *_fault_rows(figures), *_runner_rows(figures), *_catch_up_rows(figures),
+            *_rebalance_rows(figures)]
 
 
 class _Figures:
@@ -186,11 +187,14 @@ def _cluster_rows(f: _Figures) -> list[Row]:
             unit="", measured=anomalies("ours-2-nodes-restarting"), baseline=None, baseline_is="",
             target=Target(on="measured", bound="<=", value=0, text="0 (valid)")),
     ]
-    one_copy = send_p50("ours-3-nodes-one-copy")
+    one_copy_200 = send_p50("ours-3-nodes-one-copy-200")
     rows += [
         Row(id="l", figure="3 nodes, 3 replicas: send p50", unit="ms", measured=send_p50("ours-3-nodes"),
-            baseline=one_copy, baseline_is="3 nodes, one copy per key",
-            target=_at_most(None if one_copy is None else one_copy + goals.REPLICATION_SEND_MS,
+            baseline=send_p50("ours-3-nodes-one-copy"), baseline_is="3 nodes, one copy per key",
+            target=_ratio("<=", goals.REPLICATED_SEND_OVER_ONE_COPY)),
+        Row(id="l", figure="3 nodes, 3 replicas, 200 op/s (nothing queues): send p50", unit="ms",
+            measured=send_p50("ours-3-nodes-200"), baseline=one_copy_200, baseline_is="3 nodes, one copy per key, 200 op/s",
+            target=_at_most(None if one_copy_200 is None else one_copy_200 + goals.REPLICATION_SEND_MS,
                             f"<= one copy + {goals.REPLICATION_SEND_MS:g} ms")),
         Row(id="l", figure="3 nodes, 3 replicas: messages between servers per op", unit="",
             measured=server_msgs("ours-3-nodes"), baseline=server_msgs("ours-3-nodes-one-copy"),
@@ -267,3 +271,39 @@ def _runner_rows(f: _Figures) -> list[Row]:
                 measured=measured.get("client_wait_mean_ms"), baseline=None, baseline_is="", target=_report()))
     return rows
 
+
+def _catch_up_rows(f: _Figures) -> list[Row]:
+    """u: a follower that lost its disk, its partition's leader holding 1 M messages: how fast it is
+    refilled while the seed's workload runs, when it is back in sync, and sends meanwhile against calm."""
+    run = f.outcome.catch_up
+    label = "3 replicas, a follower's disk lost, 1 M messages in its partition"
+    return [
+        Row(id="u", figure=f"{label}: messages/s of its catch-up", unit="/s", measured=run.get("rate_per_s"),
+            baseline=None, baseline_is="",
+            target=Target(on="measured", bound=">=", value=goals.CATCH_UP_PER_S, text=f">= {goals.CATCH_UP_PER_S:,} /s")),
+        Row(id="u", figure=f"{label}: from its start to its return to the in-sync set", unit="s",
+            measured=run.get("in_sync_s"), baseline=None, baseline_is="", target=_report()),
+        Row(id="u", figure=f"{label}: send p99 meanwhile", unit="ms", measured=run.get("send_p99_ms"),
+            baseline=run.get("calm_send_p99_ms"), baseline_is="calm run, the same seconds",
+            target=_ratio("<=", goals.CATCH_UP_SEND_P99_OVER_CALM)),
+    ]
+
+
+def _rebalance_rows(f: _Figures) -> list[Row]:
+    """v: one node killed at a time on 3 nodes (about every 4 s), each partition's preferred replica
+    taking its lead back, beside the same run with --leader-rebalance 0."""
+    on, off = f.outcome.rebalance.get("rebalance-on", {}), f.outcome.rebalance.get("rebalance-off", {})
+    label = "3 replicas, one node killed at a time"
+    return [
+        Row(id="v", figure=f"{label}: from a node's restart to its leading its own partition again, max", unit="s",
+            measured=on.get("back_max_s"), baseline=None, baseline_is="",
+            target=Target(on="measured", bound="<=", value=goals.REBALANCE_BACK_S, text=f"<= {goals.REBALANCE_BACK_S:g} s")),
+        Row(id="v", figure=f"{label}: partitions led by their preferred replica at the end", unit="",
+            measured=on.get("preferred_at_end"), baseline=off.get("preferred_at_end"),
+            baseline_is="--leader-rebalance 0", target=Target(on="measured", bound=">=", value=on.get("partitions"),
+                                                               text="all of them")),
+        Row(id="v", figure=f"{label}: send p50", unit="ms", measured=on.get("send_p50_ms"),
+            baseline=off.get("send_p50_ms"), baseline_is="--leader-rebalance 0", target=_report()),
+        Row(id="v", figure=f"{label}: messages between servers per op", unit="", measured=on.get("msgs_per_op"),
+            baseline=off.get("msgs_per_op"), baseline_is="--leader-rebalance 0", target=_report()),
+    ]

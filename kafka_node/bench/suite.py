@@ -22,7 +22,7 @@ import apsw
 import msgspec
 
 from kafka_node import __version__
-from kafka_node.bench import datasets, faults, fsync, overtaking
+from kafka_node.bench import catchup, datasets, faults, fsync, overtaking, rebalance
 from kafka_node.bench.child import NodeFailure
 from kafka_node.bench.load import LoadResult, LoadSpec, measure_startup, run_load
 from kafka_node.bench.report import Row, rows_as_data
@@ -46,13 +46,15 @@ RUNNER_CEILING_SECONDS = 5.0
 #: Messages per second of one pair whose overtaking is measured, and the mean latency drawn.
 OVERTAKING_RATES = (100.0, 500.0)
 OVERTAKING_MEAN_MS = 5
-#: Runs of the seed's workload on several of our nodes: name, node count, further runner flags.
-CLUSTER_RUNS: tuple[tuple[str, int, tuple[str, ...]], ...] = (
-    ("ours-2-nodes", 2, ("--replication-factor", "1")),  # 5b's figures: forwarding, one copy per key
-    ("ours-2-nodes-restarting", 2, ("--restart-every", "2")),
-    ("ours-3-nodes", 3, ()),
-    ("ours-3-nodes-one-copy", 3, ("--replication-factor", "1")),
-    ("ours-5-nodes", 5, ()),
+#: Runs of the seed's workload on several of our nodes: name, node count, further runner flags, rate.
+CLUSTER_RUNS: tuple[tuple[str, int, tuple[str, ...], float], ...] = (
+    ("ours-2-nodes", 2, ("--replication-factor", "1"), 1000.0),  # 5b's figures: forwarding, one copy per key
+    ("ours-2-nodes-restarting", 2, ("--restart-every", "2"), 1000.0),
+    ("ours-3-nodes", 3, (), 1000.0),
+    ("ours-3-nodes-one-copy", 3, ("--replication-factor", "1"), 1000.0),
+    ("ours-3-nodes-200", 3, (), 200.0),  # nothing queues: what three copies cost a lone send
+    ("ours-3-nodes-one-copy-200", 3, ("--replication-factor", "1"), 200.0),
+    ("ours-5-nodes", 5, (), 1000.0),
 )
 
 
@@ -94,6 +96,8 @@ class Outcome:
     seed: dict[str, Any] = field(default_factory=dict)  # runner perf by node
     cluster: dict[str, Any] = field(default_factory=dict)  # several nodes: run name -> perf, net, validity
     faults: dict[str, Any] = field(default_factory=dict)  # replication under faults: run name -> figures
+    catch_up: dict[str, Any] = field(default_factory=dict)  # a wiped follower refilled while serving
+    rebalance: dict[str, Any] = field(default_factory=dict)  # leads spread back after kills, and with that off
     runner: dict[str, Any] = field(default_factory=dict)  # the Maelstrom runner's ceiling and its delivery order
     starts_ms: dict[str, list[float]] = field(default_factory=dict)
     fsync_ms: list[float] = field(default_factory=list)  # p50s, measured at moments of the run
@@ -109,6 +113,8 @@ class Outcome:
             "seed": self.seed,
             "cluster": self.cluster,
             "faults": self.faults,
+            "catch_up": self.catch_up,
+            "rebalance": self.rebalance,
             "runner": self.runner,
             "starts_ms": self.starts_ms,
             "fsync_ms": self.fsync_ms,
@@ -142,7 +148,7 @@ class Outcome:
             f"SQLite {apsw.sqlite_lib_version()}. Loads b-e, g, i: {IN_FLIGHT} requests in flight, {s.warmup:g} s warm-up, "
             f"then {s.load_seconds:g} s measured; sends carry an 8-byte string; b-d and e are the median of "
             f"{s.rounds} round{'s' if s.rounds > 1 else ''}, the loads compared taking turns. "
-            f"Seed runs: {s.seed_time_limit:g} s at rate 1000."
+            f"Seed runs: {s.seed_time_limit:g} s at rate 1000; u's two runs {catchup.TIME_LIMIT:g} s each."
         )
         rounds = self.loads.get("durable", [])
         node_cpu = [r.node_cpu for r in rounds if r.node_cpu is not None]
@@ -334,16 +340,33 @@ class Suite:
             return data, (self.work / f"seed-{name}" / "latest").resolve() if data is not None else None
         self.outcome.faults = faults.measure(run_seed, progress, unexplained_anomalies)
 
+    def catch_up_workload(self) -> None:
+        """u: a follower that lost its disk refilled by its leader, 1 M messages, while the seed's
+        workload runs on 3 nodes, beside the calm run (`catchup`)."""
+        self.outcome.catch_up, failures = catchup.measure(self.settings.runner, self.settings.node, self.work,
+                                                          self.settings.cache_dir, progress, unexplained_anomalies)
+        for failure in failures:
+            self.fail(failure)
+
+    def rebalance_workload(self) -> None:
+        """v: one node killed at a time on 3 nodes, the preferred replica taking its lead back,
+        beside the same with --leader-rebalance 0 (`rebalance`)."""
+        def run_seed(name: str, flags: tuple[str, ...], node_flags: list[str]) -> tuple[dict[str, Any] | None, Path | None]:
+            data = self.seed_run(name, self.settings.node, ["--", "--db", "{node_id}.db", *node_flags],
+                                 rebalance.NODES, flags)
+            return data, (self.work / f"seed-{name}" / "latest").resolve() if data is not None else None
+        self.outcome.rebalance = rebalance.measure(run_seed, progress)
+
     def cluster_workload(self) -> None:
         """k, l: the seed's workload on several of our nodes (challenges 5b and 5c), each node
         on its own file, beside row a's run on one node."""
-        for name, count, runner_args in CLUSTER_RUNS:
+        for name, count, runner_args, rate in CLUSTER_RUNS:
             began = time.monotonic()
             node_args = ["--", "--db", "{node_id}.db"]
             if "--replication-factor" in runner_args:  # a flag of the node's, not the runner's
                 node_args += list(runner_args)
                 runner_args = ()
-            data = self.seed_run(name, self.settings.node, node_args, count, runner_args)
+            data = self.seed_run(name, self.settings.node, node_args, count, runner_args, rate)
             if data is not None:
                 self.outcome.cluster[name] = {"perf": data.get("perf"), "net": data.get("net"),
                                               "valid": data.get("valid"), "anomaly_types": data.get("anomaly_types"),
@@ -380,7 +403,8 @@ def run(settings: Settings) -> Outcome:
     with tempfile.TemporaryDirectory(prefix="kafka-bench-") as work:
         suite = Suite(settings, Path(work))
         for part in (suite.fsync, suite.saturation, suite.one_in_flight, suite.wide_poll, suite.big_log, suite.fsync,
-                     suite.seed_workload, suite.runner_workload, suite.cluster_workload, suite.fault_workload):
+                     suite.seed_workload, suite.runner_workload, suite.cluster_workload, suite.fault_workload,
+                     suite.catch_up_workload, suite.rebalance_workload):
             try:
                 part()
             except Exception as error:  # one broken part must not hide the others' figures

@@ -3,6 +3,7 @@ against our node and the trivial node with zero errors, and catches every kind o
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -12,10 +13,11 @@ import apsw
 import msgspec
 import pytest
 
-from kafka_node.bench import datasets, fsync, overtaking, rows, suite
+from kafka_node.bench import catchup, datasets, fsync, overtaking, rows, suite
 from kafka_node.bench.report import TABLE_END, TABLE_START, Row, Target, markdown_table, table_figures, with_table
 from kafka_node.bench.trivial_node import TrivialNode
 from kafka_node.bench.workload import parse_mix
+from kafka_node.storage import Storage
 
 from support.scripts import BROKEN_NODES, PROJECT_ROOT, installed_script
 
@@ -178,6 +180,70 @@ def test_cached_log_is_built_once_and_reused(tmp_path):
         assert conn.execute("SELECT count(*) FROM messages").get == 12
         assert conn.execute("SELECT count(*) FROM log_keys WHERE key = 'marker'").get == 1
     assert [p.name for p in tmp_path.iterdir() if p.suffix == ".db"] == [first.name]
+
+
+def test_a_partition_log_is_one_leaders_batches_over_keys_of_its_partition_written_a_few_at_a_time(tmp_path):
+    keys = catchup.partition_keys(20)
+    assert all(catchup.partition_of(key, 3) == 0 for key in keys) and len(set(keys)) == 20
+    lead = datasets.build_partition_log(tmp_path / "lead.db", keys, 5, per_batch=4, at_a_time=10)
+    copy = datasets.replica_copy(lead, tmp_path / "copy.db")
+    with apsw.Connection(str(lead), flags=apsw.SQLITE_OPEN_READONLY) as conn:
+        batches = conn.execute("SELECT seq, count(*), min(part), max(part), min(epoch), max(epoch) FROM messages "
+                               "GROUP BY seq ORDER BY seq").fetchall()
+        assert batches == [(seq, 4, 0, 0, 1, 1) for seq in range(1, 26)]  # dense from 1, four messages each
+        first_ten = sorted(keys)[:10]
+        assert {key for (key,) in conn.execute("SELECT key FROM messages WHERE seq <= 12")} == set(first_ten)
+        assert conn.execute("SELECT count(DISTINCT key), min(log_offset), max(log_offset) FROM messages").fetchall() == [
+            (20, 0, 4)]
+        assert dict(conn.execute("SELECT key, next_offset FROM log_keys")) == dict.fromkeys(keys, 5)
+        rows_of = "SELECT key, log_offset, msg, part, seq, epoch FROM messages ORDER BY key, log_offset"
+        lead_rows, lead_id = conn.execute(rows_of).fetchall(), conn.execute("SELECT file_id FROM file_identity").get
+    with apsw.Connection(str(copy), flags=apsw.SQLITE_OPEN_READONLY) as conn:
+        assert conn.execute(rows_of).fetchall() == lead_rows
+        assert conn.execute("SELECT file_id FROM file_identity").get != lead_id  # another replica's file
+    storage = Storage.open(str(lead))
+    try:
+        assert storage.replica.epoch_ranges(0) == ([(1, 1)], 25)  # as a replica reads its own log
+    finally:
+        storage.close()
+
+
+@pytest.mark.parametrize(("fill", "rate"), [
+    ([(0.0, 0), (1.0, 10), (2.0, 30), (3.0, 100)], 200),  # between the samples that saw it partly filled
+    ([(0.0, 0), (0.5, 0), (1.0, 100)], 2000),  # filled between two samples: at least this fast
+    ([(0.0, 0), (1.0, 50)], None),  # never seen full
+    ([], None),
+])
+def test_the_catch_up_rate_is_read_off_the_followers_file_as_it_fills(fill, rate):
+    assert catchup.fill_rate(fill, last=100, per_batch=10) == rate
+
+
+def test_a_catch_up_runs_figures_come_from_the_runners_log_the_nodes_logs_and_the_history(tmp_path):
+    (tmp_path / "node-logs").mkdir()
+    (tmp_path / "jepsen.log").write_text(
+        "2026-12-07 03:40:22,761 INFO test: {}\n"
+        "2026-12-07 03:40:23,000 INFO n2 started (pid 12) and answered init\n"
+        "2026-12-07 03:40:23,254 INFO phase main at 0.500 s\n"
+        "2026-12-07 03:40:37,754 INFO phase recovery at 15.000 s\n")
+    (tmp_path / "node-logs" / "n0.log").write_text(
+        "2026-12-07 03:40:22,900 INFO kafka_node.replication: partition 0: lin-kv set leader=n0 epoch=2 isr=n0 elr=n1,n2 "
+        "version=1\n"
+        "2026-12-07 03:40:23,100 INFO kafka_node.replication: partition 1: lin-kv set leader=n0 epoch=2 isr=n0,n1,n2 "
+        "elr= version=4\n"
+        "2026-12-07 03:40:31,000 INFO kafka_node.replication: partition 0: lin-kv set leader=n0 epoch=2 isr=n0,n1,n2 "
+        "elr= version=4\n")
+    ops = [(1, "invoke", 0.2), (1, "ok", 0.21),  # before n2 started (0.246 s)
+           (2, "invoke", 1.0), (2, "ok", 1.004), (3, "invoke", 2.0), (3, "fail", 2.5), (4, "invoke", 8.0), (4, "ok", 8.03),
+           (5, "invoke", 8.3), (5, "ok", 8.301)]  # after it was back in sync (8.246 s)
+    (tmp_path / "history.jsonl").write_text("".join(
+        json.dumps({"time": int(at * 1e9), "process": process, "type": kind, "f": "send",
+                    "value": {"key": "k", "msg": 1}}) + "\n" for process, kind, at in ops))
+    origin, main_end = catchup.phases(tmp_path)
+    start = catchup.started(tmp_path, "n2")
+    assert (round(start - origin, 3), round(main_end - origin, 3)) == (0.246, 15.0)
+    assert round(catchup.back_in_sync(tmp_path, "n2") - start, 3) == 8.0
+    assert [round(ms, 3) for ms in sorted(catchup.send_latencies(tmp_path, start - origin, start - origin + 8))] == [
+        0.004, 0.03]
 
 
 def test_the_performance_table_has_the_rows_the_suite_measures(tmp_path):
