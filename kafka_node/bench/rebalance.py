@@ -15,7 +15,9 @@ from typing import Any
 from kafka_node.maelstrom.figures import quantile
 
 #: The runner's flags: one node killed at a time, about every 4 s, so that leads move and come back.
-KILLS = ("--nemesis", "kill", "--nemesis-targets", "one", "--nemesis-interval", "4")
+#: The recovery pause outlasts the wait before a restarted node takes its lead back, so that the
+#: last restart's is seen too.
+KILLS = ("--nemesis", "kill", "--nemesis-targets", "one", "--nemesis-interval", "4", "--recovery-time", "5")
 NODES = 3
 
 _STAMP = r"(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3})"
@@ -40,7 +42,8 @@ class Leads:
     def as_data(self) -> dict[str, Any]:
         taken = [s for s in self.back_after if s is not None]
         return {**asdict(self), "back_p50_s": quantile(taken, 0.5) if taken else None,
-                "back_max_s": max(taken) if taken else None, "never_back": self.back_after.count(None)}
+                "back_max_s": max(taken) if taken and None not in self.back_after else None,
+                "never_back": self.back_after.count(None)}
 
 
 def read(run_dir: Path, node_ids: list[str]) -> Leads:

@@ -42,3 +42,4 @@ def test_a_lead_never_taken_back_counts_as_never_and_as_not_preferred_at_the_end
                "n2": []})
     data = rebalance.read(tmp_path, ["n0", "n1", "n2"]).as_data()
     assert (data["back_after"], data["never_back"], data["preferred_at_end"]) == ([None], 1, 0)
+    assert data["back_max_s"] is None, "a node never back is no maximum: the row shows a miss"
