@@ -175,7 +175,7 @@ def fill_rate(fill: list[tuple[float, int]], last: int, per_batch: int) -> float
     return round((last_seq - first) * per_batch / (last_at - first_at)) if last_at > first_at else None
 
 
-def _wall(line: str) -> float:
+def wall(line: str) -> float:
     """The time of a log line that starts with logging's default asctime (local, to the millisecond)."""
     return datetime.strptime(line[:23], "%Y-%m-%d %H:%M:%S,%f").timestamp()
 
@@ -186,9 +186,9 @@ def phases(run_dir: Path) -> tuple[float, float]:
     at: dict[str, tuple[float, float]] = {}
     for line in (run_dir / "jepsen.log").read_text(errors="replace").splitlines():
         if match := PHASE_LINE.search(line):
-            at[match.group(1)] = (_wall(line), float(match.group(2)))
-    wall, since = at["main"]
-    origin = wall - since
+            at[match.group(1)] = (wall(line), float(match.group(2)))
+    main_at, since = at["main"]
+    origin = main_at - since
     return origin, origin + at.get("recovery", at["main"])[1]
 
 
@@ -196,7 +196,7 @@ def started(run_dir: Path, node_id: str) -> float:
     """When the node answered init (its first start)."""
     for line in (run_dir / "jepsen.log").read_text(errors="replace").splitlines():
         if f" {node_id} started (pid " in line:
-            return _wall(line)
+            return wall(line)
     raise ValueError(f"{run_dir}: {node_id} never started")
 
 
@@ -204,7 +204,7 @@ def back_in_sync(run_dir: Path, node_id: str) -> float | None:
     """When lin-kv first listed the node in partition 0's in-sync set (as whichever node made that
     change logs it), after its start; None if it never did."""
     since = started(run_dir, node_id)
-    times = [_wall(line) for log in sorted((run_dir / "node-logs").glob("*.log"))
+    times = [wall(line) for log in sorted((run_dir / "node-logs").glob("*.log"))
              for line in log.read_text(errors="replace").splitlines()
              if (match := IN_SYNC_LINE.search(line)) and node_id in match.group(1).split(",")]
     return min((at for at in times if at >= since), default=None)

@@ -62,5 +62,9 @@ KILL_THROUGHPUT_OVER_CALM = 0.7
 CATCH_UP_PER_S = 100_000
 #: while the workload's send p99 stays within this factor of the calm run's.
 CATCH_UP_SEND_P99_OVER_CALM = 2.0
+#: A follower restarted behind by the same messages is back in sync, and sent, within this factor
+#: of the time and bytes it takes in a partition of a hundredth of the keys: what it costs grows
+#: with the keys that changed, not with all keys.
+SCALE_OVER_FEW_KEYS = 1.5
 #: After a failover, a restarted node leads its own partition again within this many seconds.
 REBALANCE_BACK_S = 5.0

@@ -16,7 +16,7 @@ def table(outcome: Outcome) -> list[Row]:
     figures = _Figures(outcome)
     return [*_seed_rows(figures), *_load_rows(figures), *_one_in_flight_rows(figures), *_cluster_rows(figures),
             *_fault_rows(figures), *_runner_rows(figures), *_catch_up_rows(figures),
-            *_rebalance_rows(figures)]
+            *_rebalance_rows(figures), *_scale_rows(figures)]
 
 
 class _Figures:
@@ -306,4 +306,22 @@ def _rebalance_rows(f: _Figures) -> list[Row]:
             baseline=off.get("send_p50_ms"), baseline_is="--leader-rebalance 0", target=_report()),
         Row(id="v", figure=f"{label}: messages between servers per op", unit="", measured=on.get("msgs_per_op"),
             baseline=off.get("msgs_per_op"), baseline_is="--leader-rebalance 0", target=_report()),
+    ]
+
+
+def _scale_rows(f: _Figures) -> list[Row]:
+    """w: a follower restarted lacking the same 1,000 messages (and their commits), in a partition of
+    100,000 keys, every one with a committed offset, beside the same in a partition of 1,000."""
+    many, few = f.outcome.scale.get("keys", {}), f.outcome.scale.get("baseline", {})
+    label = "3 replicas, a follower restarted 1,000 messages behind, 100,000 keys in its partition"
+    baseline_is = "the same, 1,000 keys"
+    return [
+        Row(id="w", figure=f"{label}: from its start to its return to the in-sync set", unit="s",
+            measured=many.get("in_sync_s"), baseline=few.get("in_sync_s"), baseline_is=baseline_is,
+            target=_ratio("<=", goals.SCALE_OVER_FEW_KEYS)),
+        Row(id="w", figure=f"{label}: bytes of replicate messages its leader sent it until then", unit="B",
+            measured=many.get("bytes_to_it"), baseline=few.get("bytes_to_it"), baseline_is=baseline_is,
+            target=_ratio("<=", goals.SCALE_OVER_FEW_KEYS)),
+        Row(id="w", figure=f"{label}: the largest of them", unit="B", measured=many.get("largest_message"),
+            baseline=few.get("largest_message"), baseline_is=baseline_is, target=_report()),
     ]

@@ -22,7 +22,7 @@ import apsw
 import msgspec
 
 from kafka_node import __version__
-from kafka_node.bench import catchup, datasets, faults, fsync, overtaking, rebalance
+from kafka_node.bench import catchup, datasets, faults, fsync, overtaking, rebalance, scale
 from kafka_node.bench.child import NodeFailure
 from kafka_node.bench.load import LoadResult, LoadSpec, measure_startup, run_load
 from kafka_node.bench.report import Row, rows_as_data
@@ -98,6 +98,7 @@ class Outcome:
     faults: dict[str, Any] = field(default_factory=dict)  # replication under faults: run name -> figures
     catch_up: dict[str, Any] = field(default_factory=dict)  # a wiped follower refilled while serving
     rebalance: dict[str, Any] = field(default_factory=dict)  # leads spread back after kills, and with that off
+    scale: dict[str, Any] = field(default_factory=dict)  # a restarted follower brought back among 100,000 keys and 1,000
     runner: dict[str, Any] = field(default_factory=dict)  # the Maelstrom runner's ceiling and its delivery order
     starts_ms: dict[str, list[float]] = field(default_factory=dict)
     fsync_ms: list[float] = field(default_factory=list)  # p50s, measured at moments of the run
@@ -115,6 +116,7 @@ class Outcome:
             "faults": self.faults,
             "catch_up": self.catch_up,
             "rebalance": self.rebalance,
+            "scale": self.scale,
             "runner": self.runner,
             "starts_ms": self.starts_ms,
             "fsync_ms": self.fsync_ms,
@@ -148,7 +150,8 @@ class Outcome:
             f"SQLite {apsw.sqlite_lib_version()}. Loads b-e, g, i: {IN_FLIGHT} requests in flight, {s.warmup:g} s warm-up, "
             f"then {s.load_seconds:g} s measured; sends carry an 8-byte string; b-d and e are the median of "
             f"{s.rounds} round{'s' if s.rounds > 1 else ''}, the loads compared taking turns. "
-            f"Seed runs: {s.seed_time_limit:g} s at rate 1000; u's two runs {catchup.TIME_LIMIT:g} s each."
+            f"Seed runs: {s.seed_time_limit:g} s at rate 1000; u's two runs {catchup.TIME_LIMIT:g} s each, "
+            f"w's {scale.TIME_LIMIT:g} s."
         )
         rounds = self.loads.get("durable", [])
         node_cpu = [r.node_cpu for r in rounds if r.node_cpu is not None]
@@ -348,6 +351,14 @@ class Suite:
         for failure in failures:
             self.fail(failure)
 
+    def scale_workload(self) -> None:
+        """w: a follower restarted behind by 1,000 messages, in a partition of 100,000 keys and
+        of 1,000 (`scale`)."""
+        self.outcome.scale, failures = scale.measure(self.settings.runner, self.settings.node, self.work,
+                                                     self.settings.cache_dir, progress, unexplained_anomalies)
+        for failure in failures:
+            self.fail(failure)
+
     def rebalance_workload(self) -> None:
         """v: one node killed at a time on 3 nodes, the preferred replica taking its lead back,
         beside the same with --leader-rebalance 0 (`rebalance`)."""
@@ -404,7 +415,7 @@ def run(settings: Settings) -> Outcome:
         suite = Suite(settings, Path(work))
         for part in (suite.fsync, suite.saturation, suite.one_in_flight, suite.wide_poll, suite.big_log, suite.fsync,
                      suite.seed_workload, suite.runner_workload, suite.cluster_workload, suite.fault_workload,
-                     suite.catch_up_workload, suite.rebalance_workload):
+                     suite.catch_up_workload, suite.rebalance_workload, suite.scale_workload):
             try:
                 part()
             except Exception as error:  # one broken part must not hide the others' figures

@@ -13,7 +13,7 @@ import apsw
 import msgspec
 import pytest
 
-from kafka_node.bench import catchup, datasets, fsync, overtaking, rows, suite
+from kafka_node.bench import catchup, datasets, fsync, overtaking, rows, scale, suite
 from kafka_node.bench.report import TABLE_END, TABLE_START, Row, Target, markdown_table, table_figures, with_table
 from kafka_node.bench.trivial_node import TrivialNode
 from kafka_node.bench.workload import parse_mix
@@ -244,6 +244,47 @@ def test_a_catch_up_runs_figures_come_from_the_runners_log_the_nodes_logs_and_th
     assert round(catchup.back_in_sync(tmp_path, "n2") - start, 3) == 8.0
     assert [round(ms, 3) for ms in sorted(catchup.send_latencies(tmp_path, start - origin, start - origin + 8))] == [
         0.004, 0.03]
+
+
+def test_a_restarted_followers_file_lacks_the_partitions_last_messages_and_their_commits(tmp_path):
+    keys = catchup.partition_keys(20)
+    lead = scale.commit_every_key(datasets.build_partition_log(tmp_path / "lead.db", keys, 5, per_batch=1, at_a_time=10))
+    behind = scale.behind_copy(lead, tmp_path / "behind.db", 30)  # the last 30 of the 50 messages of keys 10-19
+    with apsw.Connection(str(behind), flags=apsw.SQLITE_OPEN_READONLY) as conn:
+        assert conn.execute("SELECT count(*), max(seq) FROM messages").fetchall() == [(70, 70)]
+        kept = dict(conn.execute("SELECT key, next_offset FROM log_keys"))
+        committed = dict(conn.execute("SELECT key, committed_offset FROM log_keys"))
+    first, last = sorted(keys)[:10], sorted(keys)[10:]
+    assert kept == {**dict.fromkeys(first, 5), **dict.fromkeys(last, 2)}
+    assert committed == {**dict.fromkeys(first, 4), **dict.fromkeys(last, 1)}
+    storage = Storage.open(str(behind))
+    try:
+        assert storage.replica.epoch_ranges(0) == ([(1, 1)], 70)  # as the follower reads its log on restart
+    finally:
+        storage.close()
+
+
+def test_a_scale_runs_figures_count_the_replicate_messages_of_the_partition_from_its_leader(tmp_path):
+    (tmp_path / "node-logs").mkdir()
+    def send(at: str, src: str, dest: str, body: dict[str, Any]) -> str:
+        return f"2026-12-07 06:41:{at} INFO :send " + json.dumps({"id": 1, "src": src, "dest": dest, "body": body},
+                                                                  separators=(",", ":")) + "\n"
+    probe = {"type": "replicate", "epoch": 2, "covers": 1, "part": 0, "commits": {"k": 4}}
+    part_of_1 = {"type": "replicate", "epoch": 2, "covers": 1, "part": 1}
+    (tmp_path / "jepsen.log").write_text(
+        send("57,600", "n0", "n2", {"type": "bundle", "msgs": [{"type": "leadership", "part": 0}, probe]})
+        + "2026-12-07 06:41:57,700 INFO n2 started (pid 12) and answered init\n"
+        + send("57,800", "n0", "n2", {**probe, "covers": 2})
+        + send("57,850", "n0", "n2", part_of_1)  # another partition's
+        + send("57,860", "n1", "n2", probe)  # another node's
+        + send("57,870", "n0", "n2", {"type": "poll_ok", "msgs": {"k": [[0, 1]]}})  # a poll's reply
+        + send("58,300", "n0", "n2", {**probe, "covers": 3}))  # after it was back in sync
+    (tmp_path / "node-logs" / "n0.log").write_text(
+        "2026-12-07 06:41:58,200 INFO kafka_node.replication: partition 0: lin-kv set leader=n0 epoch=2 isr=n0,n1,n2 "
+        "elr= version=4\n")
+    size = len(json.dumps(probe, separators=(",", ":")))
+    assert scale.figures(tmp_path) == {"in_sync_s": 0.5, "bytes_to_it": 2 * size, "messages_to_it": 2,
+                                       "largest_message": size}
 
 
 def test_the_performance_table_has_the_rows_the_suite_measures(tmp_path):
