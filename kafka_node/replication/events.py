@@ -50,11 +50,14 @@ PersistOp = Append | TruncateAfter | MergeCommitted
 @dataclass(frozen=True, eq=False)
 class KvCall:
     """A read of the partition's state (`to` is None), or a compare-and-set from `from_` (None:
-    the key does not exist yet) to `to`. Compared by identity: each call is one request."""
+    the key does not exist yet) to `to`. Compared by identity: each call is one request. An
+    `optional` read is one nothing waits for: any other call takes its place, and unanswered it
+    is not read again at once, nor taken as lin-kv out of reach."""
 
     pid: int
     from_: PartitionState | None = None
     to: PartitionState | None = None
+    optional: bool = False
 
     @property
     def is_cas(self) -> bool:

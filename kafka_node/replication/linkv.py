@@ -36,23 +36,33 @@ class LinKv:
 
     @property
     def idle(self) -> bool:
-        return self.call is None and self.uncertain is None
+        return self._free and self.uncertain is None
 
-    def read(self, out: list[KvCall]) -> None:
-        if self.call is None:
-            self.call = KvCall(self.pid)
+    @property
+    def calling(self) -> bool:
+        """Whether a call is in flight that something waits for (not an optional read)."""
+        return not self._free
+
+    @property
+    def _free(self) -> bool:
+        """No call in flight but an optional read, which any other call replaces."""
+        return self.call is None or self.call.optional
+
+    def read(self, out: list[KvCall], optional: bool = False) -> None:
+        if self._free and not (optional and self.call is not None):
+            self.call = KvCall(self.pid, optional=optional)
             out.append(self.call)
 
     def cas(self, to: PartitionState, out: list[KvCall]) -> None:
         """Ask to change the newest state known into `to` (if no call is in flight)."""
-        if self.call is None:
+        if self._free:
             self.call = KvCall(self.pid, self.known, to)
             out.append(self.call)
 
-    def read_if_due(self, now: float, every: float, out: list[KvCall]) -> None:
+    def read_if_due(self, now: float, every: float, out: list[KvCall], optional: bool = False) -> None:
         if self.call is None and now >= self.reread_at:
             self.reread_at = now + every
-            self.read(out)
+            self.read(out, optional)
 
     def learn(self, state: PartitionState) -> bool:
         """Take `state` if it is newer than every one seen; whether it was."""
@@ -106,6 +116,8 @@ class LinKv:
         if call is not self.call:
             return False
         self.call = None
+        if call.optional:
+            return True  # nothing waited for it: the next is read when due
         self.expiries += 1
         if call.is_cas:
             self.uncertain = call

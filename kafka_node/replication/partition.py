@@ -172,6 +172,8 @@ class PartitionMachine:
                 if change is not None:
                     lead.proposal = change
                     self.lin.cas(change, self._ready.kv)
+                else:
+                    self._confirm_lead(now)
             self._high_watermark(now)
             return
         if not self.lin.idle:
@@ -198,6 +200,11 @@ class PartitionMachine:
             self.lin.read_if_due(now, timing.reread, self._ready.kv)
 
     # --- lin-kv -----------------------------------------------------------------------------------
+
+    def _confirm_lead(self, now: float) -> None:
+        """A leader asks lin-kv now and then whether it still names it: a compare-and-set of another
+        replica's former incarnation, applied after that one restarted, names a leader no one is."""
+        self.lin.read_if_due(now, self.timing.reread, self._ready.kv, optional=True)
 
     def _ask_to_lead(self, to: PartitionState) -> None:
         self.proposed_epochs.add(to.epoch)
@@ -236,7 +243,7 @@ class PartitionMachine:
         state = self.known
         self._rebalance.saw(state, now)
         if state is None:
-            if self.lin.missing and self.lin.call is None and self.role is Role.STARTING:
+            if self.lin.missing and not self.lin.calling and self.role is Role.STARTING:
                 if self.me == self.replicas[0]:  # the partition's first leader creates its state
                     self._ask_to_lead(membership.created(self.me, self.file, self.epochs.last[1] + 1, self.replicas))
                 else:
@@ -258,14 +265,14 @@ class PartitionMachine:
                     if self.lead.proposal is not None and state.version >= self.lead.proposal.version:
                         self.lead.proposal = None
                     self._high_watermark(now)
-            elif self.lin.call is None:  # led by a former incarnation (or a call of one, applied late)
+            elif not self.lin.calling:  # led by a former incarnation (or a call of one, applied late)
                 logger.info("partition %d: lin-kv names this node leader of epoch %d; leading the next", self.pid,
                             state.epoch)
                 if self.lead is not None:
                     self._become(Role.FOLLOWER, now)
                 self._ask_to_lead(membership.resumed(state, self.me))
             return
-        if self.lead is not None or self.role is Role.STARTING or (self.role is Role.CANDIDATE and self.lin.call is None):
+        if self.lead is not None or self.role is Role.STARTING or (self.role is Role.CANDIDATE and not self.lin.calling):
             self._become(Role.FOLLOWER, now, state.leader, state.epoch)
         elif self.follower.follow(state.leader, state.epoch, now):
             self._ready.led = (state.leader, state.epoch)

@@ -35,8 +35,9 @@ class Timing:
     resend: float = 0.5
     #: A partition's state is read again this long after lin-kv could not say it.
     kv_retry: float = 0.25
-    #: A partition this node holds no replica of: its state is read again this often, in case
-    #: the news of a change to it was lost on the way.
+    #: A partition's state is read again this often by its leader, by its preferred replica out of
+    #: the in-sync set, and by a node holding no replica of it: news of a change may be lost on the
+    #: way, and a compare-and-set may be applied after the replica that sent it restarted.
     reread: float = 2.0
     #: A call to lin-kv unanswered for this long has an unknown outcome (it is read again).
     kv_timeout: float = 1.0

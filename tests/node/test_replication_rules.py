@@ -228,6 +228,36 @@ def test_s5_a_partition_is_led_again_once_faults_stop_while_a_live_replica_holds
         f"partition 0 refuses sends with every fault over; lin-kv: {leadership_of(replicas, 0)}; reply: {reply}")
 
 
+def test_s5_an_election_lin_kv_applies_after_its_sender_restarted_does_not_leave_the_partition_to_no_one(replicas):
+    """S5, the lead named in lin-kv: n0, leader of partition 0, pauses; n1 and n2 ask to lead, and
+    their compare-and-sets are slow on the way. Both restart and follow n0, awake again. Then
+    lin-kv applies one of those calls: it names leader a former incarnation that no one is, and
+    the replica answering in its place has forgotten the call. Once n0 asks lin-kv whether it
+    still leads, every replica learns the new epoch and one of them leads the next."""
+    key = replicas.key_in(0)
+    assert replicas.ask("n1", {"type": "send", "key": key, "msg": 0})["offset"] == 0
+    epoch = leadership_of(replicas, 0)[1]
+    replicas.delay(lambda src, dest, body: dest == "lin-kv" and body["type"] == "cas"
+                   and body["key"] == KV_KEY.format(0) and body["to"]["leader"] in ("n1", "n2"))
+    replicas.pause("n0")
+    replicas.settle(ELECTION + 0.5)  # n1 and n2 ask to lead; the calls wait on the way
+    for node in ("n1", "n2"):
+        replicas.kill(node)
+        replicas.restart(node)
+    replicas.resume("n0")
+    replicas.settle(LAG)
+    assert leadership_of(replicas, 0)[:2] == ("n0", epoch)
+    replicas.deliver_delayed()  # lin-kv applies the first call, and answers an incarnation that is gone
+    replicas.settle()
+    named, named_epoch, _ = leadership_of(replicas, 0)
+    assert named in ("n1", "n2") and named_epoch == epoch + 1
+    replicas.settle(TIMING.reread + 2 * ELECTION + KV_TIMEOUT)
+    leader, led_epoch, _ = leadership_of(replicas, 0)
+    assert led_epoch > named_epoch, f"lin-kv still names the forgotten epoch {named_epoch}, led by {leader}"
+    reply = replicas.ask("n2", {"type": "send", "key": key, "msg": 1}, LEADER_WAIT + REPLICATION)
+    assert reply is not None and (reply["type"], reply.get("offset")) == ("send_ok", 1), reply
+
+
 def test_s6_a_restarted_node_never_leads_an_epoch_older_than_the_lin_kv_state_it_was_told(replicas):
     """S6: every lin-kv state is ordered by version, whatever brings it. n0, leader of partition 0
     in epoch 1, restarts; lin-kv answers its start-up read at once, but the reply is slow. n1 and

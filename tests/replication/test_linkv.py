@@ -249,3 +249,18 @@ def test_the_state_is_read_again_only_when_due_and_then_not_before_the_next_peri
     assert len(out) == 1
     kv.read_if_due(2.0, 2.0, out)
     assert len(out) == 2 and kv.call is out[1]
+
+
+def test_an_optional_read_gives_way_to_any_other_call_and_unanswered_is_not_lin_kv_out_of_reach():
+    kv, out = lin(V1)
+    kv.read_if_due(0.0, 2.0, out, optional=True)
+    assert len(out) == 1 and out[0].optional and kv.idle and not kv.calling
+    kv.read(out, optional=True)
+    assert len(out) == 1, "an optional read does not replace another"
+    expired(kv, out)
+    assert (len(out), kv.call, kv.expiries) == (1, None, 0), "no read again at once, and not counted"
+    kv.read_if_due(2.0, 2.0, out, optional=True)
+    kv.cas(V2, out)
+    assert len(out) == 3 and kv.call is out[2] and kv.calling
+    assert answered(kv, out, V1, call=out[1]) is Heard.NOTHING  # the read it replaced, answered late
+    assert applied(kv, out) is Heard.APPLIED and kv.known is V2

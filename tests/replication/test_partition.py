@@ -300,11 +300,23 @@ def test_a_leader_stops_leading_once_two_calls_to_lin_kv_in_a_row_go_unanswered(
     assert 3 not in m.proposed_epochs  # never to lead epoch 3 again, whatever lin-kv says of it
 
 
+def test_a_leader_asks_lin_kv_whether_it_still_leads_and_follows_the_leader_named_there():
+    m = leader()
+    m.step(Tick(1.0, 1.0))
+    assert reads(m.ready()) == 1
+    assert m.known is not None
+    elected = state("n1", 4, ["n1", "n2"], m.known.version + 1)  # an election applied after its sender restarted
+    ready = kv(m, elected, now=1.01)
+    assert (ready.deposed, m.role, m.lead, m.leader()) == (True, Role.FOLLOWER, None, "n1")
+
+
 def test_a_leaders_change_of_the_in_sync_set_is_asked_of_lin_kv_and_taken_once_applied():
     m = leader()
     led = m.known
     assert led is not None and m.lead is not None
-    m.step(Tick(1.0, 1.0))  # heartbeats to both
+    m.step(Tick(1.0, 1.0))  # heartbeats to both, and the leader asks lin-kv whether it still leads
+    assert reads(m.ready()) == 1
+    kv(m, led, now=1.01)  # it does
     m.step(ack("n1", 3, 1.0, 1.05))  # n2 never answers its heartbeat
     m.ready()
     m.step(Tick(1.6, 1.6))

@@ -216,7 +216,7 @@ def unknown_outcome_read_once() -> Iterator[None]:
     tick = PartitionMachine._tick
 
     def ticking(machine: PartitionMachine, event: Any) -> None:
-        if machine.lin.uncertain is not None and machine.lin.call is None:
+        if machine.lin.uncertain is not None and not machine.lin.calling:
             machine.lin.reread_at = float("inf")
         tick(machine, event)
 
@@ -248,6 +248,14 @@ def preferred_trusts_its_news() -> Iterator[None]:
         yield
 
 
+@contextlib.contextmanager
+def leader_trusts_its_news() -> Iterator[None]:
+    """A leader never asks lin-kv whether it still leads: an election applied after the replica
+    that asked restarted names a leader no one is, and the partition keeps the old one's epoch."""
+    with _patched(PartitionMachine, "_confirm_lead", lambda self, now: None):
+        yield
+
+
 #: Every switch, by name: each puts back one rule the fixes replaced.
 SWITCHES: dict[str, Callable[[], contextlib.AbstractContextManager[None]]] = {
     "S1-given-up-readable": given_up_readable,
@@ -266,6 +274,7 @@ SWITCHES: dict[str, Callable[[], contextlib.AbstractContextManager[None]]] = {
     "unknown-outcome-read-once": unknown_outcome_read_once,
     "preferred-never-takes-back": preferred_never_takes_back,
     "preferred-trusts-its-news": preferred_trusts_its_news,
+    "leader-trusts-its-news": leader_trusts_its_news,
 }
 
 #: Switches whose fault shows only on a calm network (none changes a leader or an in-sync set).
