@@ -37,7 +37,7 @@ CAUGHT_BY = {
     "restarted-leader-keeps-its-epoch": 0,
     "acknowledged-before-durable": 0,
     "unknown-outcome-read-once": 16,
-    "preferred-never-takes-back": 0,
+    "preferred-never-takes-back": 2,
     "preferred-trusts-its-news": 67,
     "leader-trusts-its-news": 8441,
 }

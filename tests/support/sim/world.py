@@ -465,9 +465,12 @@ class World:
             settling = self.now - self._changed_at.get(pid, 0.0) < self.timing.lag + self.timing.resend + self.timing.kv_timeout
             if sorted(state.isr) != sorted(self.placement.replicas(pid)) and not settling:
                 raise Violation(f"partition {pid}'s replicas are not all back in sync after the faults ended: {state}")
-            # The preferred replica, in sync, takes its lead back `rebalance` after it last saw the set change.
+            # The preferred replica, in sync, takes its lead back `rebalance` after it learns of it: at
+            # once, or, the news lost (drops go on after the faults end), at its next read of lin-kv;
+            # then its compare-and-set, lost too perhaps, and read again; then the former leader's lease.
             preferred = self.placement.replicas(pid)[0]
-            taking_back = self.now - self._changed_at.get(pid, 0.0) < (self.timing.rebalance + self.timing.kv_timeout
+            taking_back = self.now - self._changed_at.get(pid, 0.0) < (self.timing.reread + self.timing.rebalance
+                                                                        + 2 * self.timing.kv_timeout
                                                                         + self.timing.lease + self.timing.tick)
             if state.leader != preferred and preferred in state.isr and not taking_back:
                 raise Violation(f"partition {pid} is not led by its preferred replica {preferred}, in sync since "
