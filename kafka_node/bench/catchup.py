@@ -97,18 +97,23 @@ def measure(runner: str, node: str, work: Path, cache_dir: Path, progress: Calla
 def _run(runner: str, node: str, directory: Path, sample: bool) -> Run:
     """The seed's workload on 3 nodes, each on its file in `directory`; with `sample`, the wiped
     follower's file is read every SAMPLE_EVERY s until it holds the leader's whole log."""
-    store = directory / "store"
-    command = [runner, "--bin", node, "--node-count", "3", "--concurrency", "2n", "--time-limit", f"{TIME_LIMIT:g}",
-               "--rate", "1000", "--recovery-time", "1", "--store", str(store), "--", "--db",
-               str(directory / "{node_id}.db")]
     with open(directory / "runner.out", "wb") as out:
-        child = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, cwd=directory)
+        child = subprocess.Popen(seed_command(runner, node, directory, TIME_LIMIT), stdout=out,
+                                 stderr=subprocess.STDOUT, cwd=directory)
         fill = _fill(child, directory / f"{WIPED}.db") if sample else []
         child.wait()
-    results = store / "latest" / "results.json"
+    results = directory / "store" / "latest" / "results.json"
     if not results.exists():
         return Run(None, None, fill)
     return Run(json.loads(results.read_text()), results.parent.resolve(), fill)
+
+
+def seed_command(runner: str, node: str, directory: Path, time_limit: float, *flags: str) -> list[str]:
+    """The runner's command for the seed's workload on 3 nodes for `time_limit` s (1 s of recovery),
+    each node on its file in `directory`, the run stored in `directory`/store; `flags` added."""
+    return [runner, "--bin", node, "--node-count", "3", "--concurrency", "2n", "--time-limit", f"{time_limit:g}",
+            "--rate", "1000", "--recovery-time", "1", *flags, "--store", str(directory / "store"), "--", "--db",
+            str(directory / "{node_id}.db")]
 
 
 def _fill(child: subprocess.Popen, path: Path) -> list[tuple[float, int]]:

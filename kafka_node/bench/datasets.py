@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import apsw
@@ -122,30 +123,28 @@ def cached_log(cache_dir: Path, keys: int, messages_per_key: int) -> Path:
     was built is applied to it, not timed at each start of the node.
     """
     path = cache_dir / f"log-{keys}x{messages_per_key}-{PAGE_SIZE}.db"  # rebuilt when the page size changes
-    if path.exists():
-        return empty_log(path)
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    building = Path(tempfile.mkdtemp(prefix="building-", dir=cache_dir))
-    try:
-        built = build_log(building / path.name, keys, messages_per_key)
-        os.replace(built, path)
-    finally:
-        shutil.rmtree(building)
-    return path
+    return cached(path, lambda target: build_log(target, keys, messages_per_key))
 
 
 def cached_partition_log(cache_dir: Path, keys: list[str], messages_per_key: int, per_batch: int,
                          at_a_time: int) -> Path:
     """The leader's log of `build_partition_log` kept in `cache_dir`, built on first use (as `cached_log`)."""
     name = f"partition-{len(keys)}x{messages_per_key}-by-{per_batch}-{at_a_time}-at-a-time-{PAGE_SIZE}.db"
-    path = cache_dir / name
+    return cached(cache_dir / name, lambda target: build_partition_log(target, keys, messages_per_key, per_batch,
+                                                                     at_a_time))
+
+
+def cached(path: Path, build: Callable[[Path], Path]) -> Path:
+    """The file at `path`, built on first use by `build` (given where to build it, beside `path`,
+    and moved there once whole, so that an interrupted build leaves nothing behind). A cached file
+    is opened by the storage layer each time, so that a schema migration added since it was built
+    is applied here, not timed at a node's start."""
     if path.exists():
         return empty_log(path)
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    building = Path(tempfile.mkdtemp(prefix="building-", dir=cache_dir))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    building = Path(tempfile.mkdtemp(prefix="building-", dir=path.parent))
     try:
-        built = build_partition_log(building / name, keys, messages_per_key, per_batch, at_a_time)
-        os.replace(built, path)
+        os.replace(build(building / path.name), path)
     finally:
         shutil.rmtree(building)
     return path

@@ -58,12 +58,10 @@ def behind_copy(source: Path, target: Path, behind: int) -> Path:
 def committed_log(cache_dir: Path, keys: int) -> Path:
     """The leader's log of `keys` keys of partition 0 (PER_KEY messages each, written as the
     seed's workload writes), every key's offset committed to its last message; cached."""
-    path = cache_dir / f"committed-{keys}x{PER_KEY}.db"
-    if path.exists():
-        return datasets.empty_log(path)  # the schema brought up to date, as every cached log
-    source = datasets.cached_partition_log(cache_dir, catchup.partition_keys(keys), PER_KEY, 1, catchup.AT_A_TIME)
-    os.replace(commit_every_key(datasets.replica_copy(source, path.with_suffix(".building"))), path)
-    return path
+    def build(target: Path) -> Path:
+        source = datasets.cached_partition_log(cache_dir, catchup.partition_keys(keys), PER_KEY, 1, catchup.AT_A_TIME)
+        return commit_every_key(datasets.replica_copy(source, target))
+    return datasets.cached(cache_dir / f"committed-{keys}x{PER_KEY}.db", build)
 
 
 def commit_every_key(path: Path) -> Path:
@@ -112,13 +110,10 @@ def measure(runner: str, node: str, work: Path, cache_dir: Path, progress: Calla
 
 def _run(runner: str, node: str, directory: Path) -> tuple[dict[str, Any] | None, Path | None]:
     """The seed's workload on 3 nodes, each on its file in `directory`, every message logged."""
-    store = directory / "store"
-    command = [runner, "--bin", node, "--node-count", "3", "--concurrency", "2n", "--time-limit", f"{TIME_LIMIT:g}",
-               "--rate", "1000", "--recovery-time", "1", "--log-net-send", "--store", str(store), "--", "--db",
-               str(directory / "{node_id}.db")]
+    command = catchup.seed_command(runner, node, directory, TIME_LIMIT, "--log-net-send")
     with open(directory / "runner.out", "wb") as out:
         subprocess.run(command, stdout=out, stderr=subprocess.STDOUT, cwd=directory, check=False)
-    results = store / "latest" / "results.json"
+    results = directory / "store" / "latest" / "results.json"
     if not results.exists():
         return None, None
     return json.loads(results.read_text()), results.parent.resolve()
